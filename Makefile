@@ -1,0 +1,48 @@
+# The two commands of a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test lint format venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## make run: migrate, bootstrap, then web + worker + beat (+ embedded redis) in the foreground.
+run: venv
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py bootstrap
+	@echo ""
+	@echo "  ETRMS is starting on http://$(HOST):$(PORT)/"
+	@echo "    admin console:  http://$(HOST):$(PORT)/admin/   (login 'admin', password printed above)"
+	@echo "    API docs:       http://$(HOST):$(PORT)/api/docs/"
+	@echo "    API token:      curl -X POST http://$(HOST):$(PORT)/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"username\":\"admin\",\"password\":\"...\"}'"
+	@echo "    WebSocket:      ws://$(HOST):$(PORT)/api/v1/ws?token=<access token>"
+	@echo "  Ctrl-C stops everything."
+	@echo ""
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start --no-prefix -f Procfile $$($(BIN)/python -m etrms.processes)
+
+## make test: the whole suite (uses DATABASE_URL / REDIS_URL when set, the embedded defaults otherwise).
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var

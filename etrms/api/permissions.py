@@ -1,0 +1,42 @@
+"""Reusable DRF permissions: trader (any authenticated user) and risk officer, and
+object ownership where another user's object is a 404, never a 403."""
+
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from accounts.roles import is_risk_officer
+
+
+class IsRiskOfficer(BasePermission):
+    message = "This action is reserved to risk officers."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_risk_officer(request.user))
+
+
+class ReadAnyWriteRiskOfficer(BasePermission):
+    """Traders read (bots need to know the rules); only risk officers write."""
+
+    message = IsRiskOfficer.message
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        return request.method in SAFE_METHODS or is_risk_officer(request.user)
+
+
+class IsOwnerOrRiskOfficer(BasePermission):
+    """Object-level: the owner (`owner_field`, default `user_id`) or a risk officer.
+
+    Anyone else gets a 404 so the object's existence is not confirmed.
+    """
+
+    owner_field = "user_id"
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if is_risk_officer(request.user):
+            return True
+        owner = getattr(obj, getattr(view, "owner_field", self.owner_field))
+        if str(owner) != str(request.user.pk):
+            raise NotFound()
+        return True

@@ -1,0 +1,15 @@
+"""Prints the Procfile processes `make run` starts: the embedded Redis only when no
+REDIS_URL is set."""
+
+import os
+
+
+def processes() -> list[str]:
+    names = ["web", "worker", "beat"]
+    if "REDIS_URL" not in os.environ:
+        names.insert(0, "redis")
+    return names
+
+
+if __name__ == "__main__":
+    print(" ".join(processes()))

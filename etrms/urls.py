@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from etrms import health
+from etrms.api.views import MeApi, TokenObtainApi, TokenRefreshApi
+
+api_v1 = [
+    path("auth/token", TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/refresh", TokenRefreshApi.as_view(), name="token-refresh"),
+    path("auth/me", MeApi.as_view(), name="me"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+handler400 = "etrms.api.errors.bad_request"
+handler403 = "etrms.api.errors.permission_denied"
+handler404 = "etrms.api.errors.page_not_found"
+handler500 = "etrms.api.errors.server_error"
