@@ -166,3 +166,15 @@ def trader_client(api_client_for, trader):
 @pytest.fixture
 def officer_client(api_client_for, officer):
     return api_client_for(officer)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit buckets live in Redis across processes; each test starts with none."""
+    yield
+    from etrms.redis_client import platform_redis
+
+    client = platform_redis()
+    keys = list(client.scan_iter(match="ratelimit:*", count=1000))
+    if keys:
+        client.unlink(*keys)

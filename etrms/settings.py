@@ -7,6 +7,7 @@ real Redis. Production is ``DEBUG`` off with ``ALLOWED_HOSTS`` set: there the se
 must come from the environment and the process refuses to start without them.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from etrms.redis_urls import RedisLocation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("ETRMS_VAR_DIR", default=str(BASE_DIR / "var")))
+# A test run (pytest sets PYTEST_VERSION, and its worker processes inherit it) keeps its
+# SQLite file, Redis socket and dev secrets apart from a `make run` beside it.
+VAR_DIR = Path(
+    environ.Env().str(
+        "ETRMS_VAR_DIR", default=str(BASE_DIR / "var" / ("test" if "PYTEST_VERSION" in os.environ else ""))
+    )
+)
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
@@ -196,7 +203,7 @@ RATE_LIMITS = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["etrms.api.auth.StatelessJWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["etrms.api.throttles.ScopedRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -241,6 +248,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

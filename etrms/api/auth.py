@@ -7,7 +7,6 @@ live `JWT_ACCESS_MINUTES`, 15 by default); refresh re-reads the user.
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -27,10 +26,6 @@ class ClaimsUser(TokenUser):
     @property
     def is_staff(self) -> bool:
         return bool(self.token.get("officer", False))
-
-
-class StatelessJWTAuthentication(JWTStatelessUserAuthentication):
-    www_authenticate_realm = "api"
 
 
 def _with_claims(token, user):

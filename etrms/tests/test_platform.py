@@ -1,0 +1,168 @@
+"""Health, OpenAPI and docs, rate limits across clients, the Celery round trip, the
+WebSocket token rule and bootstrap."""
+
+import io
+
+import pytest
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
+from django.urls import path
+
+from conftest import access_token_for
+from etrms import embedded_redis
+from etrms.ws_auth import JWTQueryAuthMiddleware
+
+
+# --- health ---------------------------------------------------------------------------
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_ok(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_names_a_stopped_redis(client, settings, tmp_path):
+    socket = tmp_path / "r.sock"
+    server = embedded_redis.start(socket)
+    settings.REDIS_PLATFORM_URL = f"unix://{socket}?db=0"
+    assert client.get("/readyz").status_code == 200
+    server.terminate()
+    server.wait(timeout=10)
+
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert "redis" in body["message"]
+    assert body["data"]["checks"]["database"] == "ok"
+    assert body["data"]["checks"]["redis"].startswith("down")
+
+
+# --- OpenAPI and Swagger, offline -------------------------------------------------------
+@pytest.mark.django_db
+def test_schema_renders(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/auth/token" in schema["paths"]
+
+
+@pytest.mark.django_db
+def test_swagger_ui_is_served_from_local_assets(client):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn" not in html.lower() and "https://" not in html
+    asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert asset in html
+    response = client.get(asset)
+    assert response.status_code == 200
+
+
+# --- rate limits live in Redis, shared by every client of a user -----------------------
+@pytest.mark.django_db
+def test_rate_limit_holds_across_two_sessions_of_one_user(api_client_for, trader, settings):
+    settings.RATE_LIMITS = dict(settings.RATE_LIMITS, default="4/min")
+    first, second = api_client_for(trader), api_client_for(trader)
+    assert [first.get("/api/v1/auth/me").status_code for _ in range(2)] == [200, 200]
+    assert [second.get("/api/v1/auth/me").status_code for _ in range(2)] == [200, 200]
+    assert first.get("/api/v1/auth/me").status_code == 429
+    assert second.get("/api/v1/auth/me").status_code == 429
+
+
+@pytest.mark.django_db
+def test_rate_limits_are_per_user(api_client_for, make_user, settings):
+    settings.RATE_LIMITS = dict(settings.RATE_LIMITS, default="1/min")
+    one, two = api_client_for(make_user()), api_client_for(make_user())
+    assert one.get("/api/v1/auth/me").status_code == 200
+    assert one.get("/api/v1/auth/me").status_code == 429
+    assert two.get("/api/v1/auth/me").status_code == 200
+
+
+def test_sliding_window_weighs_the_previous_window():
+    from etrms.api.throttles import RateLimiter
+
+    limiter = RateLimiter("unit-sliding", "10/min")
+    ident = f"unit-{id(limiter)}"
+    start = 600_000 * 60.0
+    for _ in range(10):
+        assert limiter.hit(ident, now=start + 50) is None
+    assert limiter.hit(ident, now=start + 50) is not None
+    # 30 s into the next window the previous ten still weigh 5: five more fit, not six.
+    allowed = [limiter.hit(ident, now=start + 90) is None for _ in range(6)]
+    assert allowed == [True] * 5 + [False]
+
+
+# --- Celery through the real broker and a real worker process --------------------------
+@pytest.mark.django_db(transaction=True)
+def test_celery_round_trip(celery_worker):
+    from etrms.celery import noop
+
+    assert noop.apply_async(args=[{"n": 1}], queue="critical").get(timeout=30) == {"n": 1}
+    assert noop.apply_async(args=["low"], queue="low").get(timeout=30) == "low"
+
+
+# --- WebSocket token rule ---------------------------------------------------------------
+class EchoConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+        await self.send_json({"user": self.scope["user"].username})
+
+
+ws_app = JWTQueryAuthMiddleware(URLRouter([path("api/v1/ws/echo", EchoConsumer.as_asgi())]))
+
+
+@pytest.mark.django_db
+async def test_websocket_accepted_with_a_good_token(trader):
+    from asgiref.sync import sync_to_async
+
+    token = await sync_to_async(access_token_for)(trader)
+    communicator = WebsocketCommunicator(ws_app, f"/api/v1/ws/echo?token={token}")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_json_from() == {"user": trader.username}
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=garbage", "?other=1"])
+async def test_websocket_refused_without_a_good_token(query):
+    communicator = WebsocketCommunicator(ws_app, f"/api/v1/ws/echo{query}")
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+# --- bootstrap ---------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_bootstrap_is_idempotent_and_prints_the_password_once():
+    from django.contrib.auth import authenticate, get_user_model
+    from django.contrib.auth.models import Group
+
+    first, second = io.StringIO(), io.StringIO()
+    call_command("bootstrap", stdout=first)
+    call_command("bootstrap", stdout=second)
+    password = first.getvalue().split("password: ")[1].split()[0]
+    assert authenticate(username="admin", password=password) is not None
+    assert "password:" not in second.getvalue()
+    assert get_user_model().objects.filter(username="admin").count() == 1
+    assert Group.objects.filter(name="risk_officer").exists()
+
+
+def test_make_run_starts_embedded_redis_only_without_redis_url(monkeypatch):
+    from etrms.processes import processes
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert processes() == ["redis", "web", "worker", "beat"]
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert processes() == ["web", "worker", "beat"]
