@@ -123,11 +123,14 @@ class EchoConsumer(AsyncJsonWebsocketConsumer):
 ws_app = JWTQueryAuthMiddleware(URLRouter([path("api/v1/ws/echo", EchoConsumer.as_asgi())]))
 
 
-@pytest.mark.django_db
-async def test_websocket_accepted_with_a_good_token(trader):
-    from asgiref.sync import sync_to_async
+@pytest.fixture
+def trader_token(trader):
+    return access_token_for(trader)
 
-    token = await sync_to_async(access_token_for)(trader)
+
+@pytest.mark.django_db
+async def test_websocket_accepted_with_a_good_token(trader, trader_token):
+    token = trader_token
     communicator = WebsocketCommunicator(ws_app, f"/api/v1/ws/echo?token={token}")
     connected, _ = await communicator.connect()
     assert connected
