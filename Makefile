@@ -30,7 +30,7 @@ run: venv
 	@echo "    WebSocket:      ws://$(HOST):$(PORT)/api/v1/ws?token=<access token>"
 	@echo "  Ctrl-C stops everything."
 	@echo ""
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start --no-prefix -f Procfile $$($(BIN)/python -m etrms.processes)
+	ETRMS_HOST=$(HOST) ETRMS_PORT=$(PORT) $(BIN)/honcho start --no-prefix -f Procfile $$($(BIN)/python -m etrms.processes)
 
 ## make test: the whole suite (uses DATABASE_URL / REDIS_URL when set, the embedded defaults otherwise).
 test: venv

@@ -8,7 +8,7 @@ non-empty list), and prefetch 1 keeps a worker from hoarding low-priority tasks.
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etrms.settings")
 
@@ -17,7 +17,7 @@ PRIORITY_QUEUES = ("critical", "high", "normal", "low")
 app = Celery("etrms")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=[Queue(name) for name in PRIORITY_QUEUES],
+    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in PRIORITY_QUEUES],
     task_default_queue="normal",
     task_acks_late=True,
     task_reject_on_worker_lost=True,
