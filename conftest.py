@@ -47,8 +47,17 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
 
+    # Fast clocks for tests: short backoff, quick heartbeat expiry, frequent supervisor ticks.
+    ENV = {
+        "JOB_RETRY_BASE_SECONDS": "0.05",
+        "JOB_WORKER_HEARTBEAT_SECONDS": "2",
+        "JOB_SUPERVISOR_INTERVAL_SECONDS": "0.1",
+        "JOB_HARD_TIMEOUT_GRACE_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
     def start(self) -> "WorkerProcess":
-        env = dict(os.environ, DATABASE_URL=self.database_url, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, DATABASE_URL=self.database_url, **self.ENV)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -75,6 +84,10 @@ class WorkerProcess:
         )
         return self
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -90,6 +103,20 @@ def worker_database_url(django_db_setup, django_db_blocker) -> str:
     from django.db import connection
 
     return _database_url(connection.settings_dict)
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ app.conf.update(
     enable_utc=True,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"queue_order_strategy": "priority"},
-    beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+    beat_scheduler="jobs.beat:Scheduler",
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
 )

@@ -174,6 +174,19 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS.celery_url(REDIS_DB_BROKER))
 CELERY_RESULT_BACKEND = REDIS.celery_url(REDIS_DB_RESULTS)
 
+# --- Jobs (SPEC §9) --------------------------------------------------------------------
+# Retry backoff: base * 2**(retry-1), times a jitter in [0.5, 1.5), capped.
+JOB_RETRY_BASE_SECONDS = env.float("JOB_RETRY_BASE_SECONDS", default=2.0)
+JOB_RETRY_MAX_SECONDS = env.float("JOB_RETRY_MAX_SECONDS", default=300.0)
+# A worker's heartbeat lives this long in Redis; a job on a worker without one is re-run.
+JOB_WORKER_HEARTBEAT_SECONDS = env.float("JOB_WORKER_HEARTBEAT_SECONDS", default=15.0)
+# How often each worker's supervisor publishes due jobs and reaps lost ones.
+JOB_SUPERVISOR_INTERVAL_SECONDS = env.float("JOB_SUPERVISOR_INTERVAL_SECONDS", default=0.5)
+# Past its soft limit a job gets this long before the hard limit kills it.
+JOB_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOB_HARD_TIMEOUT_GRACE_SECONDS", default=5)
+JOB_DEFAULT_TIMEOUT_SECONDS = 300
+JOB_DEFAULT_MAX_RETRIES = 3
+
 # --- Auth -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,20 @@
+"""The broker's own Redis, for queue depths and for noticing that it lost its data."""
+
+from functools import cache
+
+from etrms.celery import PRIORITY_QUEUES, app
+
+
+@cache
+def broker_redis():
+    """The redis-py client kombu uses for the broker (TCP or unix socket alike)."""
+    connection = app.connection_for_write()
+    return connection.default_channel.client
+
+
+def broker_depths() -> dict[str, int]:
+    """Messages waiting in each priority queue of the broker."""
+    pipe = broker_redis().pipeline(transaction=False)
+    for queue in PRIORITY_QUEUES:
+        pipe.llen(queue)
+    return dict(zip(PRIORITY_QUEUES, pipe.execute(), strict=True))
