@@ -84,6 +84,114 @@ class DeadLetterOutput(serializers.ModelSerializer):
         fields = ["id", "name", "status", "error", "retry_count", "max_retries", "created_at", "completed_at"]
 
 
+def _job_status(name: str):
+    return inline_serializer(name, {"job_id": serializers.UUIDField(), "status": serializers.CharField()})
+
+
+def _job_page(name: str, item):
+    return inline_serializer(name, {"count": serializers.IntegerField(), "jobs": item(many=True)})
+
+
+class ByPriority(serializers.Serializer):
+    critical = serializers.IntegerField()
+    high = serializers.IntegerField()
+    normal = serializers.IntegerField()
+    low = serializers.IntegerField()
+
+
+class QueueStatsOutput(serializers.Serializer):
+    total_pending = serializers.IntegerField()
+    pending = ByPriority()
+    scheduled = serializers.IntegerField()
+    retrying = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    dead_letter = serializers.IntegerField()
+    broker = ByPriority(help_text="Messages waiting in each broker queue.")
+
+
+WORKER_STATUSES = ["processing", "idle", "offline"]
+
+
+class WorkerOutput(serializers.Serializer):
+    worker_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=WORKER_STATUSES)
+    jobs_processed = serializers.IntegerField()
+    jobs_succeeded = serializers.IntegerField()
+    jobs_failed = serializers.IntegerField()
+    success_rate = serializers.FloatField(help_text="percent")
+    average_processing_time = serializers.FloatField(help_text="seconds")
+
+
+class PerWorkerOutput(WorkerOutput):
+    alive = serializers.BooleanField()
+    processing = serializers.IntegerField()
+
+
+class WorkerStatsOutput(WorkerOutput):
+    workers_alive = serializers.IntegerField()
+    per_worker = PerWorkerOutput(many=True)
+
+
+class SchedulerStatsOutput(serializers.Serializer):
+    total_tasks = serializers.IntegerField()
+    enabled_tasks = serializers.IntegerField()
+    disabled_tasks = serializers.IntegerField()
+    due_tasks = serializers.IntegerField()
+
+
+class StatsOutput(serializers.Serializer):
+    running = serializers.BooleanField()
+    timestamp = serializers.DateTimeField()
+    queue = QueueStatsOutput()
+    scheduler = SchedulerStatsOutput()
+    workers = WorkerStatsOutput()
+
+
+class HealthOutput(serializers.Serializer):
+    running = serializers.BooleanField()
+    timestamp = serializers.DateTimeField()
+    scheduler = inline_serializer(
+        "HealthScheduler", {"enabled": serializers.BooleanField(), "running": serializers.BooleanField()}
+    )
+    workers = inline_serializer(
+        "HealthWorkers",
+        {"mode": serializers.CharField(), "running": serializers.BooleanField(), "count": serializers.IntegerField()},
+    )
+    queue = inline_serializer(
+        "HealthQueue",
+        {
+            "pending": ByPriority(),
+            "scheduled": serializers.IntegerField(),
+            "processing": serializers.IntegerField(),
+            "dead_letter": serializers.IntegerField(),
+        },
+    )
+
+
+class ScheduledTaskOutput(serializers.Serializer):
+    name = serializers.CharField()
+    job_name = serializers.CharField()
+    schedule_type = serializers.ChoiceField(choices=SCHEDULE_TYPES)
+    interval_seconds = serializers.IntegerField(allow_null=True)
+    cron = serializers.CharField(allow_null=True)
+    timezone = serializers.CharField()
+    run_at = serializers.DateTimeField(allow_null=True)
+    args = serializers.JSONField()
+    priority = serializers.CharField()
+    enabled = serializers.BooleanField()
+    last_run = serializers.DateTimeField(allow_null=True)
+    next_run = serializers.DateTimeField(allow_null=True)
+    run_count = serializers.IntegerField()
+
+
+class HandlerOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    default_priority = serializers.CharField()
+    officer_only = serializers.BooleanField()
+    args = serializers.JSONField(help_text="{argument: {type, required, description}}")
+
+
 def _with_owner(request, data: dict, job: Job) -> dict:
     if is_risk_officer(request.user):
         data["user_id"] = str(job.user_id) if job.user_id else None
@@ -124,7 +232,7 @@ def _datetime(value):
 
 # --- enqueue and one job -----------------------------------------------------------------
 class EnqueueApi(JobsApi):
-    class InputSerializer(serializers.Serializer):
+    class EnqueueInput(serializers.Serializer):
         name = serializers.CharField(max_length=64)
         args = serializers.JSONField(required=False, default=dict)
         priority = serializers.ChoiceField(choices=JobPriority.choices, required=False)
@@ -133,12 +241,9 @@ class EnqueueApi(JobsApi):
         delay_seconds = serializers.FloatField(min_value=0, max_value=30 * 86400, required=False)
         eta = serializers.DateTimeField(required=False)
 
-    @extend_schema(
-        request=InputSerializer,
-        responses=inline_serializer("Enqueued", {"job_id": serializers.UUIDField(), "status": serializers.CharField()}),
-    )
+    @extend_schema(request=EnqueueInput, responses=_job_status("Enqueued"))
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.EnqueueInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = job_enqueue(user=request.user, **data.validated_data)
         return bare({"job_id": str(job.id), "status": "scheduled" if job.run_at else "enqueued"})
@@ -181,6 +286,7 @@ class JobCancelApi(JobsApi):
 
 
 class PendingApi(JobsApi):
+    @extend_schema(responses=_job_page("PendingJobs", PendingJobOutput))
     def get(self, request):
         limit, offset = limit_offset(request, default_limit=100)
         queryset = selectors.jobs_pending(
@@ -191,6 +297,7 @@ class PendingApi(JobsApi):
 
 
 class HandlersApi(JobsApi):
+    @extend_schema(responses=inline_serializer("Handlers", {"handlers": HandlerOutput(many=True)}))
     def get(self, request):
         return bare(
             {
@@ -210,21 +317,25 @@ class HandlersApi(JobsApi):
 
 # --- stats and health ---------------------------------------------------------------------
 class StatsApi(JobsApi):
+    @extend_schema(responses=StatsOutput)
     def get(self, request):
         return bare(selectors.job_stats())
 
 
 class QueueStatsApi(JobsApi):
+    @extend_schema(responses=QueueStatsOutput)
     def get(self, request):
         return bare(selectors.queue_stats())
 
 
 class WorkerStatsApi(JobsApi):
+    @extend_schema(responses=WorkerStatsOutput)
     def get(self, request):
         return bare(selectors.worker_stats())
 
 
 class SchedulerStatsApi(JobsApi):
+    @extend_schema(responses=SchedulerStatsOutput)
     def get(self, request):
         return bare(selectors.scheduler_stats())
 
@@ -235,6 +346,7 @@ class HealthApi(JobsApi):
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: HealthOutput, 503: HealthOutput})
     def get(self, request):
         health = selectors.job_health()
         return bare(health, status=status.HTTP_200_OK if health["running"] else status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -244,6 +356,7 @@ class HealthApi(JobsApi):
 class ScheduledListApi(JobsApi):
     permission_classes = [ReadAnyWriteRiskOfficer]
 
+    @extend_schema(responses=inline_serializer("ScheduledTasks", {"tasks": ScheduledTaskOutput(many=True)}))
     def get(self, request):
         return bare({"tasks": [scheduled_task_output(task) for task in scheduled_tasks()]})
 
@@ -251,7 +364,7 @@ class ScheduledListApi(JobsApi):
 class ScheduledRegisterApi(JobsApi):
     permission_classes = [IsRiskOfficer]
 
-    class InputSerializer(serializers.Serializer):
+    class ScheduledTaskInput(serializers.Serializer):
         name = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,150}$", max_length=150)
         job_name = serializers.CharField(max_length=64)
         schedule_type = serializers.ChoiceField(choices=SCHEDULE_TYPES)
@@ -283,9 +396,9 @@ class ScheduledRegisterApi(JobsApi):
             attrs["args"] = job_args_validate(name=attrs["job_name"], args=attrs["args"], field="job_name")
             return attrs
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=ScheduledTaskInput, responses=ScheduledTaskOutput)
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.ScheduledTaskInput(data=request.data)
         data.is_valid(raise_exception=True)
         definition = dict(data.validated_data)
         definition["tz"] = definition.pop("timezone")
@@ -297,6 +410,7 @@ class ScheduledRegisterApi(JobsApi):
 class ScheduledItemApi(JobsApi):
     permission_classes = [IsRiskOfficer]
 
+    @extend_schema(responses={204: None})
     def delete(self, request, task_name):
         scheduled_task_delete(name=task_name)
         return bare(None, status=status.HTTP_204_NO_CONTENT)
@@ -306,6 +420,7 @@ class ScheduledEnableApi(JobsApi):
     permission_classes = [IsRiskOfficer]
     enabled = True
 
+    @extend_schema(request=None, responses=ScheduledTaskOutput)
     def post(self, request, task_name):
         return bare(scheduled_task_output(scheduled_task_set_enabled(name=task_name, enabled=self.enabled)))
 
@@ -317,6 +432,17 @@ class ScheduledDisableApi(ScheduledEnableApi):
 class ScheduledRunApi(JobsApi):
     permission_classes = [IsRiskOfficer]
 
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "ScheduledRun",
+            {
+                "task_name": serializers.CharField(),
+                "job_id": serializers.UUIDField(),
+                "status": serializers.CharField(),
+            },
+        ),
+    )
     def post(self, request, task_name):
         job = scheduled_task_run_now(name=task_name)
         return bare({"task_name": task_name, "job_id": str(job.id), "status": "triggered"})
@@ -326,12 +452,14 @@ class ScheduledRunApi(JobsApi):
 class DeadLetterApi(JobsApi):
     permission_classes = [ReadAnyWriteRiskOfficer]
 
+    @extend_schema(responses=_job_page("DeadLetterJobs", DeadLetterOutput))
     def get(self, request):
         limit, offset = limit_offset(request, default_limit=100)
         queryset = selectors.jobs_dead_lettered(user=request.user, user_id=_user_id_filter(request))
         jobs = page(queryset, limit=limit, offset=offset)
         return bare({"count": queryset.count(), "jobs": _job_list(request, jobs, DeadLetterOutput)})
 
+    @extend_schema(responses=inline_serializer("Cleared", {"cleared": serializers.IntegerField()}))
     def delete(self, request):
         return bare({"cleared": dlq_clear(user_id=_user_id_filter(request))})
 
@@ -339,6 +467,7 @@ class DeadLetterApi(JobsApi):
 class DeadLetterRetryApi(JobsApi):
     permission_classes = [IsRiskOfficer]
 
+    @extend_schema(request=None, responses=_job_status("Requeued"))
     def post(self, request, job_id):
         job = dlq_retry(job_id=job_id)
         return bare({"job_id": str(job.id), "status": "requeued"})
