@@ -1,0 +1,63 @@
+"""What every risk and config view shares: throttle scopes, paging and the `user_id`
+rule for lists (an officer may filter by anyone; a trader only by themselves)."""
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.views import APIView
+
+from accounts.roles import is_risk_officer
+from etrms.api.permissions import ReadAnyWriteRiskOfficer
+
+PAGE_CAP = 1000
+
+
+class RiskApi(APIView):
+    """Phase 4 risk endpoints and `/risk/circuit-breakers*`: the `risk` rate limit."""
+
+    throttle_scope = "risk"
+
+
+class ConfigApi(APIView):
+    """`/config/*`: the `config` rate limit; traders read, risk officers write."""
+
+    throttle_scope = "config"
+    permission_classes = [ReadAnyWriteRiskOfficer]
+
+
+class PageQuery(serializers.Serializer):
+    """`limit` (1.., capped at PAGE_CAP) and `offset` (0..)."""
+
+    limit = serializers.IntegerField(required=False, min_value=1)
+    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    user_id = serializers.UUIDField(required=False)
+
+    default_limit = PAGE_CAP
+
+
+def query_validate(serializer_class, request) -> dict:
+    """Validate query parameters (each given once); errors are 400s."""
+    raw = {}
+    for key in serializer_class().fields:
+        values = request.query_params.getlist(key)
+        if len(values) > 1:
+            raise ValidationError({key: ["Give this parameter once."]})
+        if values:
+            raw[key] = values[0]
+    serializer = serializer_class(data=raw)
+    serializer.is_valid(raise_exception=True)
+    data = dict(serializer.validated_data)
+    data["limit"] = min(data.get("limit") or serializer_class.default_limit, PAGE_CAP)
+    return data
+
+
+def user_filter(request, requested):
+    """The `?user_id=` filter: officers any user, traders only themselves (else 404)."""
+    if requested is None:
+        return None
+    if not is_risk_officer(request.user) and str(requested) != str(request.user.pk):
+        raise NotFound("User not found.")
+    return requested
+
+
+def page(queryset, *, limit: int, offset: int):
+    return queryset[offset : offset + limit]

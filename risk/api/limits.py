@@ -1,0 +1,120 @@
+"""Phase 4 risk limits: `/risk/limits` (list, create) and `/risk/limits/{id}` (get,
+put, patch, delete). Bare objects, decimal strings."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+
+from accounts.roles import is_risk_officer
+from etrms.api.responses import bare
+from risk.api.common import PageQuery, RiskApi, page, query_validate, user_filter
+from risk.api.outputs import LIMIT_FIELDS, limit_out
+from risk.models import MONEY, LimitType
+from risk.selectors import limit_get, limit_list
+from risk.services.limits import limit_create, limit_delete, limit_update
+from risk.validators import symbol_normalize
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true/false only (and JSON booleans): `"maybe"` or `"2"` is a 400."""
+
+    TRUE_VALUES = {True, "true", "True", "TRUE", "1"}
+    FALSE_VALUES = {False, "false", "False", "FALSE", "0"}
+
+
+class LimitInput(serializers.Serializer):
+    symbol = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    limit_type = serializers.ChoiceField(choices=LimitType.choices)
+    threshold_value = serializers.DecimalField(**MONEY)
+    warning_value = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    enabled = StrictBooleanField(required=False, default=True)
+
+
+class LimitCreateInput(LimitInput):
+    user_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class LimitListQuery(PageQuery):
+    symbol = serializers.CharField(required=False, max_length=32)
+    limit_type = serializers.ChoiceField(choices=LimitType.choices, required=False)
+    enabled = StrictBooleanField(required=False, allow_null=True, default=None)
+
+    def validate_symbol(self, value):
+        return symbol_normalize(value)
+
+
+def _reject_unknown(data, allowed) -> None:
+    if hasattr(data, "keys"):
+        unknown = sorted(set(data.keys()) - set(allowed))
+        if unknown:
+            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+
+
+class LimitListCreateApi(RiskApi):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("limit_type", str, enum=LimitType.values),
+            OpenApiParameter("enabled", bool),
+            OpenApiParameter("user_id", str, description="Risk officers: one user's limits."),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        description="The caller's risk limits (a risk officer: everyone's, with `user_id`), newest first.",
+    )
+    def get(self, request):
+        query = query_validate(LimitListQuery, request)
+        officer = is_risk_officer(request.user)
+        queryset = limit_list(
+            viewer=request.user,
+            user_id=user_filter(request, query.get("user_id")),
+            symbol=query.get("symbol"),
+            limit_type=query.get("limit_type"),
+            enabled=query.get("enabled"),
+        )
+        rows = page(queryset.values(*LIMIT_FIELDS), limit=query["limit"], offset=query["offset"])
+        return bare(
+            {
+                "limits": [limit_out(row, with_user=officer) for row in rows],
+                "count": queryset.count(),
+            }
+        )
+
+    @extend_schema(request=LimitCreateInput, description="Create a risk limit (risk officers: for any `user_id`).")
+    def post(self, request):
+        _reject_unknown(request.data, LimitCreateInput().fields)
+        data = LimitCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        limit = limit_create(actor=request.user, **data.validated_data)
+        return bare(limit_out(limit, with_user=True), status=status.HTTP_201_CREATED)
+
+
+class LimitDetailApi(RiskApi):
+    def _item(self, request, limit):
+        return bare(limit_out(limit, with_user=is_risk_officer(request.user)))
+
+    def get(self, request, limit_id):
+        return self._item(request, limit_get(viewer=request.user, limit_id=limit_id))
+
+    @extend_schema(request=LimitInput, description="Replace a limit (omitted optional fields take their defaults).")
+    def put(self, request, limit_id):
+        limit = limit_get(viewer=request.user, limit_id=limit_id)
+        _reject_unknown(request.data, LimitInput().fields)
+        data = LimitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
+        return self._item(request, limit_update(actor=request.user, limit=limit, changes=changes))
+
+    @extend_schema(request=LimitInput(partial=True), description="Change some fields of a limit.")
+    def patch(self, request, limit_id):
+        limit = limit_get(viewer=request.user, limit_id=limit_id)
+        _reject_unknown(request.data, LimitInput().fields)
+        data = LimitInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        if "enabled" not in request.data:
+            changes.pop("enabled", None)  # the field's default must not apply to a PATCH
+        return self._item(request, limit_update(actor=request.user, limit=limit, changes=changes))
+
+    def delete(self, request, limit_id):
+        limit = limit_delete(actor=request.user, limit=limit_get(viewer=request.user, limit_id=limit_id))
+        return bare(limit, status=status.HTTP_204_NO_CONTENT)

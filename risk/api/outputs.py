@@ -1,0 +1,127 @@
+"""How risk objects look in responses: Phase 4 shapes (decimal strings, ISO times) and
+ETRMS shapes (JSON numbers). Plain functions over rows, so lists cost one query."""
+
+from risk.formatting import decimal_str, iso_utc, number
+from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
+
+LIMIT_FIELDS = (
+    "id",
+    "user_id",
+    "symbol",
+    "limit_type",
+    "threshold_value",
+    "warning_value",
+    "enabled",
+    "set_by_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def limit_out(limit: RiskLimit | dict, *, with_user: bool) -> dict:
+    """A Phase 4 limit; `with_user` adds `user_id` (officers' views, and create)."""
+    row = limit if isinstance(limit, dict) else {name: getattr(limit, name) for name in LIMIT_FIELDS}
+    data = {
+        "id": str(row["id"]),
+        "symbol": row["symbol"],
+        "limit_type": row["limit_type"],
+        "threshold_value": decimal_str(row["threshold_value"]),
+        "warning_value": decimal_str(row["warning_value"]),
+        "enabled": row["enabled"],
+        "officer_set": row["set_by_id"] is not None and row["set_by_id"] != row["user_id"],
+        "created_at": iso_utc(row["created_at"]),
+        "updated_at": iso_utc(row["updated_at"]),
+    }
+    if with_user:
+        data = {"id": data["id"], "user_id": str(row["user_id"]), **{k: v for k, v in data.items() if k != "id"}}
+    return data
+
+
+ALERT_FIELDS = (
+    "id",
+    "user_id",
+    "alert_type",
+    "severity",
+    "message",
+    "triggered_at",
+    "status",
+    "metadata",
+    "acknowledged_at",
+    "resolved_at",
+)
+
+
+def alert_out(alert: RiskAlert | dict) -> dict:
+    row = alert if isinstance(alert, dict) else {name: getattr(alert, name) for name in ALERT_FIELDS}
+    return {
+        "id": str(row["id"]),
+        "user_id": str(row["user_id"]),
+        "alert_type": row["alert_type"],
+        "severity": row["severity"],
+        "message": row["message"],
+        "triggered_at": iso_utc(row["triggered_at"]),
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "acknowledged_at": iso_utc(row["acknowledged_at"]),
+        "resolved_at": iso_utc(row["resolved_at"]),
+    }
+
+
+def breaker_out(breaker: CircuitBreaker) -> dict:
+    """An ETRMS circuit breaker (numbers as JSON numbers)."""
+    return {
+        "name": breaker.name,
+        "description": breaker.description,
+        "condition_type": breaker.condition_type,
+        "threshold": number(breaker.threshold),
+        "action": breaker.action,
+        "symbols": breaker.symbols,
+        "exchanges": breaker.exchanges,
+        "enabled": breaker.enabled,
+        "additional_params": breaker.additional_params or {},
+        "cooldown_seconds": breaker.cooldown_seconds,
+        "last_triggered_at": iso_utc(breaker.last_triggered_at),
+        "trigger_count": breaker.trigger_count,
+        "created_at": iso_utc(breaker.created_at),
+        "updated_at": iso_utc(breaker.updated_at),
+    }
+
+
+def global_out(config: GlobalConfig) -> dict:
+    return {
+        "max_total_exposure": number(config.max_total_exposure),
+        "max_leverage": number(config.max_leverage),
+        "max_drawdown_pct": number(config.max_drawdown_pct),
+        "daily_loss_limit": number(config.daily_loss_limit),
+        "max_margin_ratio": number(config.max_margin_ratio),
+        "dry_run": config.dry_run,
+        "monitoring_interval_seconds": config.monitoring_interval_seconds,
+        "alert_cooldown_seconds": config.alert_cooldown_seconds,
+        "max_price_age_seconds": config.max_price_age_seconds,
+        "updated_at": iso_utc(config.updated_at),
+    }
+
+
+def symbol_config_out(config: SymbolConfig | None, *, symbol: str) -> dict:
+    """A symbol's config, or the defaults it would have (`configured` false)."""
+    config = config or SymbolConfig(symbol=symbol)
+    return {
+        "symbol": config.symbol,
+        "max_position_size": number(config.max_position_size),
+        "max_leverage": number(config.max_leverage),
+        "trading_enabled": config.trading_enabled,
+        "configured": config.pk is not None,
+        "updated_at": iso_utc(config.updated_at),
+    }
+
+
+def exchange_config_out(config: ExchangeConfig | None, *, exchange: str) -> dict:
+    config = config or ExchangeConfig(exchange=exchange)
+    return {
+        "exchange": config.exchange,
+        "max_exposure": number(config.max_exposure),
+        "enabled": config.enabled,
+        "testnet": config.testnet,
+        "configured": config.pk is not None,
+        "updated_at": iso_utc(config.updated_at),
+    }

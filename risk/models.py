@@ -1,0 +1,395 @@
+"""Risk limits, alerts, circuit breakers (with their trips) and the desk's configuration.
+
+Money and quantities are `Decimal` in the quote currency (USDT, USDC and USD count 1:1);
+percentages are percent (20 = 20 %), ratios are fractions (0.35). Invariants live in
+`clean()` and database constraints; every write goes through `risk.services`.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from risk.history import history_user_get
+
+MONEY = {"max_digits": 32, "decimal_places": 12}
+SYMBOL_MAX_LENGTH = 32
+EXCHANGE_MAX_LENGTH = 32
+
+
+def _history(**kwargs) -> HistoricalRecords:
+    """Audit trail: who (API token users included), when, old and new values."""
+    return HistoricalRecords(get_user=history_user_get, **kwargs)
+
+
+# --- Risk limits (Phase 4) -----------------------------------------------------------------
+class LimitType(models.TextChoices):
+    POSITION_SIZE = "position_size", "Position size"
+    TOTAL_EXPOSURE = "total_exposure", "Total exposure"
+    DAILY_LOSS = "daily_loss", "Daily loss"
+    MARGIN_RATIO = "margin_ratio", "Margin ratio"
+    LEVERAGE = "leverage", "Leverage"
+    DRAWDOWN = "drawdown", "Drawdown"
+
+
+# Limit types whose metric is per symbol; the others are portfolio-wide and take no symbol.
+SYMBOL_LIMIT_TYPES = frozenset({LimitType.POSITION_SIZE})
+# Upper bounds of thresholds that are fractions or percentages.
+THRESHOLD_CEILINGS = {LimitType.MARGIN_RATIO: Decimal("1"), LimitType.DRAWDOWN: Decimal("100")}
+
+
+class RiskLimit(models.Model):
+    """A user's limit on one metric. `symbol` null: a position_size limit applies to each
+    symbol separately. Officer-set when `set_by` is not the owner: the owner may tighten
+    it but not loosen, disable or delete it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="risk_limits")
+    # Null, not "": the API and SPEC say null for "every symbol" (DJ001 prefers "").
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    limit_type = models.CharField(max_length=24, choices=LimitType.choices)
+    threshold_value = models.DecimalField(**MONEY)
+    warning_value = models.DecimalField(**MONEY, null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Drawdown tracking: the peak equity of each account since `reset_at`
+    # ({account_id: "decimal"}); tracking state, not a setting, so it is not audited.
+    reset_at = models.DateTimeField(default=timezone.now)
+    equity_peaks = models.JSONField(default=dict, blank=True, editable=False)
+
+    history = _history(excluded_fields=["equity_peaks"])
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "symbol", "limit_type"],
+                condition=Q(symbol__isnull=False),
+                name="risk_limit_unique_per_symbol",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "limit_type"],
+                condition=Q(symbol__isnull=True),
+                name="risk_limit_unique_all_symbols",
+            ),
+            models.CheckConstraint(condition=Q(threshold_value__gt=0), name="risk_limit_threshold_positive"),
+            models.CheckConstraint(
+                condition=Q(warning_value__isnull=True)
+                | (Q(warning_value__gt=0) & Q(warning_value__lt=models.F("threshold_value"))),
+                name="risk_limit_warning_below_threshold",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="risk_limit_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.limit_type} {self.symbol or '*'} <= {self.threshold_value}"
+
+    @property
+    def officer_set(self) -> bool:
+        return self.set_by_id is not None and self.set_by_id != self.user_id
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.threshold_value is not None and self.threshold_value <= 0:
+            errors.setdefault("threshold_value", []).append("Must be positive.")
+        ceiling = THRESHOLD_CEILINGS.get(self.limit_type)
+        if ceiling is not None and self.threshold_value is not None and self.threshold_value > ceiling:
+            errors.setdefault("threshold_value", []).append(f"A {self.limit_type} threshold is at most {ceiling}.")
+        if self.warning_value is not None:
+            if self.warning_value <= 0:
+                errors.setdefault("warning_value", []).append("Must be positive.")
+            elif self.threshold_value is not None and self.warning_value >= self.threshold_value:
+                errors.setdefault("warning_value", []).append("Must be below threshold_value.")
+        if self.symbol and self.limit_type and self.limit_type not in SYMBOL_LIMIT_TYPES:
+            errors.setdefault("symbol", []).append(
+                f"A {self.limit_type} limit is portfolio-wide: only position_size limits take a symbol."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- Alerts --------------------------------------------------------------------------------
+class AlertSeverity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertStatus(models.TextChoices):
+    TRIGGERED = "triggered", "Triggered"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class AlertType:
+    CIRCUIT_BREAKER = "circuit_breaker"
+    DATA_STALE = "data_stale"
+    PRICE_ALERT = "price_alert"
+
+    @staticmethod
+    def warning(limit_type: str) -> str:
+        return f"{limit_type}_warning"
+
+    @staticmethod
+    def exceeded(limit_type: str) -> str:
+        return f"{limit_type}_exceeded"
+
+
+class RiskAlert(models.Model):
+    """One crossing of a limit level, one breaker trip, one stale position...
+
+    `dedup_key` names the condition; at most one alert per (user, dedup_key) is open
+    (triggered or acknowledged) at a time. An empty key never de-duplicates.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="risk_alerts")
+    alert_type = models.CharField(max_length=48)
+    severity = models.CharField(max_length=8, choices=AlertSeverity.choices)
+    message = models.TextField()
+    triggered_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=12, choices=AlertStatus.choices, default=AlertStatus.TRIGGERED)
+    metadata = models.JSONField(default=dict, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    limit = models.ForeignKey(RiskLimit, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
+    dedup_key = models.CharField(max_length=200, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-triggered_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedup_key"],
+                condition=~Q(status="resolved") & ~Q(dedup_key=""),
+                name="risk_alert_one_open_per_condition",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-triggered_at"], name="risk_alert_user_triggered"),
+            models.Index(fields=["status", "-triggered_at"], name="risk_alert_status_triggered"),
+            models.Index(fields=["user", "dedup_key", "-resolved_at"], name="risk_alert_user_key_resolved"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert_type} ({self.severity}, {self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != AlertStatus.RESOLVED
+
+
+# --- Circuit breakers (ETRMS) --------------------------------------------------------------
+class ConditionType(models.TextChoices):
+    MAX_DRAWDOWN = "max_drawdown", "Max drawdown"
+    MAX_POSITION_SIZE = "max_position_size", "Max position size"
+    PNL = "pnl", "PnL"
+    TRAILING_STOP = "trailing_stop", "Trailing stop"
+    CONSECUTIVE_LOSSES = "consecutive_losses", "Consecutive losses"
+    TIME_BASED = "time_based", "Time based"
+    VOLATILITY = "volatility", "Volatility"
+
+
+class BreakerAction(models.TextChoices):
+    CLOSE_POSITION = "close_position", "Close position"
+    CANCEL_ALL_ORDERS = "cancel_all_orders", "Cancel all orders"
+    REDUCE_POSITION_SIZE = "reduce_position_size", "Reduce position size"
+
+
+class CircuitBreaker(models.Model):
+    """A condition on open positions and the action taken when it trips (SPEC §5).
+
+    `symbols` / `exchanges` null: every symbol / exchange. `threshold` units depend on
+    the condition: percent (max_drawdown, trailing_stop, volatility), quote currency
+    (max_position_size, pnl), a count (consecutive_losses) or seconds (time_based).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    condition_type = models.CharField(max_length=24, choices=ConditionType.choices)
+    threshold = models.DecimalField(**MONEY)
+    action = models.CharField(max_length=24, choices=BreakerAction.choices)
+    symbols = models.JSONField(null=True, blank=True)
+    exchanges = models.JSONField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    additional_params = models.JSONField(default=dict, blank=True)
+    cooldown_seconds = models.PositiveIntegerField(default=300)
+    last_triggered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    trigger_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Trip counters change with the market, not by anyone's decision: not audited.
+    history = _history(excluded_fields=["last_triggered_at", "trigger_count"])
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(threshold__gt=0), name="circuit_breaker_threshold_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from risk.services.breaker_params import breaker_definition_validate
+
+        breaker_definition_validate(
+            condition_type=self.condition_type,
+            threshold=self.threshold,
+            additional_params=self.additional_params,
+            symbols=self.symbols,
+            exchanges=self.exchanges,
+            action=self.action,
+        )
+
+
+class ActionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DRY_RUN = "dry_run", "Dry run (nothing sent)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class BreakerTrip(models.Model):
+    """One trip of a breaker on one position: the stored event of SPEC §5.
+
+    Latched while `released_at` is null: at most one latched trip per (breaker,
+    latch_key); the key is the position (a consecutive_losses trip latches on its streak).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    breaker = models.ForeignKey(CircuitBreaker, on_delete=models.SET_NULL, null=True, related_name="trips")
+    breaker_name = models.CharField(max_length=100)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="breaker_trips")
+    latch_key = models.CharField(max_length=200)
+    position_ref = models.CharField(max_length=64, blank=True, default="")
+    exchange = models.CharField(max_length=EXCHANGE_MAX_LENGTH)
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    condition_type = models.CharField(max_length=24, choices=ConditionType.choices)
+    threshold = models.DecimalField(**MONEY)
+    action = models.CharField(max_length=24, choices=BreakerAction.choices)
+    triggered_at = models.DateTimeField(default=timezone.now)
+    context = models.JSONField(default=dict, blank=True)
+    dry_run = models.BooleanField()
+    client_order_id = models.CharField(max_length=40, unique=True)
+    action_status = models.CharField(max_length=12, choices=ActionStatus.choices, default=ActionStatus.PENDING)
+    action_result = models.TextField(blank=True, default="")
+    action_error = models.TextField(blank=True, default="")
+    action_attempts = models.PositiveIntegerField(default=0)
+    action_details = models.JSONField(default=dict, blank=True)
+    alert = models.ForeignKey(RiskAlert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    condition_cleared_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    release_reason = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-triggered_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["breaker", "latch_key"],
+                condition=Q(released_at__isnull=True),
+                name="breaker_trip_one_latch",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-triggered_at"], name="breaker_trip_user_triggered"),
+            models.Index(fields=["breaker", "-triggered_at"], name="breaker_trip_breaker_trig"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.breaker_name} on {self.exchange}:{self.symbol} at {self.triggered_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def latched(self) -> bool:
+        return self.released_at is None
+
+
+# --- Configuration (ETRMS) -----------------------------------------------------------------
+class GlobalConfig(models.Model):
+    """The desk's configuration, one row (pk 1). Caps are desk-wide (all users
+    together); null means no cap."""
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    max_total_exposure = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("1000000"))
+    max_leverage = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("10"))
+    max_drawdown_pct = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("20"))
+    daily_loss_limit = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("50000"))
+    max_margin_ratio = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("0.8"))
+    dry_run = models.BooleanField(default=True)
+    monitoring_interval_seconds = models.PositiveIntegerField(default=60)
+    alert_cooldown_seconds = models.PositiveIntegerField(default=300)
+    max_price_age_seconds = models.PositiveIntegerField(default=10)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = _history()
+
+    class Meta:
+        verbose_name = "global configuration"
+        verbose_name_plural = "global configuration"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="global_config_singleton")]
+
+    def __str__(self) -> str:
+        return "Global configuration"
+
+
+class SymbolConfig(models.Model):
+    """Desk caps for one symbol: `max_position_size` on the desk's net notional in it
+    (all users and exchanges), `max_leverage` on each position in it."""
+
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH, unique=True)
+    max_position_size = models.DecimalField(**MONEY, null=True, blank=True)
+    max_leverage = models.DecimalField(**MONEY, null=True, blank=True)
+    trading_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = _history()
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name = "symbol configuration"
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class ExchangeConfig(models.Model):
+    """Desk settings for one exchange: `max_exposure` caps the desk's exposure there."""
+
+    exchange = models.CharField(max_length=EXCHANGE_MAX_LENGTH, unique=True)
+    max_exposure = models.DecimalField(**MONEY, null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    testnet = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = _history()
+
+    class Meta:
+        ordering = ["exchange"]
+        verbose_name = "exchange configuration"
+
+    def __str__(self) -> str:
+        return self.exchange

@@ -1,0 +1,101 @@
+"""Alert publishing: the one place risk services push alerts out of the process.
+
+Each new or changed alert is published after its transaction commits, twice:
+- on the channel layer, to the owner's group `alerts.user.<uuid>` as
+  `{"type": "alert.message", "alert": <payload>}` (Channels consumers);
+- with a Redis PUBLISH on `etrms:alerts` as `{"user_id", "alert": <payload>}`, the
+  fan-out path of SPEC §11 (one SUBSCRIBE per daphne process, addressed to the user's
+  sockets, no per-channel `group_send` on the tick -> alert path).
+
+The payload is ETRMS's alert format plus `id`, `severity`, `alert_type` and `status`
+(SPEC §7), so a client can acknowledge what it receives. The row is the source of
+truth: a publish that fails is logged and a client catches up with `since_alert_id`.
+"""
+
+import json
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from etrms.redis_client import platform_redis
+from risk.formatting import epoch_seconds, iso_utc
+from risk.models import AlertType, RiskAlert
+
+logger = logging.getLogger(__name__)
+
+REDIS_ALERTS_CHANNEL = "etrms:alerts"
+CHANNEL_MESSAGE_TYPE = "alert.message"
+# Metadata keys that ETRMS's `context` carries as numbers for limit alerts.
+_CONTEXT_NUMBERS = ("current_value", "threshold", "warning_value")
+
+
+def alerts_group(user_id) -> str:
+    """The channel-layer group of one user's alerts."""
+    return f"alerts.user.{user_id}"
+
+
+def _as_number(value):
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def alert_payload(alert: RiskAlert) -> dict:
+    """ETRMS's alert format (SPEC §7): `type`, `condition_name`, `description`,
+    `exchange`, `symbol`, `triggered_at` (epoch seconds), `context` (numbers),
+    `action_result`, plus `id`, `severity`, `alert_type`, `status`."""
+    meta = alert.metadata or {}
+    if alert.alert_type == AlertType.CIRCUIT_BREAKER:
+        kind, condition_name = AlertType.CIRCUIT_BREAKER, meta.get("breaker") or alert.alert_type
+    elif alert.alert_type in (AlertType.DATA_STALE, AlertType.PRICE_ALERT):
+        kind, condition_name = alert.alert_type, alert.alert_type
+    else:
+        kind, condition_name = "risk_limit", alert.alert_type
+    context = meta.get("context")
+    if context is None:
+        context = {key: _as_number(meta[key]) for key in _CONTEXT_NUMBERS if meta.get(key) is not None}
+        for key in ("limit_id", "limit_type", "source", "level"):
+            if meta.get(key) is not None:
+                context[key] = meta[key]
+    return {
+        "id": str(alert.id),
+        "user_id": str(alert.user_id),
+        "alert_type": alert.alert_type,
+        "severity": alert.severity,
+        "status": alert.status,
+        "type": kind,
+        "condition_name": condition_name,
+        "description": alert.message,
+        "exchange": meta.get("exchange"),
+        "symbol": meta.get("symbol"),
+        "triggered_at": epoch_seconds(alert.triggered_at),
+        "context": context,
+        "action_result": meta.get("action_result"),
+        "acknowledged_at": iso_utc(alert.acknowledged_at),
+        "resolved_at": iso_utc(alert.resolved_at),
+    }
+
+
+def _send(user_id, payload: dict) -> None:
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(alerts_group(user_id), {"type": CHANNEL_MESSAGE_TYPE, "alert": payload})
+    except Exception:
+        logger.exception("Alert %s: channel-layer publish failed", payload["id"])
+    try:
+        platform_redis().publish(REDIS_ALERTS_CHANNEL, json.dumps({"user_id": str(user_id), "alert": payload}))
+    except Exception:
+        logger.exception("Alert %s: Redis publish failed", payload["id"])
+
+
+def alert_publish(alert: RiskAlert) -> None:
+    """Publish `alert` as it is now, once the current transaction commits."""
+    payload = alert_payload(alert)
+    user_id = alert.user_id
+    transaction.on_commit(lambda: _send(user_id, payload))

@@ -1,0 +1,183 @@
+"""Writes on risk alerts (SPEC §4): raise, de-duplicate, resolve, acknowledge.
+
+An alert names its condition with `dedup_key`; at most one alert per (user, key) is
+open (a partial unique index backs this against concurrent evaluators). Evaluation
+hands `alerts_sync` the alerts its conditions want open; open alerts of the kinds it
+manages whose condition is gone resolve themselves. After a self-resolution the same
+alert is not raised again for `alert_cooldown_seconds`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from etrms.api.errors import Conflict
+from risk.models import AlertSeverity, AlertStatus, RiskAlert
+from risk.publish import alert_publish
+from risk.services.common import actor_id
+
+SEVERITY_ORDER = {AlertSeverity.LOW: 0, AlertSeverity.MEDIUM: 1, AlertSeverity.HIGH: 2, AlertSeverity.CRITICAL: 3}
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """An alert a condition wants open."""
+
+    key: str
+    alert_type: str
+    severity: str
+    message: str
+    metadata: dict = field(default_factory=dict, compare=False)
+    limit_id: object = None
+
+
+@dataclass
+class AlertChanges:
+    raised: list = field(default_factory=list)
+    resolved: list = field(default_factory=list)
+
+
+def _recently_resolved_keys(*, user_id, keys, cooldown_seconds: int, now) -> set[str]:
+    if cooldown_seconds <= 0 or not keys:
+        return set()
+    since = now - timedelta(seconds=cooldown_seconds)
+    return set(
+        RiskAlert.objects.filter(
+            user_id=user_id, dedup_key__in=list(keys), status=AlertStatus.RESOLVED, resolved_at__gt=since
+        ).values_list("dedup_key", flat=True)
+    )
+
+
+def alert_raise(*, user_id, spec: AlertSpec, now=None) -> RiskAlert | None:
+    """Insert the alert unless one is already open for (user, spec.key). Returns the
+    new alert, or None when it was already open (a concurrent evaluator raised it)."""
+    alert = RiskAlert(
+        user_id=user_id,
+        alert_type=spec.alert_type,
+        severity=spec.severity,
+        message=spec.message,
+        metadata=spec.metadata,
+        limit_id=spec.limit_id,
+        dedup_key=spec.key,
+        triggered_at=now or timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            alert.save(force_insert=True)
+    except IntegrityError:
+        if (
+            spec.key
+            and RiskAlert.objects.filter(user_id=user_id, dedup_key=spec.key)
+            .exclude(status=AlertStatus.RESOLVED)
+            .exists()
+        ):
+            return None
+        raise
+    alert_publish(alert)
+    return alert
+
+
+def _resolve(alerts, *, now, reason: str, resolved_by_id=None) -> list[RiskAlert]:
+    """Resolve open `alerts` (one UPDATE), publish each. Skips ones resolved meanwhile."""
+    alerts = [alert for alert in alerts if alert.status != AlertStatus.RESOLVED]
+    if not alerts:
+        return []
+    ids = [alert.pk for alert in alerts]
+    updated_ids = set(
+        RiskAlert.objects.filter(pk__in=ids).exclude(status=AlertStatus.RESOLVED).values_list("pk", flat=True)
+    )
+    RiskAlert.objects.filter(pk__in=updated_ids).update(
+        status=AlertStatus.RESOLVED, resolved_at=now, resolved_by_id=resolved_by_id, updated_at=now
+    )
+    resolved = []
+    for alert in alerts:
+        if alert.pk in updated_ids:
+            alert.status, alert.resolved_at, alert.resolved_by_id = AlertStatus.RESOLVED, now, resolved_by_id
+            alert.metadata = {**alert.metadata, "resolution": reason}
+            alert_publish(alert)
+            resolved.append(alert)
+    for alert in resolved:  # keep why in the row (rare path: one small UPDATE each)
+        RiskAlert.objects.filter(pk=alert.pk).update(metadata=alert.metadata)
+    return resolved
+
+
+@transaction.atomic
+def alerts_sync(
+    *,
+    user_id,
+    wanted: dict[str, AlertSpec],
+    open_alerts: dict[str, RiskAlert],
+    managed_prefixes: tuple[str, ...],
+    cooldown_seconds: int,
+    now=None,
+) -> AlertChanges:
+    """Make the user's open alerts match `wanted` for the keys this evaluator manages.
+
+    `open_alerts` are the user's open alerts by key (as loaded by the caller); those
+    whose key starts with one of `managed_prefixes` and is not wanted resolve; wanted
+    keys not open are raised unless resolved within the cooldown.
+    """
+    now = now or timezone.now()
+    changes = AlertChanges()
+    stale = [alert for key, alert in open_alerts.items() if key.startswith(managed_prefixes) and key not in wanted]
+    changes.resolved = _resolve(stale, now=now, reason="condition cleared")
+    to_raise = {key: spec for key, spec in wanted.items() if key not in open_alerts}
+    cooling = _recently_resolved_keys(user_id=user_id, keys=to_raise, cooldown_seconds=cooldown_seconds, now=now)
+    for key, spec in to_raise.items():
+        if key in cooling:
+            continue
+        alert = alert_raise(user_id=user_id, spec=spec, now=now)
+        if alert is not None:
+            changes.raised.append(alert)
+    return changes
+
+
+@transaction.atomic
+def alerts_resolve_for_limit(*, limit_id, reason: str) -> list[RiskAlert]:
+    now = timezone.now()
+    open_alerts = list(RiskAlert.objects.filter(limit_id=limit_id).exclude(status=AlertStatus.RESOLVED))
+    return _resolve(open_alerts, now=now, reason=reason)
+
+
+@transaction.atomic
+def alert_acknowledge(*, actor, alert: RiskAlert) -> RiskAlert:
+    """triggered -> acknowledged. Acknowledging an acknowledged alert changes nothing;
+    a resolved one is a 409."""
+    locked = RiskAlert.objects.select_for_update().get(pk=alert.pk)
+    if locked.status == AlertStatus.RESOLVED:
+        raise Conflict("This alert is resolved; it can no longer be acknowledged.")
+    if locked.status == AlertStatus.ACKNOWLEDGED:
+        return locked
+    now = timezone.now()
+    locked.status, locked.acknowledged_at, locked.acknowledged_by_id = AlertStatus.ACKNOWLEDGED, now, actor_id(actor)
+    locked.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
+    alert_publish(locked)
+    return locked
+
+
+@transaction.atomic
+def alert_resolve(*, actor, alert: RiskAlert) -> RiskAlert:
+    """triggered or acknowledged -> resolved (by a person). Resolving a resolved alert
+    changes nothing. A breaker trip's alert resolved by hand ends the trip's claim on
+    the risk level; its latch stays until the condition clears or an officer re-arms."""
+    locked = RiskAlert.objects.select_for_update().get(pk=alert.pk)
+    if locked.status == AlertStatus.RESOLVED:
+        return locked
+    return _resolve([locked], now=timezone.now(), reason="resolved by user", resolved_by_id=actor_id(actor))[0]
+
+
+def alert_escalate(*, alert: RiskAlert, message: str, metadata: dict) -> RiskAlert:
+    """Update an open alert in place (a breaker action that failed, then its retries)."""
+    alert.message, alert.metadata = message, metadata
+    alert.save(update_fields=["message", "metadata", "updated_at"])
+    alert_publish(alert)
+    return alert
+
+
+def severity_validate(value: str) -> str:
+    if value not in AlertSeverity.values:
+        raise ValidationError({"severity": [f"Must be one of {', '.join(AlertSeverity.values)}."]})
+    return value

@@ -1,0 +1,309 @@
+"""Writes on the desk's configuration (SPEC §5): the global singleton, per-symbol and
+per-exchange configs, reset, and JSON snapshots under CONFIG_DIR (save and load).
+
+Settings bodies are partial; unknown keys are errors. Snapshots hold settings and
+breakers only (nothing in risk/ holds a credential).
+"""
+
+import json
+import os
+import tempfile
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from risk.history import history_actor_set
+from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
+from risk.services import hooks
+from risk.services.common import actor_id
+from risk.validators import exchange_normalize, symbol_normalize
+
+SNAPSHOT_VERSION = 1
+DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
+
+
+def _cap(**kwargs):
+    return serializers.DecimalField(**MONEY, allow_null=True, min_value=Decimal("0"), **kwargs)
+
+
+class GlobalSettings(serializers.Serializer):
+    max_total_exposure = _cap()
+    max_leverage = _cap()
+    max_drawdown_pct = _cap(max_value=Decimal("100"))
+    daily_loss_limit = _cap()
+    max_margin_ratio = _cap(max_value=Decimal("1"))
+    dry_run = serializers.BooleanField()
+    monitoring_interval_seconds = serializers.IntegerField(min_value=1, max_value=86400)
+    alert_cooldown_seconds = serializers.IntegerField(min_value=0, max_value=86400)
+    max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
+
+
+class SymbolSettings(serializers.Serializer):
+    max_position_size = _cap()
+    max_leverage = _cap()
+    trading_enabled = serializers.BooleanField()
+
+
+class ExchangeSettings(serializers.Serializer):
+    max_exposure = _cap()
+    enabled = serializers.BooleanField()
+    testnet = serializers.BooleanField()
+
+
+def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:
+    """A partial settings object -> validated values. Unknown keys are a 400."""
+    if not isinstance(raw, dict):
+        raise ValidationError({field: ["Must be an object of settings."]})
+    unknown = sorted(set(raw) - set(schema().fields))
+    if unknown:
+        known = ", ".join(schema().fields)
+        raise ValidationError({f"{field}.{key}": [f"Unknown setting (known: {known})."] for key in unknown})
+    serializer = schema(data=raw, partial=True)
+    if not serializer.is_valid():
+        raise ValidationError({field: serializer.errors})
+    return dict(serializer.validated_data)
+
+
+# --- reads that create the singleton ----------------------------------------------------
+def global_config_get() -> GlobalConfig:
+    config = GlobalConfig.objects.filter(pk=GlobalConfig.SINGLETON_PK).first()
+    if config is None:
+        config, _ = GlobalConfig.objects.get_or_create(pk=GlobalConfig.SINGLETON_PK)
+    return config
+
+
+def _apply(instance, values: dict, *, actor) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(instance, key) != value:
+            setattr(instance, key, value)
+            changed = True
+    return changed
+
+
+@transaction.atomic
+def global_config_update(*, actor, settings: dict) -> GlobalConfig:
+    values = settings_validate(GlobalSettings, settings)
+    config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
+    config = config or global_config_get()
+    if _apply(config, values, actor=actor):
+        history_actor_set(config, actor_id(actor))
+        config.save()
+        hooks.config_changed()
+    return config
+
+
+def global_defaults() -> dict:
+    return {
+        field.name: field.get_default()
+        for field in GlobalConfig._meta.concrete_fields
+        if field.name in GlobalSettings().fields
+    }
+
+
+@transaction.atomic
+def config_reset(*, actor) -> GlobalConfig:
+    """Default global settings (dry_run true), no symbol or exchange configs; breakers
+    are left alone."""
+    config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
+    config = config or global_config_get()
+    _apply(config, global_defaults(), actor=actor)
+    history_actor_set(config, actor_id(actor))
+    config.save()
+    for model in (SymbolConfig, ExchangeConfig):
+        for instance in model.objects.all():
+            history_actor_set(instance, actor_id(actor))
+            instance.delete()
+    hooks.config_changed()
+    return config
+
+
+@transaction.atomic
+def symbol_config_update(*, actor, symbol: str, settings: dict) -> SymbolConfig:
+    """Update the symbol's config, creating it when absent."""
+    symbol = symbol_normalize(symbol)
+    values = settings_validate(SymbolSettings, settings)
+    config = SymbolConfig.objects.select_for_update().filter(symbol=symbol).first() or SymbolConfig(symbol=symbol)
+    if _apply(config, values, actor=actor) or config._state.adding:
+        history_actor_set(config, actor_id(actor))
+        config.save()
+        hooks.config_changed()
+    return config
+
+
+@transaction.atomic
+def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeConfig:
+    """Update the exchange's config, creating it when absent."""
+    exchange = exchange_normalize(exchange)
+    values = settings_validate(ExchangeSettings, settings)
+    config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
+        exchange=exchange
+    )
+    if _apply(config, values, actor=actor) or config._state.adding:
+        history_actor_set(config, actor_id(actor))
+        config.save()
+        hooks.config_changed()
+    return config
+
+
+# --- snapshots ----------------------------------------------------------------------------
+def _plain(value):
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return value
+
+
+def _settings_of(instance, schema) -> dict:
+    return {name: _plain(getattr(instance, name)) for name in schema().fields}
+
+
+def breaker_definition(breaker: CircuitBreaker) -> dict:
+    return {
+        "name": breaker.name,
+        "description": breaker.description,
+        "condition_type": breaker.condition_type,
+        "threshold": _plain(breaker.threshold),
+        "action": breaker.action,
+        "symbols": breaker.symbols,
+        "exchanges": breaker.exchanges,
+        "enabled": breaker.enabled,
+        "additional_params": breaker.additional_params,
+        "cooldown_seconds": breaker.cooldown_seconds,
+    }
+
+
+def config_snapshot() -> dict:
+    """Settings and breakers as plain JSON (decimals as exact strings)."""
+    return {
+        "version": SNAPSHOT_VERSION,
+        "saved_at": timezone.now().isoformat().replace("+00:00", "Z"),
+        "global": _settings_of(global_config_get(), GlobalSettings),
+        "symbols": {config.symbol: _settings_of(config, SymbolSettings) for config in SymbolConfig.objects.all()},
+        "exchanges": {
+            config.exchange: _settings_of(config, ExchangeSettings) for config in ExchangeConfig.objects.all()
+        },
+        "circuit_breakers": [breaker_definition(breaker) for breaker in CircuitBreaker.objects.order_by("name")],
+    }
+
+
+def _path_error(message: str) -> ValidationError:
+    return ValidationError({"config_path": [message]})
+
+
+def config_path_resolve(config_path: str | None) -> Path:
+    """The file `config_path` names inside CONFIG_DIR, or a 400: it must be relative,
+    end in `.json`, have no `..` and reach its target without passing a symlink."""
+    base = Path(django_settings.CONFIG_DIR)
+    base.mkdir(parents=True, exist_ok=True)
+    base = base.resolve()
+    raw = DEFAULT_SNAPSHOT_NAME if config_path in (None, "") else config_path
+    if not isinstance(raw, str) or "\x00" in raw or "\\" in raw:
+        raise _path_error("Must be a relative path such as 'desk/config.json'.")
+    relative = PurePosixPath(raw)
+    if relative.is_absolute() or raw.startswith("~"):
+        raise _path_error("Must be relative to CONFIG_DIR, not absolute.")
+    if any(part in ("..", ".") for part in raw.split("/")) or not relative.parts:
+        raise _path_error("Must not contain '..' or '.' segments.")
+    if relative.suffix != ".json" or relative.name == ".json":
+        raise _path_error("Must end in .json.")
+    current = base
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise _path_error("Must not pass through a symbolic link.")
+    target = base.joinpath(*relative.parts)
+    if not target.resolve().is_relative_to(base) or target.parent.resolve() != target.parent.absolute():
+        raise _path_error("Must stay inside CONFIG_DIR.")
+    if target.exists() and not target.is_file():
+        raise _path_error("Names something that is not a file.")
+    return target
+
+
+def config_save(*, config_path: str | None = None) -> tuple[Path, dict]:
+    """Write the snapshot atomically (a temporary file in the same directory, then a
+    rename, which replaces rather than follows whatever sits at the name)."""
+    target = config_path_resolve(config_path)
+    snapshot = config_snapshot()
+    base = Path(django_settings.CONFIG_DIR).resolve()
+    # Create missing directories one level at a time, refusing any symlink on the way.
+    current = base
+    for part in target.relative_to(base).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise _path_error("Must not pass through a symbolic link.")
+        if not current.exists():
+            current.mkdir(mode=0o750)
+    descriptor, temporary = tempfile.mkstemp(prefix=".etrms-config-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(snapshot, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target, snapshot
+
+
+@transaction.atomic
+def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> dict:
+    """Apply a snapshot: global settings, symbol and exchange configs, breakers (upserted
+    by name; with `prune_breakers`, breakers absent from the snapshot are deleted).
+    Everything is validated before anything is written (one transaction)."""
+    from risk.services.breakers import breaker_create, breaker_delete, breaker_update
+
+    if not isinstance(snapshot, dict):
+        raise ValidationError({"snapshot": ["Must be a JSON object."]})
+    unknown = set(snapshot) - {"version", "saved_at", "global", "symbols", "exchanges", "circuit_breakers"}
+    if unknown:
+        raise ValidationError({"snapshot": [f"Unknown sections: {', '.join(sorted(unknown))}."]})
+    summary = {"global": False, "symbols": 0, "exchanges": 0, "breakers_created": 0, "breakers_updated": 0}
+    if "global" in snapshot:
+        global_config_update(actor=actor, settings=snapshot["global"])
+        summary["global"] = True
+    for symbol, values in (snapshot.get("symbols") or {}).items():
+        symbol_config_update(actor=actor, symbol=symbol, settings=values)
+        summary["symbols"] += 1
+    for exchange, values in (snapshot.get("exchanges") or {}).items():
+        exchange_config_update(actor=actor, exchange=exchange, settings=values)
+        summary["exchanges"] += 1
+    breakers = snapshot.get("circuit_breakers") or []
+    if not isinstance(breakers, list):
+        raise ValidationError({"circuit_breakers": ["Must be a list."]})
+    names = set()
+    for definition in breakers:
+        if not isinstance(definition, dict) or "name" not in definition:
+            raise ValidationError({"circuit_breakers": ["Each breaker is an object with a name."]})
+        names.add(definition["name"])
+        existing = CircuitBreaker.objects.filter(name=definition["name"]).first()
+        if existing is None:
+            breaker_create(actor=actor, data=definition)
+            summary["breakers_created"] += 1
+        else:
+            breaker_update(actor=actor, breaker=existing, updates={k: v for k, v in definition.items() if k != "name"})
+            summary["breakers_updated"] += 1
+    if prune_breakers:
+        for breaker in CircuitBreaker.objects.exclude(name__in=names):
+            breaker_delete(actor=actor, breaker=breaker)
+    return summary
+
+
+@transaction.atomic
+def symbol_config_delete(*, actor, config: SymbolConfig) -> None:
+    history_actor_set(config, actor_id(actor))
+    config.delete()
+    hooks.config_changed()
+
+
+@transaction.atomic
+def exchange_config_delete(*, actor, config: ExchangeConfig) -> None:
+    history_actor_set(config, actor_id(actor))
+    config.delete()
+    hooks.config_changed()

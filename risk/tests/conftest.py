@@ -1,0 +1,45 @@
+"""Fixtures of the risk tests: published alerts as a subscriber receives them."""
+
+import json
+import time
+
+import pytest
+from django.db import connection
+
+from etrms.redis_client import platform_redis
+from risk.publish import REDIS_ALERTS_CHANNEL
+
+
+def run_on_commit_callbacks() -> None:
+    """Run what `transaction.on_commit` queued inside the test's transaction, as a real
+    commit would (the test database rolls back instead of committing)."""
+    while connection.run_on_commit:
+        _savepoints, callback, _robust = connection.run_on_commit.pop(0)
+        callback()
+
+
+@pytest.fixture
+def on_commit():
+    return run_on_commit_callbacks
+
+
+@pytest.fixture
+def published_alerts():
+    """`published_alerts(user=None)`: run pending on-commit callbacks, then return the
+    messages published on `etrms:alerts` since the fixture started (for one user)."""
+    pubsub = platform_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(REDIS_ALERTS_CHANNEL)
+    deadline = time.monotonic() + 5
+    while pubsub.get_message(timeout=0.1) is None and time.monotonic() < deadline:
+        if pubsub.subscribed:
+            break
+    received: list[dict] = []
+
+    def read(user=None) -> list[dict]:
+        run_on_commit_callbacks()
+        while (message := pubsub.get_message(timeout=0.2)) is not None:
+            received.append(json.loads(message["data"]))
+        return [item for item in received if user is None or item["user_id"] == str(user.pk)]
+
+    yield read
+    pubsub.close()

@@ -1,0 +1,36 @@
+"""Risk and configuration routes, relative to /api/v1/."""
+
+from django.urls import path
+
+from risk.api import alerts, breakers, config, limits
+
+urlpatterns = [
+    # Phase 4
+    path("risk/limits", limits.LimitListCreateApi.as_view(), name="risk-limits"),
+    path("risk/limits/<uuid:limit_id>", limits.LimitDetailApi.as_view(), name="risk-limit"),
+    path("risk/alerts", alerts.AlertListApi.as_view(), name="risk-alerts"),
+    path("risk/alerts/<uuid:alert_id>/acknowledge", alerts.AlertAcknowledgeApi.as_view(), name="risk-alert-ack"),
+    path("risk/alerts/<uuid:alert_id>/resolve", alerts.AlertResolveApi.as_view(), name="risk-alert-resolve"),
+    # ETRMS
+    path("risk/circuit-breakers", breakers.RiskBreakerListApi.as_view(), name="risk-breakers"),
+    path("risk/circuit-breakers/<str:name>", breakers.RiskBreakerDetailApi.as_view(), name="risk-breaker"),
+    path(
+        "risk/circuit-breakers/<str:name>/enable", breakers.RiskBreakerEnableApi.as_view(), name="risk-breaker-enable"
+    ),
+    path(
+        "risk/circuit-breakers/<str:name>/disable",
+        breakers.RiskBreakerDisableApi.as_view(),
+        name="risk-breaker-disable",
+    ),
+    path("config", config.ConfigAllApi.as_view(), name="config"),
+    path("config/", config.ConfigAllApi.as_view(), name="config-slash"),
+    path("config/global", config.GlobalConfigApi.as_view(), name="config-global"),
+    path("config/symbols", config.SymbolConfigListApi.as_view(), name="config-symbols"),
+    path("config/symbols/<str:symbol>", config.SymbolConfigApi.as_view(), name="config-symbol"),
+    path("config/exchanges", config.ExchangeConfigListApi.as_view(), name="config-exchanges"),
+    path("config/exchanges/<str:exchange>", config.ExchangeConfigApi.as_view(), name="config-exchange"),
+    path("config/circuit-breakers", breakers.ConfigBreakerListApi.as_view(), name="config-breakers"),
+    path("config/circuit-breakers/<str:name>", breakers.ConfigBreakerDetailApi.as_view(), name="config-breaker"),
+    path("config/save", config.ConfigSaveApi.as_view(), name="config-save"),
+    path("config/reset", config.ConfigResetApi.as_view(), name="config-reset"),
+]
