@@ -205,3 +205,13 @@ def _fresh_rate_limits():
     keys = list(client.scan_iter(match="ratelimit:*", count=1000))
     if keys:
         client.unlink(*keys)
+
+
+# --- accounts: the local Binance server and exchange accounts (accounts/testing) ----------
+from accounts.testing.fixtures import (  # noqa: E402, F401
+    binance_credentials,
+    binance_server,
+    binance_server_session,
+    make_exchange_account,
+    paper_account,
+)

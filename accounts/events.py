@@ -1,0 +1,49 @@
+"""What the accounts app tells the rest of ETRMS, through an explicit listener registry.
+
+The risk engine registers its evaluator at startup:
+
+    from accounts.events import on_positions_changed
+
+    @on_positions_changed
+    def evaluate(*, user_ids: set, exchange: str, symbols: set) -> None: ...
+
+Services call `positions_changed(...)` through `transaction.on_commit` after every
+change of positions or marks (sync, paper fills, mark updates from the feed), so a
+listener always reads committed rows. A listener that raises is logged and does not
+stop the others or the caller: the periodic sweep is the safety net.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+
+logger = logging.getLogger("accounts.events")
+
+positions_changed_listeners: list[Callable] = []
+
+
+def on_positions_changed(listener: Callable) -> Callable:
+    """Register `listener(*, user_ids, exchange, symbols)` (idempotent); usable as a decorator."""
+    if listener not in positions_changed_listeners:
+        positions_changed_listeners.append(listener)
+    return listener
+
+
+def positions_changed(*, user_ids: set, exchange: str, symbols: set) -> None:
+    """Call every listener now. Services use `positions_changed_on_commit` instead."""
+    if not user_ids or not symbols:
+        return
+    for listener in list(positions_changed_listeners):
+        try:
+            listener(user_ids=set(user_ids), exchange=exchange, symbols=set(symbols))
+        except Exception:
+            logger.exception("positions_changed listener %r failed", listener)
+
+
+def positions_changed_on_commit(*, user_ids: set, exchange: str, symbols: set) -> None:
+    """`positions_changed` once the current transaction commits (at once outside one)."""
+    if not user_ids or not symbols:
+        return
+    user_ids, symbols = set(user_ids), set(symbols)
+    transaction.on_commit(lambda: positions_changed(user_ids=user_ids, exchange=exchange, symbols=symbols))

@@ -1,0 +1,37 @@
+"""Knobs of the exchange layer, read from Django settings with safe defaults.
+
+EXCHANGE_TIMEOUT_SECONDS  per-request timeout of ccxt clients (default 10)
+EXCHANGE_MARKETS_TTL_SECONDS  how long a process keeps an exchange's loaded markets (3600)
+EXCHANGE_POLL_SECONDS  REST polling period of `watch_*` where a venue has no stream (2)
+EXCHANGE_API_URLS  {exchange_id: "http://host:port"}: send that venue's REST and
+    WebSocket traffic to another host (a proxy, or the local test server). ccxt's
+    URLs keep their paths; only scheme and host change.
+PAPER_PRICE_SEED  seed of the paper exchange's random walks (default 1)
+PAPER_TICK_SECONDS  how often paper prices move and `watch_*` yields (default 1)
+"""
+
+from django.conf import settings
+
+
+def timeout_seconds() -> float:
+    return float(getattr(settings, "EXCHANGE_TIMEOUT_SECONDS", 10))
+
+
+def markets_ttl_seconds() -> float:
+    return float(getattr(settings, "EXCHANGE_MARKETS_TTL_SECONDS", 3600))
+
+
+def poll_seconds() -> float:
+    return float(getattr(settings, "EXCHANGE_POLL_SECONDS", 2))
+
+
+def api_url_override(exchange_id: str) -> str | None:
+    return (getattr(settings, "EXCHANGE_API_URLS", None) or {}).get(exchange_id)
+
+
+def paper_seed() -> int:
+    return int(getattr(settings, "PAPER_PRICE_SEED", 1))
+
+
+def paper_tick_seconds() -> float:
+    return float(getattr(settings, "PAPER_TICK_SECONDS", 1))

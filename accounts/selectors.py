@@ -1,0 +1,278 @@
+"""Reads of the accounts app: snapshots for the API, the risk engine and the feed.
+
+Scoping: `user_id=None` means every user (a risk officer's view); otherwise one user's.
+Money is Decimal in the selectors; the ETRMS payload builders (`*_payload`) turn it
+into JSON numbers as ETRMS's WebSocket formats show.
+"""
+
+from collections import defaultdict
+from datetime import date as date_type
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, MonitoringState, Position
+
+ZERO = Decimal(0)
+
+
+# --- for the risk engine and the feed ---------------------------------------------------
+def position_list(
+    *,
+    user_id=None,
+    user_ids=None,
+    exchange: str | None = None,
+    symbol: str | None = None,
+    symbols=None,
+    open_only: bool = True,
+) -> QuerySet[Position]:
+    """Positions with their account joined (one query), open ones by default."""
+    positions = Position.objects.select_related("account")
+    if open_only:
+        positions = positions.filter(closed_at__isnull=True)
+    if user_id is not None:
+        positions = positions.filter(account__user_id=user_id)
+    if user_ids is not None:
+        positions = positions.filter(account__user_id__in=list(user_ids))
+    if exchange is not None:
+        positions = positions.filter(account__exchange=exchange)
+    if symbol is not None:
+        positions = positions.filter(symbol=symbol)
+    if symbols is not None:
+        positions = positions.filter(symbol__in=list(symbols))
+    return positions.order_by("account__exchange", "symbol", "side", "id")
+
+
+def account_list(*, user_id=None, exchange: str | None = None, enabled: bool | None = None) -> QuerySet:
+    """Exchange accounts with their balance snapshot joined (one query)."""
+    accounts = ExchangeAccount.objects.select_related("balance")
+    if user_id is not None:
+        accounts = accounts.filter(user_id=user_id)
+    if exchange is not None:
+        accounts = accounts.filter(exchange=exchange)
+    if enabled is not None:
+        accounts = accounts.filter(enabled=enabled)
+    return accounts.order_by("exchange", "id")
+
+
+def balance_list(*, user_id=None, user_ids=None, exchange: str | None = None) -> QuerySet[Balance]:
+    balances = Balance.objects.select_related("account")
+    if user_id is not None:
+        balances = balances.filter(account__user_id=user_id)
+    if user_ids is not None:
+        balances = balances.filter(account__user_id__in=list(user_ids))
+    if exchange is not None:
+        balances = balances.filter(account__exchange=exchange)
+    return balances.order_by("account__exchange", "account_id")
+
+
+def closed_trade_list(*, user_id, exchange: str, symbol: str, limit: int = 20) -> list[ClosedTrade]:
+    """The user's most recent closed positions on `exchange` and `symbol`, newest first
+    (for `consecutive_losses`: `all(trade.is_loss for trade in trades[:n])`)."""
+    return list(
+        ClosedTrade.objects.filter(account__user_id=user_id, account__exchange=exchange, symbol=symbol).order_by(
+            "-closed_at", "-id"
+        )[:limit]
+    )
+
+
+def account_day_list(*, user_id=None, day: date_type | None = None) -> QuerySet[AccountDay]:
+    """Per-account daily rows (UTC `day`, today by default) with the account joined."""
+    day = day or timezone.now().date()
+    days = AccountDay.objects.select_related("account").filter(date=day)
+    if user_id is not None:
+        days = days.filter(account__user_id=user_id)
+    return days
+
+
+def daily_pnl_get(*, user_id, day: date_type | None = None) -> Decimal:
+    """The user's PnL since 00:00 UTC over all accounts: realized (wallet change: fees
+    and funding included) + unrealized now - unrealized at 00:00. A loss is negative."""
+    return sum((row.daily_pnl for row in account_day_list(user_id=user_id, day=day)), ZERO)
+
+
+def monitoring_state_get() -> MonitoringState:
+    """The monitoring state (an unsaved stopped one before the first start)."""
+    return MonitoringState.objects.filter(pk=1).first() or MonitoringState(pk=1)
+
+
+def monitored_symbols(*, exchange: str) -> list[str]:
+    """What the feed should stream for `exchange` while monitoring runs: the chosen
+    symbols, or every symbol with an open position there when none were chosen."""
+    state = monitoring_state_get()
+    if not state.running or exchange not in state.exchanges:
+        return []
+    if state.symbols:
+        return list(state.symbols)
+    return sorted(
+        set(
+            Position.objects.filter(account__exchange=exchange, closed_at__isnull=True).values_list("symbol", flat=True)
+        )
+    )
+
+
+# --- ETRMS payloads ---------------------------------------------------------------------
+def _num(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _iso(moment) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def position_item(position: Position, *, include_user: bool) -> dict:
+    item = {
+        "id": position.pk,
+        "exchange": position.account.exchange,
+        "symbol": position.symbol,
+        "side": position.side,
+        "size": _num(position.size),
+        "entry_price": _num(position.entry_price),
+        "mark_price": _num(position.mark_price),
+        "notional": _num(position.notional),
+        "unrealized_pnl": _num(position.unrealized_pnl),
+        "realized_pnl": _num(position.realized_pnl),
+        "leverage": _num(position.leverage),
+        "liquidation_price": _num(position.liquidation_price),
+        "margin_ratio": _num(position.margin_ratio),
+        "opened_at": _iso(position.opened_at),
+        "mark_updated_at": _iso(position.mark_updated_at),
+    }
+    if include_user:
+        item["user_id"] = str(position.account.user_id)
+    return item
+
+
+def _group(items: list[dict]) -> dict:
+    return {
+        "total_position_value": sum(item["notional"] for item in items),
+        "total_unrealized_pnl": sum(item["unrealized_pnl"] for item in items),
+        "positions": items,
+    }
+
+
+def positions_payload(
+    *, positions: list[Position], exchanges: list[str] | None = None, include_user: bool = False
+) -> dict:
+    """ETRMS's positions format: totals, `exchanges` and `positions_by_symbol`.
+    `exchanges` lists accounts' venues to show even without positions."""
+    by_exchange: dict[str, list[dict]] = defaultdict(list)
+    by_symbol: dict[str, list[dict]] = defaultdict(list)
+    for exchange in exchanges or []:
+        by_exchange.setdefault(exchange, [])
+    for position in positions:
+        item = position_item(position, include_user=include_user)
+        by_exchange[item["exchange"]].append(item)
+        by_symbol[item["symbol"]].append(item)
+    symbols = {}
+    for symbol, items in sorted(by_symbol.items()):
+        group = _group(items)
+        group["net_size"] = sum(item["size"] if item["side"] == "long" else -item["size"] for item in items)
+        symbols[symbol] = group
+    all_items = [item for items in by_exchange.values() for item in items]
+    return {
+        "total_position_value": sum(item["notional"] for item in all_items),
+        "total_unrealized_pnl": sum(item["unrealized_pnl"] for item in all_items),
+        "exchanges": {exchange: _group(items) for exchange, items in sorted(by_exchange.items())},
+        "positions_by_symbol": symbols,
+    }
+
+
+def positions_view(*, user_id=None) -> tuple[list[Position], list[str]]:
+    """Open positions and the venues of the accounts in scope: two queries."""
+    positions = list(position_list(user_id=user_id))
+    accounts = ExchangeAccount.objects.all() if user_id is None else ExchangeAccount.objects.filter(user_id=user_id)
+    exchanges = sorted(set(accounts.values_list("exchange", flat=True)))
+    return positions, exchanges
+
+
+def _account_numbers(account: ExchangeAccount) -> dict:
+    balance = getattr(account, "balance", None)
+    if balance is None:
+        return {
+            "balance": 0.0,
+            "equity": 0.0,
+            "available": 0.0,
+            "margin_used": 0.0,
+            "unrealized_pnl": 0.0,
+            "margin_ratio": None,
+            "peak_equity": 0.0,
+        }
+    return {
+        "balance": float(balance.balance),
+        "equity": float(balance.equity),
+        "available": float(balance.available),
+        "margin_used": float(balance.margin_used),
+        "unrealized_pnl": float(balance.unrealized_pnl),
+        "margin_ratio": _num(balance.margin_ratio),
+        "peak_equity": float(balance.peak_equity),
+    }
+
+
+def _account_status(account: ExchangeAccount) -> dict:
+    return {
+        "label": account.label,
+        "testnet": account.testnet,
+        "enabled": account.enabled,
+        "has_credentials": account.has_credentials,
+        "last_synced_at": _iso(account.last_synced_at),
+        "last_sync_failed": account.last_sync_failed,
+        "last_sync_error": account.last_sync_error or None,
+    }
+
+
+_SUMMED = ("balance", "equity", "available", "margin_used", "unrealized_pnl", "peak_equity")
+
+
+def account_entry(accounts: list[ExchangeAccount], *, include_user: bool) -> dict:
+    """One exchange's entry: its account's numbers and status (a trader), or the sum
+    over every user's account on it with a `by_user` breakdown (an officer)."""
+    if not include_user:
+        account = accounts[0]
+        return {**_account_numbers(account), **_account_status(account)}
+    entry = {name: 0.0 for name in _SUMMED}
+    ratios = []
+    by_user = {}
+    for account in accounts:
+        numbers = _account_numbers(account)
+        for name in _SUMMED:
+            entry[name] += numbers[name]
+        if numbers["margin_ratio"] is not None:
+            ratios.append(numbers["margin_ratio"])
+        by_user[str(account.user_id)] = {**numbers, **_account_status(account)}
+    entry["margin_ratio"] = max(ratios) if ratios else None  # the worst account
+    entry["by_user"] = by_user
+    return entry
+
+
+def accounts_payload(*, accounts: list[ExchangeAccount], include_user: bool) -> dict:
+    """ETRMS's accounts format: `{"accounts": {exchange: {balance, equity, available,
+    margin_used, ...}}}` plus totals."""
+    grouped: dict[str, list[ExchangeAccount]] = defaultdict(list)
+    for account in accounts:
+        grouped[account.exchange].append(account)
+    entries = {exchange: account_entry(items, include_user=include_user) for exchange, items in sorted(grouped.items())}
+    totals = {
+        f"total_{name}": sum(entry[name] for entry in entries.values())
+        for name in ("balance", "equity", "available", "margin_used", "unrealized_pnl")
+    }
+    return {"accounts": entries, **totals}
+
+
+def monitoring_status_payload() -> dict:
+    from accounts.services.monitoring import MONITORING_TASK_NAME, monitoring_interval_default
+
+    state = monitoring_state_get()
+    return {
+        "running": state.running,
+        "exchanges": state.exchanges,
+        "symbols": state.symbols,
+        "interval": state.interval_seconds if state.running else monitoring_interval_default(),
+        "last_sync": _iso(state.last_sync_at),
+        "last_error": state.last_error or None,
+        "last_error_at": _iso(state.last_error_at),
+        "started_at": _iso(state.started_at),
+        "stopped_at": _iso(state.stopped_at),
+        "scheduled_task": MONITORING_TASK_NAME if state.pk and state.started_at else None,
+    }

@@ -1,0 +1,60 @@
+"""Mark updates between syncs: the feed moves open positions' marks tick by tick."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.events import positions_changed_on_commit
+from accounts.exchanges import LONG, normalize_symbol
+from accounts.models import Position
+
+_MARK_FIELDS = ["mark_price", "mark_updated_at", "unrealized_pnl", "notional", "best_price", "peak_pnl"]
+
+
+def position_mark_apply(position: Position, *, price: Decimal, at: datetime) -> bool:
+    """Move `position` (in memory) to mark `price` observed at `at`; False when the
+    position already carries a newer mark. Keeps unrealized PnL, notional, best price
+    and peak PnL since opening consistent with the mark."""
+    if position.mark_updated_at and position.mark_updated_at > at:
+        return False
+    position.mark_price = price
+    position.mark_updated_at = at
+    position.unrealized_pnl = (price - position.entry_price) * position.size * position.direction
+    position.notional = abs(position.size * price)
+    if position.side == LONG:
+        position.best_price = max(position.best_price or price, price)
+    else:
+        position.best_price = min(position.best_price or price, price)
+    position.peak_pnl = max(position.peak_pnl, position.realized_pnl + position.unrealized_pnl)
+    return True
+
+
+@transaction.atomic
+def positions_marks_update(*, exchange: str, prices: dict[str, Decimal], at: datetime | None = None) -> list[Position]:
+    """Apply the feed's marks (`{symbol: price}`, quote currency) to every open position
+    on `exchange` in those symbols, for all users: one SELECT and one bulk UPDATE.
+    Returns the positions moved; the risk engine hears of them after commit."""
+    at = at or timezone.now()
+    prices = {normalize_symbol(symbol): Decimal(price) for symbol, price in prices.items()}
+    if not prices:
+        return []
+    positions = list(
+        Position.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(account__exchange=exchange, symbol__in=list(prices), closed_at__isnull=True)
+    )
+    moved = [position for position in positions if position_mark_apply(position, price=prices[position.symbol], at=at)]
+    if moved:
+        Position.objects.bulk_update(moved, _MARK_FIELDS)
+        positions_changed_on_commit(
+            user_ids={position.account.user_id for position in moved},
+            exchange=exchange,
+            symbols={position.symbol for position in moved},
+        )
+    return moved
+
+
+def positions_mark_update(*, exchange: str, symbol: str, price: Decimal, at: datetime | None = None) -> list[Position]:
+    return positions_marks_update(exchange=exchange, prices={symbol: price}, at=at)

@@ -1,0 +1,476 @@
+"""The paper exchange's books: markets, prices, wallets, positions, orders and fills.
+
+This is the venue side of `paper` (what Binance keeps for a real account); ETRMS reads
+it through the exchange interface (`accounts.exchanges.paper.PaperExchange`) and its
+sync, exactly as it reads a real venue. Conventions follow Binance USD-M: cross margin,
+taker fee `PAPER_TAKER_FEE` on every fill, `realized_pnl` on a fill gross of its fee,
+one-way mode by default (hedge mode per wallet), market orders filled at the mark
+price, reduce-only orders never growing or flipping a position. Paper charges no
+funding and never liquidates (a liquidation price is reported, not enforced).
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_DOWN, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.exchanges import config
+from accounts.exchanges.base import BUY, LONG, SELL, SHORT, BalanceInfo, PositionInfo, Trade
+from accounts.exchanges.errors import OrderRejected, UnknownSymbol
+from accounts.exchanges.paper_prices import DEFAULT_MARKETS, PaperMarketSpec, quantize_price, walk_price
+from accounts.exchanges.symbols import normalize_symbol
+from accounts.models import ExchangeAccount, PaperFill, PaperMarket, PaperOrder, PaperPosition, PaperWallet
+
+ZERO = Decimal(0)
+DEFAULT_PAPER_BALANCE = Decimal(100000)
+
+
+def taker_fee_rate() -> Decimal:
+    return Decimal(str(getattr(settings, "PAPER_TAKER_FEE", "0.0004")))
+
+
+# --- markets and prices ---------------------------------------------------------------
+@dataclass(frozen=True)
+class PaperQuote:
+    spec: PaperMarketSpec
+    override: Decimal | None
+
+    def price_at(self, at: float) -> Decimal:
+        if self.override is not None:
+            return self.override
+        return walk_price(self.spec, at=at, seed=config.paper_seed(), tick_seconds=config.paper_tick_seconds())
+
+
+def paper_markets() -> dict[str, PaperQuote]:
+    """Every paper market: the built-in ones, then the `PaperMarket` rows (one query)."""
+    quotes = {symbol: PaperQuote(spec, None) for symbol, spec in DEFAULT_MARKETS.items()}
+    for row in PaperMarket.objects.all():
+        spec = PaperMarketSpec(
+            symbol=row.symbol,
+            base=row.base,
+            quote=row.quote,
+            base_price=row.base_price,
+            volatility=row.volatility,
+            tick_size=row.tick_size,
+            step_size=row.step_size,
+            maintenance_margin_rate=row.maintenance_margin_rate,
+        )
+        override = quantize_price(row.price_override, row.tick_size) if row.price_override is not None else None
+        quotes[row.symbol] = PaperQuote(spec, override)
+    return quotes
+
+
+def paper_quote(symbol: str) -> PaperQuote:
+    symbol = normalize_symbol(symbol)
+    quote = paper_markets().get(symbol)
+    if quote is None:
+        raise UnknownSymbol(f"paper does not list {symbol}.")
+    return quote
+
+
+def paper_price(symbol: str, *, at: float | None = None) -> Decimal:
+    """The paper mark price of `symbol` now (or at unix time `at`)."""
+    return paper_quote(symbol).price_at(time.time() if at is None else at)
+
+
+@transaction.atomic
+def paper_price_set(*, symbol: str, price: Decimal | None) -> PaperMarket:
+    """Pin `symbol`'s paper price (None: back to the random walk). Creates the market
+    row from the built-in definition when needed."""
+    symbol = normalize_symbol(symbol)
+    row = PaperMarket.objects.select_for_update().filter(symbol=symbol).first()
+    if row is None:
+        spec = DEFAULT_MARKETS.get(symbol)
+        if spec is None:
+            raise UnknownSymbol(f"paper does not list {symbol}.")
+        row = PaperMarket(
+            symbol=symbol,
+            base=spec.base,
+            quote=spec.quote,
+            base_price=spec.base_price,
+            volatility=spec.volatility,
+            tick_size=spec.tick_size,
+            step_size=spec.step_size,
+            maintenance_margin_rate=spec.maintenance_margin_rate,
+        )
+    if price is not None and price <= 0:
+        raise OrderRejected("A paper price must be positive.")
+    row.price_override = price
+    row.save()
+    return row
+
+
+@transaction.atomic
+def paper_market_upsert(
+    *,
+    symbol: str,
+    base_price: Decimal,
+    volatility: float = 0.6,
+    tick_size: Decimal = Decimal("0.01"),
+    step_size: Decimal = Decimal("0.001"),
+    quote: str = "USDT",
+) -> PaperMarket:
+    """List a new paper market (or redefine one). `symbol` must end with `quote`."""
+    symbol = normalize_symbol(symbol)
+    if not symbol.endswith(quote) or symbol == quote:
+        raise UnknownSymbol(f"{symbol} is not a {quote}-quoted symbol.")
+    row, _ = PaperMarket.objects.update_or_create(
+        symbol=symbol,
+        defaults={
+            "base": symbol[: -len(quote)],
+            "quote": quote,
+            "base_price": base_price,
+            "volatility": volatility,
+            "tick_size": tick_size,
+            "step_size": step_size,
+        },
+    )
+    return row
+
+
+# --- wallets --------------------------------------------------------------------------
+@transaction.atomic
+def paper_wallet_ensure(
+    *,
+    account: ExchangeAccount,
+    balance: Decimal = DEFAULT_PAPER_BALANCE,
+    default_leverage: int = 10,
+    hedge_mode: bool = False,
+) -> PaperWallet:
+    """The account's paper wallet, created funded with `balance` USDT if absent."""
+    if account.exchange != "paper":
+        raise OrderRejected(f"{account} is not a paper account.")
+    wallet, _ = PaperWallet.objects.get_or_create(
+        account=account,
+        defaults={"balance": balance, "default_leverage": default_leverage, "hedge_mode": hedge_mode},
+    )
+    return wallet
+
+
+def _wallet_locked(account_id: int) -> PaperWallet:
+    wallet = PaperWallet.objects.select_for_update().filter(account_id=account_id).first()
+    if wallet is None:
+        account = ExchangeAccount.objects.get(pk=account_id)
+        paper_wallet_ensure(account=account)
+        wallet = PaperWallet.objects.select_for_update().get(account_id=account_id)
+    return wallet
+
+
+# --- state ----------------------------------------------------------------------------
+def _state(
+    wallet: PaperWallet, positions: list[PaperPosition], open_orders: list[PaperOrder], quotes, now: float
+) -> tuple[BalanceInfo, list[PositionInfo]]:
+    rows = []
+    for position in positions:
+        quote = quotes.get(position.symbol)
+        mark = quote.price_at(now) if quote else position.entry_price
+        mmr = quote.spec.maintenance_margin_rate if quote else Decimal("0.005")
+        direction = 1 if position.side == LONG else -1
+        notional = position.size * mark
+        rows.append(
+            {
+                "position": position,
+                "mark": mark,
+                "mmr": mmr,
+                "unrealized": (mark - position.entry_price) * position.size * direction,
+                "notional": notional,
+                "initial": notional / position.leverage,
+                "maintenance": notional * mmr,
+            }
+        )
+    unrealized = sum((row["unrealized"] for row in rows), ZERO)
+    maintenance = sum((row["maintenance"] for row in rows), ZERO)
+    order_margin = sum(
+        ((order.price or ZERO) * (order.amount - order.filled) / wallet.default_leverage for order in open_orders),
+        ZERO,
+    )
+    initial = sum((row["initial"] for row in rows), ZERO) + order_margin
+    equity = wallet.balance + unrealized
+    balance = BalanceInfo(
+        balance=wallet.balance,
+        equity=equity,
+        available=max(ZERO, equity - initial),
+        margin_used=initial,
+        unrealized_pnl=unrealized,
+        maintenance_margin=maintenance,
+        currency="USD",
+        assets={wallet.currency: str(wallet.balance)},
+    )
+    margin_ratio = balance.margin_ratio
+    result = []
+    for row in rows:
+        position = row["position"]
+        size, entry, mmr = position.size, position.entry_price, row["mmr"]
+        others_unrealized = unrealized - row["unrealized"]
+        others_maintenance = maintenance - row["maintenance"]
+        # Cross margin: the mark at which equity falls to the maintenance margin, the
+        # other positions held where they are.
+        cushion = wallet.balance + others_unrealized - others_maintenance
+        if position.side == LONG:
+            liquidation = (size * entry - cushion) / (size * (1 - mmr))
+        else:
+            liquidation = (cushion + size * entry) / (size * (1 + mmr))
+        result.append(
+            PositionInfo(
+                symbol=position.symbol,
+                side=position.side,
+                size=size,
+                entry_price=entry,
+                mark_price=row["mark"],
+                notional=row["notional"],
+                unrealized_pnl=row["unrealized"],
+                leverage=Decimal(position.leverage),
+                liquidation_price=liquidation.quantize(Decimal("0.0001")) if liquidation > 0 else None,
+                margin_ratio=margin_ratio,
+                maintenance_margin=row["maintenance"],
+                initial_margin=row["initial"],
+                hedged=wallet.hedge_mode,
+                timestamp=datetime.fromtimestamp(now, tz=UTC),
+            )
+        )
+    return balance, result
+
+
+def paper_account_state(*, account_id: int) -> tuple[BalanceInfo, list[PositionInfo]]:
+    """The paper account as a venue reports it, on the current marks. Resting limit
+    orders the price has crossed are filled first."""
+    paper_orders_match(account_id=account_id)
+    wallet = PaperWallet.objects.filter(account_id=account_id).first()
+    if wallet is None:
+        wallet = paper_wallet_ensure(account=ExchangeAccount.objects.get(pk=account_id))
+    positions = list(PaperPosition.objects.filter(account_id=account_id))
+    open_orders = list(PaperOrder.objects.filter(account_id=account_id, status=PaperOrder.Status.OPEN))
+    return _state(wallet, positions, open_orders, paper_markets(), time.time())
+
+
+# --- orders ---------------------------------------------------------------------------
+def _round_amount(amount: Decimal, step: Decimal) -> Decimal:
+    return (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def _fill(
+    *,
+    wallet: PaperWallet,
+    order: PaperOrder,
+    price: Decimal,
+    quotes,
+    now: datetime,
+) -> None:
+    """Apply `order` at `price` to the wallet and positions (caller holds the wallet lock)."""
+    account_id = wallet.account_id
+    side, remaining = order.side, order.amount
+    fee_rate = taker_fee_rate()
+    fills: list[tuple[str, Decimal, Decimal]] = []  # (position side, amount, realized)
+
+    if wallet.hedge_mode:
+        position_side = order.position_side or (LONG if side == BUY else SHORT)
+        closing = (position_side == LONG) == (side == SELL)
+        to_reduce = [position_side] if closing else []
+        opening_side = None if closing else position_side
+    else:
+        to_reduce = [SHORT if side == BUY else LONG]
+        opening_side = LONG if side == BUY else SHORT
+
+    for reduce_side in to_reduce:
+        position = PaperPosition.objects.filter(account_id=account_id, symbol=order.symbol, side=reduce_side).first()
+        if position is None:
+            continue
+        quantity = min(remaining, position.size)
+        direction = 1 if reduce_side == LONG else -1
+        realized = (price - position.entry_price) * quantity * direction
+        fills.append((reduce_side, quantity, realized))
+        remaining -= quantity
+        position.size -= quantity
+        if position.size == 0:
+            position.delete()
+        else:
+            position.save(update_fields=["size", "updated_at"])
+
+    if order.reduce_only:
+        if not fills:
+            raise OrderRejected("ReduceOnly Order is rejected: no position to reduce.", exchange="paper")
+        remaining = ZERO  # a reduce-only order never grows or flips a position
+    if remaining > 0 and opening_side is not None:
+        leverage = wallet.default_leverage
+        balance, _ = _state(
+            wallet,
+            list(PaperPosition.objects.filter(account_id=account_id)),
+            list(PaperOrder.objects.filter(account_id=account_id, status=PaperOrder.Status.OPEN).exclude(pk=order.pk)),
+            quotes,
+            now.timestamp(),
+        )
+        required = remaining * price / leverage + remaining * price * fee_rate
+        if required > balance.available:
+            if fills:
+                remaining = ZERO  # the reducing part stands; the opening part is refused
+            else:
+                raise OrderRejected(
+                    f"Margin is insufficient: {required:.2f} needed, {balance.available:.2f} available.",
+                    exchange="paper",
+                )
+        if remaining > 0:
+            position = PaperPosition.objects.filter(
+                account_id=account_id, symbol=order.symbol, side=opening_side
+            ).first()
+            if position is None:
+                PaperPosition.objects.create(
+                    account_id=account_id,
+                    symbol=order.symbol,
+                    side=opening_side,
+                    size=remaining,
+                    entry_price=price,
+                    leverage=leverage,
+                    opened_at=now,
+                )
+            else:
+                total = position.size + remaining
+                position.entry_price = (position.entry_price * position.size + price * remaining) / total
+                position.size = total
+                position.save(update_fields=["size", "entry_price", "updated_at"])
+            fills.append((opening_side, remaining, ZERO))
+
+    filled = sum((amount for _, amount, _ in fills), ZERO)
+    total_fee = ZERO
+    for position_side, amount, realized in fills:
+        fee = amount * price * fee_rate
+        total_fee += fee
+        wallet.balance += realized - fee
+        PaperFill.objects.create(
+            order=order,
+            account_id=account_id,
+            symbol=order.symbol,
+            side=order.side,
+            position_side=position_side,
+            price=price,
+            amount=amount,
+            fee=fee,
+            realized_pnl=realized,
+            created_at=now,
+        )
+    wallet.save(update_fields=["balance", "updated_at"])
+    order.filled = filled
+    order.average_price = price if filled else None
+    order.fee = total_fee
+    order.status = PaperOrder.Status.CLOSED
+    order.save()
+
+
+@transaction.atomic
+def paper_order_execute(
+    *,
+    account_id: int,
+    symbol: str,
+    side: str,
+    amount: Decimal,
+    type: str = PaperOrder.Type.MARKET,
+    price: Decimal | None = None,
+    reduce_only: bool = False,
+    position_side: str | None = None,
+    client_order_id: str | None = None,
+) -> PaperOrder:
+    """Place a paper order. A market order fills at once at the mark price; a limit
+    order fills when marketable, else rests until the price crosses it. A known
+    `client_order_id` returns that order without acting again (idempotent retries)."""
+    if side not in (BUY, SELL):
+        raise OrderRejected(f"Unknown order side {side!r}.", exchange="paper")
+    if type not in PaperOrder.Type.values:
+        raise OrderRejected(f"Unknown order type {type!r}.", exchange="paper")
+    if position_side not in (None, "", LONG, SHORT):
+        raise OrderRejected(f"Unknown position side {position_side!r}.", exchange="paper")
+    wallet = _wallet_locked(account_id)
+    if client_order_id:
+        existing = PaperOrder.objects.filter(account_id=account_id, client_order_id=client_order_id).first()
+        if existing is not None:
+            return existing
+    quotes = paper_markets()
+    symbol = normalize_symbol(symbol)
+    if symbol not in quotes:
+        raise UnknownSymbol(f"paper does not list {symbol}.")
+    quote = quotes[symbol]
+    amount = _round_amount(Decimal(amount), quote.spec.step_size)
+    if amount <= 0:
+        raise OrderRejected(f"Order amount is below the step size {quote.spec.step_size}.", exchange="paper")
+    if type == PaperOrder.Type.LIMIT and (price is None or price <= 0):
+        raise OrderRejected("A limit order needs a positive price.", exchange="paper")
+    now = timezone.now()
+    mark = quote.price_at(now.timestamp())
+    order = PaperOrder.objects.create(
+        account_id=account_id,
+        client_order_id=client_order_id or f"paper-{time.time_ns()}",
+        symbol=symbol,
+        side=side,
+        type=type,
+        position_side=position_side or "",
+        reduce_only=reduce_only,
+        amount=amount,
+        price=price,
+        status=PaperOrder.Status.OPEN,
+    )
+    marketable = type == PaperOrder.Type.MARKET or (side == BUY and mark <= price) or (side == SELL and mark >= price)
+    if marketable:
+        _fill(wallet=wallet, order=order, price=mark, quotes=quotes, now=now)
+    return order
+
+
+@transaction.atomic
+def paper_orders_match(*, account_id: int) -> int:
+    """Settle the account's resting limit orders the price has crossed (filled, or
+    rejected when the margin no longer allows them). Returns how many were settled."""
+    open_orders = list(
+        PaperOrder.objects.filter(account_id=account_id, status=PaperOrder.Status.OPEN).order_by("created_at", "id")
+    )
+    if not open_orders:
+        return 0
+    wallet = _wallet_locked(account_id)
+    quotes = paper_markets()
+    now = timezone.now()
+    settled = 0
+    for order in open_orders:
+        quote = quotes.get(order.symbol)
+        if quote is None:
+            continue
+        mark = quote.price_at(now.timestamp())
+        if (order.side == BUY and mark <= order.price) or (order.side == SELL and mark >= order.price):
+            try:
+                with transaction.atomic():
+                    _fill(wallet=wallet, order=order, price=order.price, quotes=quotes, now=now)
+            except OrderRejected as rejected:
+                wallet.refresh_from_db()
+                PaperOrder.objects.filter(pk=order.pk).update(
+                    status=PaperOrder.Status.REJECTED, reject_reason=str(rejected.detail)[:200]
+                )
+            settled += 1
+    return settled
+
+
+@transaction.atomic
+def paper_orders_cancel_all(*, account_id: int, symbol: str) -> int:
+    _wallet_locked(account_id)
+    return PaperOrder.objects.filter(
+        account_id=account_id, symbol=normalize_symbol(symbol), status=PaperOrder.Status.OPEN
+    ).update(status=PaperOrder.Status.CANCELED, updated_at=timezone.now())
+
+
+def paper_fills(*, account_id: int, symbol: str, since: datetime | None = None, limit: int = 500) -> list[Trade]:
+    fills = PaperFill.objects.filter(account_id=account_id, symbol=normalize_symbol(symbol))
+    if since is not None:
+        fills = fills.filter(created_at__gte=since)
+    return [
+        Trade(
+            symbol=fill.symbol,
+            id=str(fill.pk),
+            price=fill.price,
+            amount=fill.amount,
+            side=fill.side,
+            timestamp=fill.created_at,
+            order_id=str(fill.order_id),
+            fee=fill.fee,
+            realized_pnl=fill.realized_pnl,
+            position_side=fill.position_side,
+        )
+        for fill in fills.order_by("created_at", "id")[:limit]
+    ]
