@@ -29,10 +29,12 @@ MONITORING_JOB = "sync_all_portfolios"
 _interval_provider: Callable[[], int] | None = None
 
 
-def monitoring_interval_provider_set(provider: Callable[[], int] | None) -> None:
-    """Let another app (risk's global config) say what the sync interval is."""
+def monitoring_interval_provider_set(provider: Callable[[], int] | None) -> Callable[[], int] | None:
+    """Let another app (risk's global config) say what the sync interval is. Returns
+    the provider it replaces."""
     global _interval_provider
-    _interval_provider = provider
+    previous, _interval_provider = _interval_provider, provider
+    return previous
 
 
 def monitoring_interval_default() -> int:

@@ -241,11 +241,13 @@ def _reconcile(account_id: int, snapshot: VenueSnapshot) -> SyncResult:
         # Funding has no side: it goes to the larger position of the symbol.
         largest = max(holders, key=lambda key: (venue.get(key) or before[key]).size)
         pnl[largest] += sum((payment.amount for payment in fresh), ZERO)
-    # Symbols seen for the first time start their cursor now, so the next sync counts
-    # only what happens from here on.
+    # Symbols seen for the first time start their cursor just after this read began, so
+    # the next sync counts only what happens from here on (a fill in the very
+    # millisecond the read began is already in the positions read).
+    start = {"ms": _ms(snapshot.fetched_at) + 1, "ids": []}
     for symbol in {key[0] for key in venue} | {key[0] for key in before}:
-        cursors.setdefault(symbol, {"ms": _ms(snapshot.fetched_at), "ids": []})
-        cursors.setdefault(f"{symbol}:funding", {"ms": _ms(snapshot.fetched_at), "ids": []})
+        cursors.setdefault(symbol, dict(start))
+        cursors.setdefault(f"{symbol}:funding", dict(start))
 
     changed_symbols = set()
     for key, position in before.items():
@@ -331,6 +333,8 @@ def account_sync(*, account: ExchangeAccount) -> SyncResult:
     """Sync one account. Best called outside a transaction (one open around it stays
     open for the whole venue read). Raises the exchange layer's errors after recording
     the failure on the account."""
+    # The caller's instance may be older than the row (cursors, last sync): re-read it.
+    account.refresh_from_db()
     fetched_at = timezone.now()
     open_symbols = set(
         Position.objects.filter(account=account, closed_at__isnull=True).values_list("symbol", flat=True)
@@ -343,7 +347,9 @@ def account_sync(*, account: ExchangeAccount) -> SyncResult:
     except Exception:
         _record_failure(account, "Internal error while reading the exchange.")
         raise
-    return _reconcile(account.pk, snapshot)
+    result = _reconcile(account.pk, snapshot)
+    account.refresh_from_db()
+    return result
 
 
 def portfolio_sync(*, exchange: str, user_id) -> dict:
