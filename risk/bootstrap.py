@@ -1,12 +1,16 @@
 """Bootstrap step of the risk app (`manage.py bootstrap`, idempotent): the global
-configuration row and a default set of circuit breakers (created when absent, never
-overwritten: officers own them once they exist)."""
+configuration row, a default set of circuit breakers (created when absent, never
+overwritten: officers own them once they exist) and the periodic risk sweep, the
+safety net behind event-driven evaluation."""
 
 from django.db import transaction
 
 from risk.models import CircuitBreaker
 from risk.services.breakers import breaker_create
 from risk.services.config import global_config_get
+
+SWEEP_TASK_NAME = "risk-sweep"
+SWEEP_INTERVAL_SECONDS = 60
 
 DEFAULT_BREAKERS = [
     {
@@ -82,3 +86,18 @@ def bootstrap(*, stdout) -> None:
     stdout.write(
         f"Circuit breakers: created {', '.join(created)}." if created else "Circuit breakers: defaults present."
     )
+    _schedule_sweep(stdout)
+
+
+def _schedule_sweep(stdout) -> None:
+    from jobs.scheduling import scheduled_task_upsert
+
+    with transaction.atomic():
+        scheduled_task_upsert(
+            name=SWEEP_TASK_NAME,
+            job_name="evaluate_risk",
+            schedule_type="interval",
+            interval_seconds=SWEEP_INTERVAL_SECONDS,
+            priority="high",
+        )
+    stdout.write(f"Scheduled task {SWEEP_TASK_NAME!r}: evaluate_risk every {SWEEP_INTERVAL_SECONDS}s.")

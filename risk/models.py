@@ -22,6 +22,16 @@ SYMBOL_MAX_LENGTH = 32
 EXCHANGE_MAX_LENGTH = 32
 
 
+def validate_positive(value) -> None:
+    """A cap is positive; null (blank) means no cap."""
+    if value is not None and value <= 0:
+        raise ValidationError("Must be positive (leave empty for no cap).")
+
+
+def _cap(default=None) -> models.DecimalField:
+    return models.DecimalField(**MONEY, null=True, blank=True, default=default, validators=[validate_positive])
+
+
 def _history(**kwargs) -> HistoricalRecords:
     """Audit trail: who (API token users included), when, old and new values."""
     return HistoricalRecords(get_user=history_user_get, **kwargs)
@@ -332,11 +342,11 @@ class GlobalConfig(models.Model):
     SINGLETON_PK = 1
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
-    max_total_exposure = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("1000000"))
-    max_leverage = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("10"))
-    max_drawdown_pct = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("20"))
-    daily_loss_limit = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("50000"))
-    max_margin_ratio = models.DecimalField(**MONEY, null=True, blank=True, default=Decimal("0.8"))
+    max_total_exposure = _cap(Decimal("1000000"))
+    max_leverage = _cap(Decimal("10"))
+    max_drawdown_pct = _cap(Decimal("20"))
+    daily_loss_limit = _cap(Decimal("50000"))
+    max_margin_ratio = _cap(Decimal("0.8"))
     dry_run = models.BooleanField(default=True)
     monitoring_interval_seconds = models.PositiveIntegerField(default=60)
     alert_cooldown_seconds = models.PositiveIntegerField(default=300)
@@ -359,8 +369,8 @@ class SymbolConfig(models.Model):
     (all users and exchanges), `max_leverage` on each position in it."""
 
     symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH, unique=True)
-    max_position_size = models.DecimalField(**MONEY, null=True, blank=True)
-    max_leverage = models.DecimalField(**MONEY, null=True, blank=True)
+    max_position_size = _cap()
+    max_leverage = _cap()
     trading_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -379,7 +389,7 @@ class ExchangeConfig(models.Model):
     """Desk settings for one exchange: `max_exposure` caps the desk's exposure there."""
 
     exchange = models.CharField(max_length=EXCHANGE_MAX_LENGTH, unique=True)
-    max_exposure = models.DecimalField(**MONEY, null=True, blank=True)
+    max_exposure = _cap()
     enabled = models.BooleanField(default=True)
     testnet = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

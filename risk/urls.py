@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from risk.api import alerts, breakers, config, limits
+from risk.api import alerts, breakers, config, evaluate, limits
 
 urlpatterns = [
     # Phase 4
     path("risk/limits", limits.LimitListCreateApi.as_view(), name="risk-limits"),
     path("risk/limits/<uuid:limit_id>", limits.LimitDetailApi.as_view(), name="risk-limit"),
+    path("risk/evaluate", evaluate.EvaluateApi.as_view(), name="risk-evaluate"),
     path("risk/alerts", alerts.AlertListApi.as_view(), name="risk-alerts"),
     path("risk/alerts/<uuid:alert_id>/acknowledge", alerts.AlertAcknowledgeApi.as_view(), name="risk-alert-ack"),
     path("risk/alerts/<uuid:alert_id>/resolve", alerts.AlertResolveApi.as_view(), name="risk-alert-resolve"),

@@ -9,21 +9,28 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,32}$")
 EXCHANGE_RE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
 
 
-def symbol_normalize(value: str, *, field: str = "symbol") -> str:
+def _invalid(field: str | None, message: str) -> ValidationError:
+    """Keyed by `field`, or bare (None) inside a serializer field, which adds the key."""
+    return ValidationError({field: [message]} if field else message)
+
+
+def symbol_normalize(value: str, *, field: str | None = "symbol") -> str:
     """Exchange-style symbol (`BTCUSDT`), upper-cased; anything else is a ValidationError."""
     if not isinstance(value, str):
-        raise ValidationError({field: ["A symbol is a string such as BTCUSDT."]})
+        raise _invalid(field, "A symbol is a string such as BTCUSDT.")
     symbol = value.strip().upper()
     if not SYMBOL_RE.match(symbol):
-        raise ValidationError({field: [f"{value!r} is not an exchange-style symbol such as BTCUSDT."]})
+        raise _invalid(field, f"{value!r} is not an exchange-style symbol such as BTCUSDT.")
     return symbol
 
 
-def exchange_normalize(value: str, *, field: str = "exchange") -> str:
+def exchange_normalize(value: str, *, field: str | None = "exchange") -> str:
     """A ccxt exchange id (`binanceusdm`) or `paper`, lower-cased."""
     if not isinstance(value, str):
-        raise ValidationError({field: ["An exchange is a ccxt id such as binanceusdm, or paper."]})
+        raise _invalid(field, "An exchange is a ccxt id such as binanceusdm, or paper.")
+    from accounts.exchanges import is_known_exchange
+
     exchange = value.strip().lower()
-    if not EXCHANGE_RE.match(exchange):
-        raise ValidationError({field: [f"{value!r} is not an exchange id such as binanceusdm or paper."]})
+    if not EXCHANGE_RE.match(exchange) or not is_known_exchange(exchange):
+        raise _invalid(field, f"{value!r} is not an exchange id such as binanceusdm or paper.")
     return exchange

@@ -39,7 +39,7 @@ class LimitListQuery(PageQuery):
     enabled = StrictBooleanField(required=False, allow_null=True, default=None)
 
     def validate_symbol(self, value):
-        return symbol_normalize(value)
+        return symbol_normalize(value, field=None)
 
 
 def _reject_unknown(data, allowed) -> None:

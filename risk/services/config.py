@@ -27,8 +27,13 @@ SNAPSHOT_VERSION = 1
 DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
 
 
+def _positive(value):
+    if value is not None and value <= 0:
+        raise serializers.ValidationError("Must be positive (null for no cap).")
+
+
 def _cap(**kwargs):
-    return serializers.DecimalField(**MONEY, allow_null=True, min_value=Decimal("0"), **kwargs)
+    return serializers.DecimalField(**MONEY, allow_null=True, validators=[_positive], **kwargs)
 
 
 class GlobalSettings(serializers.Serializer):
@@ -91,11 +96,21 @@ def global_config_update(*, actor, settings: dict) -> GlobalConfig:
     values = settings_validate(GlobalSettings, settings)
     config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
     config = config or global_config_get()
+    previous_interval = config.monitoring_interval_seconds
     if _apply(config, values, actor=actor):
         history_actor_set(config, actor_id(actor))
         config.save()
         hooks.config_changed()
+        _interval_follow(previous_interval, config.monitoring_interval_seconds)
     return config
+
+
+def _interval_follow(previous: int, current: int) -> None:
+    """The periodic sync follows `monitoring_interval_seconds` (accounts' monitoring)."""
+    if previous != current:
+        from accounts.services.monitoring import monitoring_interval_update
+
+        transaction.on_commit(lambda: monitoring_interval_update(interval_seconds=current))
 
 
 def global_defaults() -> dict:
@@ -112,7 +127,9 @@ def config_reset(*, actor) -> GlobalConfig:
     are left alone."""
     config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
     config = config or global_config_get()
+    previous_interval = config.monitoring_interval_seconds
     _apply(config, global_defaults(), actor=actor)
+    _interval_follow(previous_interval, config.monitoring_interval_seconds)
     history_actor_set(config, actor_id(actor))
     config.save()
     for model in (SymbolConfig, ExchangeConfig):

@@ -43,3 +43,38 @@ def published_alerts():
 
     yield read
     pubsub.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_risk_state():
+    """Per-process caches and shared Redis samples start empty for every test."""
+    from risk.services import evaluation, snapshots
+
+    snapshots.config_cache_clear()
+    evaluation._recorded_marks.clear()
+    client = platform_redis()
+    keys = list(client.scan_iter(match="risk:prices:*", count=1000))
+    if keys:
+        client.unlink(*keys)
+    yield
+    snapshots.config_cache_clear()
+
+
+@pytest.fixture
+def no_breakers(db):
+    """Evaluation without circuit breakers (limit tests)."""
+    from risk.models import CircuitBreaker
+
+    CircuitBreaker.objects.all().delete()
+
+
+@pytest.fixture
+def no_caps(db):
+    """A global configuration without desk caps, so only the user's limits count."""
+    from risk.services.config import global_config_get
+
+    config = global_config_get()
+    for name in ("max_total_exposure", "max_leverage", "max_drawdown_pct", "daily_loss_limit", "max_margin_ratio"):
+        setattr(config, name, None)
+    config.save()
+    return config

@@ -26,3 +26,18 @@ def test_bootstrap_creates_defaults_once_and_keeps_officers_changes():
     stop = CircuitBreaker.objects.get(name="stop-loss-5000")
     assert stop.threshold == 1234 and stop.enabled is False
     assert CircuitBreaker.objects.count() == len(DEFAULT_BREAKERS)
+
+
+def test_bootstrap_schedules_the_periodic_sweep():
+    import json
+
+    from django_celery_beat.models import PeriodicTask
+
+    from risk.bootstrap import SWEEP_INTERVAL_SECONDS, SWEEP_TASK_NAME
+
+    bootstrap(stdout=io.StringIO())
+    bootstrap(stdout=io.StringIO())
+    task = PeriodicTask.objects.get(name=SWEEP_TASK_NAME)
+    assert task.enabled and task.interval.every == SWEEP_INTERVAL_SECONDS
+    assert json.loads(task.kwargs)["job_name"] == "evaluate_risk"
+    assert json.loads(task.kwargs)["priority"] == "high"

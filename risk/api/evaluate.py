@@ -1,0 +1,44 @@
+"""`POST /risk/evaluate` (Phase 4, and ETRMS's manual breaker evaluation): the same
+evaluation as the event-driven path; it raises and resolves alerts and trips breakers,
+latched, so calling it twice acts once."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+
+from etrms.api.responses import bare
+from risk.api.common import RiskApi, user_filter
+from risk.services.evaluation import evaluation_run
+from risk.validators import exchange_normalize, symbol_normalize
+
+
+class EvaluateInput(serializers.Serializer):
+    symbol = serializers.CharField(required=False, allow_null=True, max_length=32)
+    exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
+    user_id = serializers.UUIDField(required=False, allow_null=True, help_text="Risk officers: evaluate this user.")
+
+    def validate_symbol(self, value):
+        return None if value in (None, "") else symbol_normalize(value, field=None)
+
+    def validate_exchange(self, value):
+        return None if value in (None, "") else exchange_normalize(value, field=None)
+
+
+class EvaluateApi(RiskApi):
+    @extend_schema(
+        request=EvaluateInput,
+        description=(
+            "Evaluate the caller's limits, the desk caps that apply to them and the circuit breakers on their "
+            "positions. `symbol` / `exchange` narrow the report (position_size metric, violations, breaker "
+            "entries), never what is evaluated."
+        ),
+    )
+    def post(self, request):
+        data = EvaluateInput(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        unknown = sorted(set(request.data.keys() if hasattr(request.data, "keys") else []) - set(data.fields))
+        if unknown:
+            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        values = data.validated_data
+        user_id = user_filter(request, values.get("user_id")) or request.user.pk
+        result = evaluation_run(user_id=user_id, symbol=values.get("symbol"), exchange=values.get("exchange"))
+        return bare(result.as_dict())

@@ -1,0 +1,41 @@
+"""Job handlers of the risk app (registered with the jobs registry)."""
+
+from rest_framework import serializers
+
+from jobs.registry import job_handler
+from risk.services.evaluation import evaluation_sweep
+from risk.services.trips import RETRY_JOB, trip_action_retry
+from risk.validators import symbol_normalize
+
+
+class EvaluateRiskArgs(serializers.Serializer):
+    user_id = serializers.UUIDField(required=False, allow_null=True, help_text="One user; default every user.")
+    symbol = serializers.CharField(required=False, allow_null=True, max_length=32, help_text="Narrows the report.")
+
+    def validate_symbol(self, value):
+        return None if value in (None, "") else symbol_normalize(value, field=None)
+
+
+@job_handler(
+    name="evaluate_risk",
+    description="Evaluate risk limits, desk caps and circuit breakers (one user, or everyone: the periodic sweep).",
+    args=EvaluateRiskArgs,
+    default_priority="high",
+)
+def evaluate_risk(job, *, user_id=None, symbol=None) -> dict:
+    return evaluation_sweep(user_id=user_id, symbol=symbol)
+
+
+class BreakerActionRetryArgs(serializers.Serializer):
+    trip_id = serializers.UUIDField(help_text="The breaker trip whose action failed.")
+
+
+@job_handler(
+    name=RETRY_JOB,
+    description="Retry a failed circuit breaker action with the same client order id.",
+    args=BreakerActionRetryArgs,
+    default_priority="critical",
+    officer_only=True,
+)
+def breaker_action_retry(job, *, trip_id) -> dict:
+    return trip_action_retry(trip_id=trip_id)

@@ -1,0 +1,492 @@
+"""Pure risk evaluation (SPEC §4, §5): metrics, limit and cap statuses, breaker
+conditions. No database, no Redis: inputs are the views of `risk.services.snapshots`
+plus what the caller fetched for breakers (closed-trade streaks, price ranges).
+
+Conventions: money in quote currency, Decimal; percentages in percent; a loss is
+positive in `daily_loss`; `None` as a metric value means *undefined and critical*
+(leverage or margin ratio with equity <= 0).
+"""
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from risk.models import ConditionType, LimitType
+from risk.services.breaker_params import DEFAULT_VOLATILITY_WINDOW_SECONDS
+from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView, PositionView
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+HALF = Decimal("0.5")
+DEFAULT_WARNING_RATIO = Decimal("0.8")
+VOLATILITY_COVERAGE = Decimal("0.8")
+
+RISK_LEVELS = ("low", "moderate", "high", "critical")
+
+
+# --- metrics ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Metrics:
+    symbol_net: dict  # {symbol: |net notional| summed over exchanges}
+    total_exposure: Decimal
+    equity: Decimal
+    has_balance: bool
+    daily_pnl: Decimal
+    margin_ratio: Decimal | None  # worst account; None: unknown or undefined
+    margin_ratio_undefined: bool
+    leverage: Decimal | None  # None: undefined (equity <= 0)
+    drawdown: Decimal  # worst account, from its peak equity since first sync
+    account_equity: dict  # {account_id: equity now}
+
+    @property
+    def daily_loss(self) -> Decimal:
+        return max(ZERO, -self.daily_pnl)
+
+    def position_size(self, symbol: str | None = None) -> Decimal:
+        if symbol is not None:
+            return self.symbol_net.get(symbol, ZERO)
+        return max(self.symbol_net.values(), default=ZERO)
+
+
+def _drawdown_pct(peak: Decimal, equity: Decimal) -> Decimal:
+    if peak <= 0:
+        return ZERO
+    return (peak - equity) / peak * HUNDRED
+
+
+def leverage_of(exposure: Decimal, equity: Decimal, *, has_balance: bool) -> Decimal | None:
+    """exposure / equity; None (undefined, critical) when equity <= 0 with a balance
+    or an exposure; 0 for an empty book with no balance."""
+    if equity > 0:
+        return exposure / equity
+    if exposure > 0 or has_balance:
+        return None
+    return ZERO
+
+
+def metrics_compute(book: Book) -> Metrics:
+    net: dict[str, Decimal] = {}
+    unrealized: dict[int, Decimal] = {}
+    exposure = ZERO
+    for position in book.positions:
+        net[position.symbol] = net.get(position.symbol, ZERO) + position.signed_notional
+        exposure += abs(position.notional)
+        unrealized[position.account_id] = unrealized.get(position.account_id, ZERO) + position.unrealized_pnl
+    equity = ZERO
+    daily_pnl = ZERO
+    has_balance = False
+    account_equity: dict[int, Decimal] = {}
+    worst_margin: Decimal | None = None
+    margin_undefined = False
+    drawdown = ZERO
+    for account in book.accounts.values():
+        if not account.has_balance:
+            continue
+        has_balance = True
+        upnl = unrealized.get(account.id, ZERO)
+        account_now = account.balance + upnl
+        account_equity[account.id] = account_now
+        equity += account_now
+        daily_pnl += account.balance - account.day_start_balance + upnl - account.day_start_unrealized
+        if account.maintenance_margin is not None:
+            if account_now > 0:
+                ratio = account.maintenance_margin / account_now
+                worst_margin = ratio if worst_margin is None else max(worst_margin, ratio)
+            elif account.maintenance_margin > 0:
+                margin_undefined = True
+            else:
+                worst_margin = ZERO if worst_margin is None else worst_margin
+        drawdown = max(drawdown, _drawdown_pct(max(account.peak_equity, account_now), account_now))
+    return Metrics(
+        symbol_net={symbol: abs(value) for symbol, value in net.items()},
+        total_exposure=exposure,
+        equity=equity,
+        has_balance=has_balance,
+        daily_pnl=daily_pnl,
+        margin_ratio=None if margin_undefined else worst_margin,
+        margin_ratio_undefined=margin_undefined,
+        leverage=leverage_of(exposure, equity, has_balance=has_balance),
+        drawdown=drawdown,
+        account_equity=account_equity,
+    )
+
+
+# --- limits and caps ----------------------------------------------------------------------
+@dataclass(slots=True, frozen=True)
+class LimitStatus:
+    """One limit (or config cap) applied to one value. `value` None: undefined, critical."""
+
+    key: str
+    source: str  # limit | config
+    limit_id: object
+    limit_type: str
+    symbol: str | None
+    value: Decimal | None
+    threshold: Decimal
+    warning: Decimal | None = None
+    cap: str | None = None  # the config field, for source config
+    exchange: str | None = None
+
+    @property
+    def exceeded(self) -> bool:
+        return self.value is None or self.value >= self.threshold
+
+    @property
+    def warned(self) -> bool:
+        return self.warning is not None and (self.value is None or self.value >= self.warning)
+
+    @property
+    def utilization(self) -> Decimal | None:
+        return None if self.value is None else self.value / self.threshold
+
+    @property
+    def risk_level(self) -> str:
+        u = self.utilization
+        if u is None or u >= 1:
+            return "critical"
+        w = max(HALF, self.warning / self.threshold) if self.warning is not None else DEFAULT_WARNING_RATIO
+        if u >= w:
+            return "high"
+        if u >= HALF:
+            return "moderate"
+        return "low"
+
+
+@dataclass(slots=True)
+class LimitAssessment:
+    statuses: list = field(default_factory=list)
+    # Drawdown limits' new peaks: {limit_id: {account_id (str): peak}}; only rises.
+    peak_updates: dict = field(default_factory=dict)
+
+
+def _limit_value(limit: LimitView, metrics: Metrics, book: Book, assessment: LimitAssessment):
+    """The metric a portfolio-wide limit compares (position_size is handled by the caller)."""
+    kind = limit.limit_type
+    if kind == LimitType.TOTAL_EXPOSURE:
+        return metrics.total_exposure
+    if kind == LimitType.DAILY_LOSS:
+        return metrics.daily_loss
+    if kind == LimitType.MARGIN_RATIO:
+        if metrics.margin_ratio_undefined:
+            return None
+        return metrics.margin_ratio if metrics.margin_ratio is not None else ZERO
+    if kind == LimitType.LEVERAGE:
+        return metrics.leverage
+    if kind == LimitType.DRAWDOWN:
+        worst = ZERO
+        updates = {}
+        for account_id, equity in metrics.account_equity.items():
+            stored = limit.equity_peaks.get(str(account_id))
+            stored = Decimal(stored) if stored is not None else None
+            peak = equity if stored is None or equity > stored else stored
+            if stored is None or peak > stored:
+                updates[str(account_id)] = peak
+            worst = max(worst, _drawdown_pct(peak, equity))
+        if updates:
+            assessment.peak_updates[limit.id] = updates
+        return worst
+    raise ValueError(f"unknown limit type {kind!r}")
+
+
+def limits_assess(
+    *, book: Book, metrics: Metrics, limits: list[LimitView], config: ConfigView, desk: DeskTotals | None
+) -> LimitAssessment:
+    """Statuses of the user's enabled limits and of the desk caps that apply to them."""
+    assessment = LimitAssessment()
+    statuses = assessment.statuses
+    for limit in limits:
+        if limit.limit_type == LimitType.POSITION_SIZE:
+            symbols = [limit.symbol] if limit.symbol is not None else sorted(metrics.symbol_net)
+            for symbol in symbols:
+                statuses.append(
+                    LimitStatus(
+                        key=f"limit:{limit.id}:{symbol}",
+                        source="limit",
+                        limit_id=limit.id,
+                        limit_type=limit.limit_type,
+                        symbol=symbol,
+                        value=metrics.symbol_net.get(symbol, ZERO),
+                        threshold=limit.threshold,
+                        warning=limit.warning,
+                    )
+                )
+        else:
+            statuses.append(
+                LimitStatus(
+                    key=f"limit:{limit.id}:*",
+                    source="limit",
+                    limit_id=limit.id,
+                    limit_type=limit.limit_type,
+                    symbol=None,
+                    value=_limit_value(limit, metrics, book, assessment),
+                    threshold=limit.threshold,
+                    warning=limit.warning,
+                )
+            )
+    statuses.extend(_caps_assess(book=book, metrics=metrics, config=config, desk=desk))
+    return assessment
+
+
+def _cap(cap: str, scope: str, limit_type: str, value, threshold, *, symbol=None, exchange=None) -> LimitStatus:
+    return LimitStatus(
+        key=f"config:{scope}:{cap}",
+        source="config",
+        limit_id=None,
+        limit_type=limit_type,
+        symbol=symbol,
+        value=value,
+        threshold=threshold,
+        cap=cap,
+        exchange=exchange,
+    )
+
+
+def _caps_assess(*, book: Book, metrics: Metrics, config: ConfigView, desk: DeskTotals | None) -> list[LimitStatus]:
+    """Desk caps (SPEC §5) that apply to this user: sums are the desk's (all users
+    together); account and position properties are the user's own."""
+    caps: list[LimitStatus] = []
+    has_positions = bool(book.positions)
+    if desk is not None and has_positions:
+        if config.max_total_exposure is not None:
+            caps.append(
+                _cap("max_total_exposure", "global", "total_exposure", desk.total_exposure, config.max_total_exposure)
+            )
+        if config.max_leverage is not None:
+            desk_leverage = leverage_of(desk.total_exposure, desk.equity, has_balance=desk.balances > 0)
+            caps.append(_cap("max_leverage", "global", "leverage", desk_leverage, config.max_leverage))
+    if desk is not None and metrics.has_balance and config.daily_loss_limit is not None:
+        caps.append(_cap("daily_loss_limit", "global", "daily_loss", desk.daily_loss, config.daily_loss_limit))
+    if metrics.has_balance and config.max_drawdown_pct is not None:
+        caps.append(_cap("max_drawdown_pct", "global", "drawdown", metrics.drawdown, config.max_drawdown_pct))
+    if config.max_margin_ratio is not None and (metrics.margin_ratio is not None or metrics.margin_ratio_undefined):
+        value = None if metrics.margin_ratio_undefined else metrics.margin_ratio
+        caps.append(_cap("max_margin_ratio", "global", "margin_ratio", value, config.max_margin_ratio))
+    symbols = sorted({position.symbol for position in book.positions})
+    for symbol in symbols:
+        size_cap, leverage_cap = config.symbol_caps.get(symbol, (None, None))
+        if size_cap is not None and desk is not None:
+            caps.append(
+                _cap(
+                    "max_position_size",
+                    f"symbol:{symbol}",
+                    "position_size",
+                    abs(desk.symbol_net.get(symbol, ZERO)),
+                    size_cap,
+                    symbol=symbol,
+                )
+            )
+        if leverage_cap is not None:
+            leverages = [p.leverage for p in book.positions if p.symbol == symbol and p.leverage is not None]
+            if leverages:
+                caps.append(
+                    _cap("max_leverage", f"symbol:{symbol}", "leverage", max(leverages), leverage_cap, symbol=symbol)
+                )
+    if desk is not None:
+        for exchange in sorted({position.exchange for position in book.positions}):
+            cap = config.exchange_caps.get(exchange)
+            if cap is not None:
+                caps.append(
+                    _cap(
+                        "max_exposure",
+                        f"exchange:{exchange}",
+                        "total_exposure",
+                        desk.exchange_exposure.get(exchange, ZERO),
+                        cap,
+                        exchange=exchange,
+                    )
+                )
+    return caps
+
+
+def risk_level_of(statuses: list[LimitStatus], *, breaker_tripped: bool) -> str:
+    """The highest level over the statuses; critical with an unresolved breaker trip;
+    low with nothing applicable."""
+    if breaker_tripped:
+        return "critical"
+    best = 0
+    for status in statuses:
+        best = max(best, RISK_LEVELS.index(status.risk_level))
+        if best == 3:
+            break
+    return RISK_LEVELS[best]
+
+
+# --- breakers -----------------------------------------------------------------------------
+@dataclass(slots=True, frozen=True)
+class BreakerInputs:
+    """What breakers need beyond the book, fetched by the caller."""
+
+    # {(account_id, symbol): [(closed_at, net realized pnl), ...] newest first}
+    closed_trades: dict = field(default_factory=dict)
+    # {(breaker_id, account_id, symbol): datetime}: an officer re-armed the streak then
+    streak_cutoffs: dict = field(default_factory=dict)
+    # {(exchange, symbol, window_seconds): (low, high, span_seconds)} or missing
+    price_ranges: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BreakerHit:
+    breaker: BreakerView
+    position: PositionView
+    latch_key: str
+    context: dict  # numbers (Decimal) and labels describing why it tripped
+    summary: str
+
+
+@dataclass(slots=True)
+class BreakerAssessment:
+    hits: list = field(default_factory=list)
+    evaluated: set = field(default_factory=set)  # {(breaker_id, latch_key)} checked on fresh data
+    stale: dict = field(default_factory=dict)  # {position_id: (position, reason)} in some breaker's scope
+
+
+def latch_key_of(breaker: BreakerView, position: PositionView) -> str:
+    if breaker.condition_type == ConditionType.CONSECUTIVE_LOSSES:
+        return f"streak:{position.account_id}:{position.symbol}"
+    return f"position:{position.id}"
+
+
+def stale_reason(position: PositionView, *, account_failed: bool, now: datetime, max_age_seconds: int) -> str | None:
+    if account_failed:
+        return "the account's last sync failed"
+    age = (now - position.mark_updated_at).total_seconds()
+    if age > max_age_seconds:
+        return f"the mark is {age:.0f}s old (max {max_age_seconds}s)"
+    return None
+
+
+def _in_flat_window(windows: list, now: datetime) -> dict | None:
+    for window in windows:
+        local = now.astimezone(zoneinfo.ZoneInfo(window.get("tz", "UTC")))
+        minute = local.hour * 60 + local.minute
+        start_h, start_m = (int(part) for part in window["start"].split(":"))
+        end_h, end_m = (int(part) for part in window["end"].split(":"))
+        start, end = start_h * 60 + start_m, end_h * 60 + end_m
+        inside = start <= minute < end if start < end else (minute >= start or minute < end)
+        if inside:
+            return window
+    return None
+
+
+def condition_check(
+    breaker: BreakerView, position: PositionView, *, now: datetime, inputs: BreakerInputs
+) -> tuple[dict, str] | None:
+    """(context, summary) when `breaker`'s condition holds for `position`, else None."""
+    kind, threshold = breaker.condition_type, breaker.threshold
+    if kind == ConditionType.MAX_POSITION_SIZE:
+        if position.notional >= threshold:
+            return {"notional": position.notional, "threshold": threshold}, (
+                f"notional {position.notional:f} >= {threshold:f}"
+            )
+        return None
+    if kind == ConditionType.PNL:
+        profit = breaker.additional_params.get("direction", "loss") == "profit"
+        pnl = position.unrealized_pnl
+        if (profit and pnl >= threshold) or (not profit and pnl <= -threshold):
+            word = "profit" if profit else "loss"
+            return {"unrealized_pnl": pnl, "threshold": threshold, "direction": word}, (
+                f"unrealized PnL {pnl:f} reached the {word} threshold {threshold:f}"
+            )
+        return None
+    if kind == ConditionType.MAX_DRAWDOWN:
+        entry_notional = abs(position.size * position.entry_price)
+        if entry_notional <= 0:
+            return None
+        pnl = position.realized_pnl + position.unrealized_pnl
+        peak = max(position.peak_pnl, pnl)
+        drawdown = (peak - pnl) / entry_notional * HUNDRED
+        if drawdown >= threshold:
+            return {"current_drawdown": drawdown, "threshold": threshold, "peak_pnl": peak, "pnl": pnl}, (
+                f"PnL fell {drawdown:.4f}% of entry notional from its peak (threshold {threshold:f}%)"
+            )
+        return None
+    if kind == ConditionType.TRAILING_STOP:
+        price = position.mark_price
+        best = position.best_price or position.entry_price
+        best = max(best, price) if position.side == "long" else min(best, price)
+        if best <= 0:
+            return None
+        retrace = (best - price) / best * HUNDRED if position.side == "long" else (price - best) / best * HUNDRED
+        if retrace >= threshold:
+            return {"retrace_pct": retrace, "threshold": threshold, "best_price": best, "mark_price": price}, (
+                f"retraced {retrace:.4f}% from the best mark {best:f} (threshold {threshold:f}%)"
+            )
+        return None
+    if kind == ConditionType.TIME_BASED:
+        open_seconds = Decimal(str(max(0.0, (now - position.opened_at).total_seconds())))
+        window = _in_flat_window(breaker.additional_params.get("flat_windows") or [], now)
+        if open_seconds >= threshold or window is not None:
+            reason = (
+                f"open inside the flat window {window['start']}-{window['end']} {window.get('tz', 'UTC')}"
+                if window is not None
+                else f"open for {open_seconds:.0f}s (threshold {threshold:f}s)"
+            )
+            return {"open_seconds": open_seconds, "threshold": threshold, "flat_window": window}, reason
+        return None
+    if kind == ConditionType.CONSECUTIVE_LOSSES:
+        trades = inputs.closed_trades.get((position.account_id, position.symbol), [])
+        cutoff = inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol))
+        streak = 0
+        for closed_at, pnl in trades:
+            if cutoff is not None and closed_at <= cutoff:
+                break
+            if pnl >= 0:
+                break
+            streak += 1
+        if streak >= threshold:
+            return {"consecutive_losses": Decimal(streak), "threshold": threshold}, (
+                f"the last {streak} closed positions on {position.exchange} {position.symbol} lost money"
+            )
+        return None
+    if kind == ConditionType.VOLATILITY:
+        window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
+        found = inputs.price_ranges.get((position.exchange, position.symbol, window))
+        if found is None:
+            return None
+        low, high, span = found
+        if low <= 0 or Decimal(str(span)) < VOLATILITY_COVERAGE * window:
+            return None  # not evaluated until samples cover 80 % of the window
+        range_pct = (high - low) / low * HUNDRED
+        if range_pct >= threshold:
+            return {
+                "range_pct": range_pct,
+                "threshold": threshold,
+                "high": high,
+                "low": low,
+                "window_seconds": Decimal(window),
+            }, f"{window}s range {range_pct:.4f}% >= {threshold:f}%"
+        return None
+    raise ValueError(f"unknown condition type {kind!r}")
+
+
+def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: BreakerInputs) -> BreakerAssessment:
+    """Every enabled breaker on every open position in its scope. Stale positions are
+    skipped and reported."""
+    result = BreakerAssessment()
+    if not config.breakers:
+        return result
+    for position in book.positions:
+        in_scope = [breaker for breaker in config.breakers if breaker.applies(position.exchange, position.symbol)]
+        if not in_scope:
+            continue
+        account = book.accounts.get(position.account_id)
+        reason = stale_reason(
+            position,
+            account_failed=bool(account and account.last_sync_failed),
+            now=now,
+            max_age_seconds=config.max_price_age_seconds,
+        )
+        if reason is not None:
+            result.stale[position.id] = (position, reason)
+            continue
+        for breaker in in_scope:
+            key = latch_key_of(breaker, position)
+            result.evaluated.add((breaker.id, key))
+            found = condition_check(breaker, position, now=now, inputs=inputs)
+            if found is not None:
+                context, summary = found
+                result.hits.append(
+                    BreakerHit(breaker=breaker, position=position, latch_key=key, context=context, summary=summary)
+                )
+    return result

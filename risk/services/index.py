@@ -1,0 +1,311 @@
+"""The in-memory risk index for long-lived evaluators (the market-data feed, SPEC §11).
+
+The feed process holds the whole desk in memory: open positions indexed by (exchange,
+symbol) and by user, accounts, enabled limits per user, the configuration and breakers,
+desk totals, and which alerts are open and which trips latched. A tick moves the marks
+of the positions in that symbol, updates the desk totals incrementally and evaluates
+the affected users with the same pure code as every other path
+(`risk.services.evaluation.compute`). The database is touched only when an outcome
+changed (an alert to raise or resolve, a breaker to trip, a latch to release, a
+drawdown peak to keep) and then through the same writes as every other path
+(`evaluation.apply`). A tick that changes nothing costs no query.
+
+It reloads limits, configuration and breakers when `risk:index:version` moves (one
+Redis GET per tick batch), and a user's positions and accounts when accounts announces
+a change for them (sync, paper fills).
+
+    index = RiskIndex().load()
+    index_activate(index)                   # accounts' position events go to the index
+    index.apply_marks(exchange="paper", prices={"BTCUSDT": Decimal("50000")})
+"""
+
+import dataclasses
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from risk.models import AlertStatus, BreakerTrip, RiskAlert
+from risk.services import assess, hooks, prices
+from risk.services.evaluation import (
+    LIMIT_PREFIXES,
+    STALE_PREFIX,
+    apply,
+    compute,
+    price_ranges_load,
+    streak_inputs_load,
+)
+from risk.services.snapshots import (
+    Book,
+    DeskTotals,
+    accounts_load,
+    config_view_get,
+    limits_load,
+    positions_load,
+)
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+PEAK_PERSIST_SECONDS = 5.0
+
+_active_index = None
+_active_lock = threading.Lock()
+
+
+def index_activate(index: "RiskIndex | None") -> None:
+    """Route accounts' position events of this process to `index` (None: back to the
+    per-user database evaluation)."""
+    global _active_index
+    with _active_lock:
+        _active_index = index
+
+
+def active_index() -> "RiskIndex | None":
+    return _active_index
+
+
+class RiskIndex:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.books: dict = {}  # {user_id: Book}
+        self.by_market: dict = {}  # {(exchange, symbol): [PositionView]}
+        self.limits: dict = {}  # {user_id: [LimitView]}
+        self.config = None
+        self.desk = DeskTotals()
+        self.open_keys: dict = {}  # {user_id: set of managed dedup keys open}
+        self.latched: dict = {}  # {user_id: {(breaker_id, latch_key): triggered_at}}
+        self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
+        self.peak_persisted_at: dict = {}  # {limit_id: monotonic seconds}
+        self.evaluations = 0
+        self.writes = 0
+
+    # --- loading --------------------------------------------------------------------------
+    def load(self) -> "RiskIndex":
+        with self.lock:
+            self.config = config_view_get()
+            self.books = {}
+            for account in accounts_load().values():
+                self._book(account.user_id).accounts[account.id] = account
+            for position in positions_load():
+                self._book(position.user_id).positions.append(position)
+            self.limits = {}
+            for limit in limits_load():
+                self.limits.setdefault(limit.user_id, []).append(limit)
+            self._reindex()
+            self._outcomes_load(user_ids=None)
+            self.streaks = {
+                user_id: streak_inputs_load(book=book, config=self.config) for user_id, book in self.books.items()
+            }
+        return self
+
+    def _book(self, user_id) -> Book:
+        book = self.books.get(user_id)
+        if book is None:
+            book = self.books[user_id] = Book(user_id=user_id)
+        return book
+
+    def _reindex(self) -> None:
+        self.by_market = {}
+        for book in self.books.values():
+            for position in book.positions:
+                self.by_market.setdefault((position.exchange, position.symbol), []).append(position)
+        self.desk = self._desk_compute()
+
+    def _desk_compute(self) -> DeskTotals:
+        desk = DeskTotals()
+        for book in self.books.values():
+            unrealized: dict = {}
+            for position in book.positions:
+                desk.symbol_net[position.symbol] = desk.symbol_net.get(position.symbol, ZERO) + position.signed_notional
+                desk.exchange_exposure[position.exchange] = desk.exchange_exposure.get(position.exchange, ZERO) + abs(
+                    position.notional
+                )
+                desk.total_exposure += abs(position.notional)
+                unrealized[position.account_id] = unrealized.get(position.account_id, ZERO) + position.unrealized_pnl
+            for account in book.accounts.values():
+                if account.has_balance:
+                    upnl = unrealized.get(account.id, ZERO)
+                    desk.equity += account.balance + upnl
+                    desk.daily_pnl += account.balance - account.day_start_balance + upnl - account.day_start_unrealized
+                    desk.balances += 1
+        return desk
+
+    def _outcomes_load(self, *, user_ids) -> None:
+        alerts = RiskAlert.objects.exclude(status=AlertStatus.RESOLVED).exclude(dedup_key="")
+        trips = BreakerTrip.objects.filter(released_at__isnull=True)
+        if user_ids is not None:
+            alerts, trips = alerts.filter(user_id__in=user_ids), trips.filter(user_id__in=user_ids)
+            for user_id in user_ids:
+                self.open_keys[user_id] = set()
+                self.latched[user_id] = {}
+        else:
+            self.open_keys, self.latched = {}, {}
+        for user_id, key in alerts.values_list("user_id", "dedup_key"):
+            self.open_keys.setdefault(user_id, set()).add(key)
+        for user_id, breaker_id, latch_key, triggered_at in trips.values_list(
+            "user_id", "breaker_id", "latch_key", "triggered_at"
+        ):
+            self.latched.setdefault(user_id, {})[(breaker_id, latch_key)] = triggered_at
+
+    def refresh_if_changed(self) -> bool:
+        """Reload configuration, breakers and limits when another process changed them."""
+        try:
+            version = hooks.index_version()
+        except Exception:
+            logger.exception("Risk index: cannot read the version; keeping the loaded settings")
+            return False
+        if self.config is not None and version == self.config.version:
+            return False
+        with self.lock:
+            self.config = config_view_get()
+            self.limits = {}
+            for limit in limits_load():
+                self.limits.setdefault(limit.user_id, []).append(limit)
+        return True
+
+    # --- events ---------------------------------------------------------------------------
+    def positions_changed(self, *, user_ids: set, exchange: str, symbols: set) -> None:
+        """accounts announced new position or account rows for these users: reload them
+        (3 queries for all of them) and evaluate."""
+        with self.lock:
+            self.refresh_if_changed()
+            ids = list(user_ids)
+            for user_id in ids:
+                self.books[user_id] = Book(user_id=user_id)
+            for account in accounts_load(user_id__in=ids).values():
+                self._book(account.user_id).accounts[account.id] = account
+            for position in positions_load(account__user_id__in=ids):
+                self._book(position.user_id).positions.append(position)
+            self._reindex()
+            self._outcomes_load(user_ids=ids)
+            for user_id in ids:
+                self.streaks[user_id] = streak_inputs_load(book=self.books[user_id], config=self.config)
+            self.evaluate(set(ids))
+
+    def apply_marks(self, *, exchange: str, prices_by_symbol: dict, at: datetime | None = None) -> set:
+        """Ticks of the feed: move the marks of every open position on `exchange` in
+        these symbols, then evaluate the users they belong to. Returns those users."""
+        at = at or timezone.now()
+        with self.lock:
+            self.refresh_if_changed()
+            desk_before = self._desk_levels()
+            users = set()
+            samples = []
+            for symbol, price in prices_by_symbol.items():
+                price = Decimal(price)
+                samples.append((exchange, symbol, price, at.timestamp()))
+                for position in self.by_market.get((exchange, symbol), ()):
+                    old_signed, old_abs, old_upnl = position.signed_notional, position.notional, position.unrealized_pnl
+                    if not position.mark_apply(price, at):
+                        continue
+                    self.desk.symbol_net[symbol] = (
+                        self.desk.symbol_net.get(symbol, ZERO) - old_signed + position.signed_notional
+                    )
+                    delta_abs = position.notional - old_abs
+                    self.desk.exchange_exposure[exchange] = self.desk.exchange_exposure.get(exchange, ZERO) + delta_abs
+                    self.desk.total_exposure += delta_abs
+                    account = self.books[position.user_id].accounts.get(position.account_id)
+                    if account is not None and account.has_balance:
+                        delta_upnl = position.unrealized_pnl - old_upnl
+                        self.desk.equity += delta_upnl
+                        self.desk.daily_pnl += delta_upnl
+                    users.add(position.user_id)
+            try:
+                prices.price_samples_record(samples)
+            except Exception:
+                logger.exception("Risk index: could not record price samples")
+            if self._desk_levels() != desk_before:
+                users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            self.evaluate(users, now=at)
+            return users
+
+    def _desk_levels(self) -> tuple:
+        """Which desk caps are at which level: when this moves, every user is affected."""
+        config, desk = self.config, self.desk
+        levels = []
+        for value, cap in (
+            (desk.total_exposure, config.max_total_exposure),
+            (assess.leverage_of(desk.total_exposure, desk.equity, has_balance=desk.balances > 0), config.max_leverage),
+            (desk.daily_loss, config.daily_loss_limit),
+        ):
+            if cap is not None:
+                levels.append(value is None or value >= cap)
+        for symbol, (size_cap, _) in sorted(config.symbol_caps.items()):
+            if size_cap is not None:
+                levels.append(abs(self.desk.symbol_net.get(symbol, ZERO)) >= size_cap)
+        for exchange, cap in sorted(config.exchange_caps.items()):
+            if cap is not None:
+                levels.append(self.desk.exchange_exposure.get(exchange, ZERO) >= cap)
+        return tuple(levels)
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, user_ids: set, *, now: datetime | None = None) -> dict:
+        """Evaluate `user_ids` in memory; write through `evaluation.apply` only for users
+        whose outcome changed. Returns {user_id: EvaluationResult} for those written."""
+        now = now or timezone.now()
+        written = {}
+        config = self.config
+        for user_id in user_ids:
+            book = self.books.get(user_id)
+            if book is None:
+                continue
+            self.evaluations += 1
+            closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
+            inputs = assess.BreakerInputs(
+                closed_trades=closed_trades,
+                streak_cutoffs=cutoffs,
+                price_ranges=price_ranges_load(book=book, config=config, now=now),
+            )
+            computed = compute(
+                book=book,
+                limits=self.limits.get(user_id, []),
+                config=config,
+                desk=self.desk,
+                now=now,
+                breakers=True,
+                inputs=inputs,
+            )
+            if self._needs_write(user_id, computed, now):
+                self.writes += 1
+                written[user_id] = apply(computed, config=config, now=now)
+                self._outcomes_load(user_ids=[user_id])
+                self._peaks_adopt(user_id, computed)
+        return written
+
+    def _needs_write(self, user_id, computed, now: datetime) -> bool:
+        managed = (*LIMIT_PREFIXES, STALE_PREFIX)
+        open_keys = {key for key in self.open_keys.get(user_id, set()) if key.startswith(managed)}
+        if set(computed.wanted) != open_keys:
+            return True
+        latched = self.latched.get(user_id, {})
+        hits = {(hit.breaker.id, hit.latch_key) for hit in computed.breakers.hits} if computed.breakers else set()
+        if hits - set(latched):
+            return True
+        cooldowns = {breaker.id: breaker.cooldown_seconds for breaker in self.config.breakers}
+        for pair, triggered_at in latched.items():
+            cooldown = cooldowns.get(pair[0])
+            if pair not in hits and cooldown is not None and now - triggered_at >= timedelta(seconds=cooldown):
+                return True
+        if computed.limits.peak_updates:
+            last = max(self.peak_persisted_at.get(limit_id, 0.0) for limit_id in computed.limits.peak_updates)
+            if time.monotonic() - last >= PEAK_PERSIST_SECONDS:
+                return True
+        return False
+
+    def _peaks_adopt(self, user_id, computed) -> None:
+        """Keep the drawdown peaks just written in the in-memory limits."""
+        if not computed.limits.peak_updates:
+            return
+        stamp = time.monotonic()
+        limits = []
+        for limit in self.limits.get(user_id, []):
+            updates = computed.limits.peak_updates.get(limit.id)
+            if updates:
+                self.peak_persisted_at[limit.id] = stamp
+                peaks = {**limit.equity_peaks, **{key: format(value, "f") for key, value in updates.items()}}
+                limit = dataclasses.replace(limit, equity_peaks=peaks)
+            limits.append(limit)
+        self.limits[user_id] = limits

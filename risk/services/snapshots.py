@@ -1,0 +1,408 @@
+"""What evaluation reads, as plain in-memory views, and the loaders that fill them.
+
+Evaluation (`risk.services.assess`) is pure: it works on these views only, so the API
+path (one user, a handful of queries), the job sweep and the feed's long-lived index
+(the whole desk in memory, reloaded on change) run exactly the same code.
+
+Units: money in quote currency (USD stablecoins 1:1), Decimal end to end; `equity_now`
+is the account's wallet balance plus the unrealized PnL of its open positions at their
+current marks, so a mark moved by the feed moves equity, margin ratio, leverage,
+drawdown and daily PnL at once.
+"""
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db.models import Case, F, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import Abs, Coalesce
+
+from accounts.models import AccountDay, Balance, ExchangeAccount, Position
+from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
+from risk.services import hooks
+
+ZERO = Decimal(0)
+
+
+# --- views ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class PositionView:
+    id: int
+    user_id: object
+    account_id: int
+    exchange: str
+    symbol: str
+    side: str
+    hedged: bool
+    size: Decimal
+    entry_price: Decimal
+    mark_price: Decimal
+    mark_updated_at: datetime
+    notional: Decimal
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    leverage: Decimal | None
+    peak_pnl: Decimal
+    best_price: Decimal
+    opened_at: datetime
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.side == "long" else -1
+
+    @property
+    def signed_notional(self) -> Decimal:
+        return self.notional if self.side == "long" else -self.notional
+
+    def mark_apply(self, price: Decimal, at: datetime) -> bool:
+        """Move to mark `price` at `at` (as accounts' `position_mark_apply` does)."""
+        if self.mark_updated_at and self.mark_updated_at > at:
+            return False
+        self.mark_price, self.mark_updated_at = price, at
+        self.unrealized_pnl = (price - self.entry_price) * self.size * self.direction
+        self.notional = abs(self.size * price)
+        if self.side == "long":
+            self.best_price = max(self.best_price or price, price)
+        else:
+            self.best_price = min(self.best_price or price, price)
+        self.peak_pnl = max(self.peak_pnl, self.realized_pnl + self.unrealized_pnl)
+        return True
+
+
+@dataclass(slots=True)
+class AccountView:
+    id: int
+    user_id: object
+    exchange: str
+    last_sync_failed: bool
+    has_balance: bool
+    balance: Decimal = ZERO
+    maintenance_margin: Decimal | None = None
+    peak_equity: Decimal = ZERO
+    # Start of the UTC day (SPEC §4 daily_loss): today's AccountDay start values, or,
+    # before the day's first sync, the last synced values (so the day's change so far
+    # is the unrealized move since then).
+    day_start_balance: Decimal = ZERO
+    day_start_unrealized: Decimal = ZERO
+
+
+@dataclass(slots=True, frozen=True)
+class LimitView:
+    id: object
+    user_id: object
+    symbol: str | None
+    limit_type: str
+    threshold: Decimal
+    warning: Decimal | None
+    reset_at: datetime
+    equity_peaks: dict
+
+
+@dataclass(slots=True, frozen=True)
+class BreakerView:
+    id: int
+    name: str
+    description: str
+    condition_type: str
+    threshold: Decimal
+    action: str
+    symbols: frozenset | None
+    exchanges: frozenset | None
+    additional_params: dict
+    cooldown_seconds: int
+
+    def applies(self, exchange: str, symbol: str) -> bool:
+        return (self.exchanges is None or exchange in self.exchanges) and (
+            self.symbols is None or symbol in self.symbols
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class ConfigView:
+    """The desk's caps and switches, with the breakers (everything `hooks` versions)."""
+
+    version: int
+    max_total_exposure: Decimal | None
+    max_leverage: Decimal | None
+    max_drawdown_pct: Decimal | None
+    daily_loss_limit: Decimal | None
+    max_margin_ratio: Decimal | None
+    dry_run: bool
+    alert_cooldown_seconds: int
+    max_price_age_seconds: int
+    symbol_caps: dict  # {symbol: (max_position_size, max_leverage)}
+    exchange_caps: dict  # {exchange: max_exposure}
+    breakers: tuple
+
+    @property
+    def needs_desk_totals(self) -> bool:
+        return bool(
+            self.max_total_exposure is not None
+            or self.max_leverage is not None
+            or self.daily_loss_limit is not None
+            or any(size is not None for size, _ in self.symbol_caps.values())
+            or any(cap is not None for cap in self.exchange_caps.values())
+        )
+
+
+@dataclass(slots=True)
+class DeskTotals:
+    """All users together (SPEC §5: config caps are the desk's)."""
+
+    total_exposure: Decimal = ZERO
+    equity: Decimal = ZERO
+    daily_pnl: Decimal = ZERO
+    balances: int = 0  # accounts with a balance snapshot
+    symbol_net: dict = field(default_factory=dict)  # {symbol: signed net notional}
+    exchange_exposure: dict = field(default_factory=dict)  # {exchange: sum |notional|}
+
+    @property
+    def daily_loss(self) -> Decimal:
+        return max(ZERO, -self.daily_pnl)
+
+
+@dataclass(slots=True)
+class Book:
+    """One user's open positions and accounts."""
+
+    user_id: object
+    positions: list = field(default_factory=list)
+    accounts: dict = field(default_factory=dict)  # {account_id: AccountView}
+
+
+# --- loaders ------------------------------------------------------------------------------
+POSITION_VALUES = (
+    "id",
+    "account_id",
+    "account__user_id",
+    "account__exchange",
+    "symbol",
+    "side",
+    "hedged",
+    "size",
+    "entry_price",
+    "mark_price",
+    "mark_updated_at",
+    "notional",
+    "unrealized_pnl",
+    "realized_pnl",
+    "leverage",
+    "peak_pnl",
+    "best_price",
+    "opened_at",
+)
+
+
+def position_view(row: dict) -> PositionView:
+    return PositionView(
+        id=row["id"],
+        user_id=row["account__user_id"],
+        account_id=row["account_id"],
+        exchange=row["account__exchange"],
+        symbol=row["symbol"],
+        side=row["side"],
+        hedged=row["hedged"],
+        size=row["size"],
+        entry_price=row["entry_price"],
+        mark_price=row["mark_price"],
+        mark_updated_at=row["mark_updated_at"],
+        notional=row["notional"],
+        unrealized_pnl=row["unrealized_pnl"],
+        realized_pnl=row["realized_pnl"],
+        leverage=row["leverage"],
+        peak_pnl=row["peak_pnl"],
+        best_price=row["best_price"],
+        opened_at=row["opened_at"],
+    )
+
+
+def positions_load(**filters) -> list[PositionView]:
+    rows = Position.objects.filter(closed_at__isnull=True, **filters).values_list(*POSITION_VALUES)
+    return [position_view(dict(zip(POSITION_VALUES, row, strict=True))) for row in rows]
+
+
+ACCOUNT_VALUES = (
+    "id",
+    "user_id",
+    "exchange",
+    "last_sync_failed",
+    "balance__id",
+    "balance__balance",
+    "balance__unrealized_pnl",
+    "balance__maintenance_margin",
+    "balance__peak_equity",
+)
+
+
+def _today() -> datetime.date:
+    return datetime.now(UTC).date()
+
+
+def accounts_load(**filters) -> dict[int, AccountView]:
+    """Accounts with their balance snapshot and the start of today's UTC day (2 queries)."""
+    accounts: dict[int, AccountView] = {}
+    for row in ExchangeAccount.objects.filter(**filters).values_list(*ACCOUNT_VALUES):
+        (account_id, user_id, exchange, failed, balance_id, balance, unrealized, maintenance, peak) = row
+        has_balance = balance_id is not None
+        accounts[account_id] = AccountView(
+            id=account_id,
+            user_id=user_id,
+            exchange=exchange,
+            last_sync_failed=failed,
+            has_balance=has_balance,
+            balance=balance if has_balance else ZERO,
+            maintenance_margin=maintenance,
+            peak_equity=peak if has_balance else ZERO,
+            day_start_balance=balance if has_balance else ZERO,
+            day_start_unrealized=unrealized if has_balance else ZERO,
+        )
+    if accounts:
+        days = AccountDay.objects.filter(account_id__in=list(accounts), date=_today()).values_list(
+            "account_id", "start_balance", "start_unrealized"
+        )
+        for account_id, start_balance, start_unrealized in days:
+            account = accounts[account_id]
+            if account.has_balance:
+                account.day_start_balance, account.day_start_unrealized = start_balance, start_unrealized
+    return accounts
+
+
+def book_load(*, user_id) -> Book:
+    """One user's book: 3 queries (positions, accounts with balances, today's rows)."""
+    return Book(
+        user_id=user_id,
+        positions=positions_load(account__user_id=user_id),
+        accounts=accounts_load(user_id=user_id),
+    )
+
+
+def limits_load(**filters) -> list[LimitView]:
+    rows = RiskLimit.objects.filter(enabled=True, **filters).values_list(
+        "id", "user_id", "symbol", "limit_type", "threshold_value", "warning_value", "reset_at", "equity_peaks"
+    )
+    return [
+        LimitView(
+            id=limit_id,
+            user_id=user_id,
+            symbol=symbol,
+            limit_type=limit_type,
+            threshold=threshold,
+            warning=warning,
+            reset_at=reset_at,
+            equity_peaks=peaks or {},
+        )
+        for limit_id, user_id, symbol, limit_type, threshold, warning, reset_at, peaks in rows
+    ]
+
+
+def desk_totals_load() -> DeskTotals:
+    """Desk-wide aggregates in SQL (3 queries, whatever the desk's size)."""
+    desk = DeskTotals()
+    signed = Case(When(side="long", then=F("notional")), default=-F("notional"))
+    open_positions = Position.objects.filter(closed_at__isnull=True)
+    for symbol, net, gross in (
+        open_positions.values("symbol")
+        .annotate(net=Sum(signed), gross=Sum(Abs("notional")))
+        .values_list("symbol", "net", "gross")
+    ):
+        desk.symbol_net[symbol] = net
+        desk.total_exposure += gross
+    for exchange, gross in (
+        open_positions.values("account__exchange")
+        .annotate(gross=Sum(Abs("notional")))
+        .values_list("account__exchange", "gross")
+    ):
+        desk.exchange_exposure[exchange] = gross
+    today = AccountDay.objects.filter(account_id=OuterRef("account_id"), date=_today())
+    unrealized_now = (
+        Position.objects.filter(account_id=OuterRef("account_id"), closed_at__isnull=True)
+        .values("account_id")
+        .annotate(total=Sum("unrealized_pnl"))
+        .values("total")
+    )
+    totals = Balance.objects.annotate(
+        upnl=Coalesce(Subquery(unrealized_now), Value(ZERO)),
+        start_balance=Coalesce(Subquery(today.values("start_balance")[:1]), F("balance")),
+        start_unrealized=Coalesce(Subquery(today.values("start_unrealized")[:1]), F("unrealized_pnl")),
+    ).values_list("balance", "upnl", "start_balance", "start_unrealized")
+    for balance, upnl, start_balance, start_unrealized in totals:
+        desk.equity += balance + upnl
+        desk.balances += 1
+        desk.daily_pnl += balance - start_balance + upnl - start_unrealized
+    return desk
+
+
+# --- configuration, cached per process by the index version ------------------------------
+_config_lock = threading.Lock()
+_config_cache: dict = {}
+
+
+def _frozen(values) -> frozenset | None:
+    return None if values is None else frozenset(values)
+
+
+def _config_build(version: int) -> ConfigView:
+    config = GlobalConfig.objects.filter(pk=GlobalConfig.SINGLETON_PK).first()
+    if config is None:
+        from risk.services.config import global_config_get
+
+        config = global_config_get()
+    breakers = tuple(
+        BreakerView(
+            id=breaker.pk,
+            name=breaker.name,
+            description=breaker.description,
+            condition_type=breaker.condition_type,
+            threshold=breaker.threshold,
+            action=breaker.action,
+            symbols=_frozen(breaker.symbols),
+            exchanges=_frozen(breaker.exchanges),
+            additional_params=breaker.additional_params or {},
+            cooldown_seconds=breaker.cooldown_seconds,
+        )
+        for breaker in CircuitBreaker.objects.filter(enabled=True).order_by("name")
+    )
+    return ConfigView(
+        version=version,
+        max_total_exposure=config.max_total_exposure,
+        max_leverage=config.max_leverage,
+        max_drawdown_pct=config.max_drawdown_pct,
+        daily_loss_limit=config.daily_loss_limit,
+        max_margin_ratio=config.max_margin_ratio,
+        dry_run=config.dry_run,
+        alert_cooldown_seconds=config.alert_cooldown_seconds,
+        max_price_age_seconds=config.max_price_age_seconds,
+        symbol_caps={
+            symbol: (size, leverage)
+            for symbol, size, leverage in SymbolConfig.objects.values_list(
+                "symbol", "max_position_size", "max_leverage"
+            )
+        },
+        exchange_caps=dict(ExchangeConfig.objects.values_list("exchange", "max_exposure")),
+        breakers=breakers,
+    )
+
+
+def config_view_get(*, fresh: bool = False) -> ConfigView:
+    """Configuration and enabled breakers, rebuilt when `risk:index:version` moved (one
+    Redis GET per call; the database only after a change). Inside a transaction that
+    changed them (not yet published), pass `fresh=True`."""
+    try:
+        version = hooks.index_version()
+    except Exception:  # Redis unreachable: read the database every time rather than trust a cache
+        return _config_build(-1)
+    with _config_lock:
+        cached = _config_cache.get("view")
+        if cached is not None and cached.version == version and not fresh:
+            return cached
+    view = _config_build(version)
+    if not fresh:
+        with _config_lock:
+            _config_cache["view"] = view
+    return view
+
+
+def config_cache_clear() -> None:
+    with _config_lock:
+        _config_cache.clear()
