@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from accounts.exchanges import (
     LONG,
@@ -21,6 +22,14 @@ from accounts.exchanges import (
 from accounts.services.exchange_accounts import account_exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _close_executor_connections():
+    """The paper exchange reaches the ORM through sync_to_async's shared thread: close
+    that thread's connection, or PostgreSQL cannot drop the test database."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @dataclass
