@@ -35,7 +35,9 @@ from risk.services.config import (
     symbol_config_delete,
     symbol_config_update,
 )
+from risk.services.evaluation import evaluation_run, evaluation_sweep
 from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_delete, limit_drawdown_reset, limit_update
+from risk.services.trips import trip_rearm
 
 
 def _error_text(exc: Exception) -> str:
@@ -105,7 +107,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         "updated_at",
     )
     readonly_fields = ("set_by", "reset_at", "created_at", "updated_at")
-    actions = ("enable_limits", "disable_limits", "reset_drawdown_tracking")
+    actions = ("enable_limits", "disable_limits", "evaluate_now", "reset_drawdown_tracking")
     history_list_display = ("threshold_value", "warning_value", "enabled")
 
     @admin.display(description="symbol", ordering="symbol")
@@ -160,6 +162,10 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             lambda limit: limit_update(actor=request.user, limit=limit, changes={"enabled": False}),
             done="limit(s) disabled",
         )
+
+    @admin.action(description="Evaluate now (the owners of the selected limits)")
+    def evaluate_now(self, request, queryset):
+        _evaluate_users(self, request, sorted({str(user_id) for user_id in queryset.values_list("user_id", flat=True)}))
 
     @admin.action(description="Reset drawdown tracking (peak equity from now)")
     def reset_drawdown_tracking(self, request, queryset):
@@ -296,7 +302,7 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     fields = (*BREAKER_FORM_FIELDS, "trigger_count", "last_triggered_at", "created_at", "updated_at")
     readonly_fields = ("trigger_count", "last_triggered_at", "created_at", "updated_at")
     inlines = (BreakerTripInline,)
-    actions = ("enable_breakers", "disable_breakers")
+    actions = ("enable_breakers", "disable_breakers", "evaluate_now", "rearm_breakers")
     history_list_display = ("threshold", "enabled")
 
     def save_model(self, request, obj, form, change):
@@ -335,6 +341,43 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             done="breaker(s) disabled",
         )
 
+    @admin.action(description="Evaluate now (every user's positions)")
+    def evaluate_now(self, request, queryset):
+        summary = evaluation_sweep()
+        level = messages.ERROR if summary["failures"] else messages.SUCCESS
+        self.message_user(
+            request,
+            f"Evaluated {summary['users']} user(s): {summary['new_trips']} new trip(s), "
+            f"{summary['alerts_raised']} alert(s) raised, {summary['alerts_resolved']} resolved"
+            + (f", {summary['failures']} failed" if summary["failures"] else "")
+            + ".",
+            level=level,
+        )
+
+    @admin.action(description="Re-arm the latched trips of the selected breakers")
+    def rearm_breakers(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            BreakerTrip.objects.filter(breaker__in=queryset, released_at__isnull=True),
+            lambda trip: trip_rearm(actor=request.user, trip=trip),
+            done="trip(s) re-armed",
+        )
+
+
+def _evaluate_users(modeladmin, request, user_ids) -> None:
+    levels = {}
+    for user_id in user_ids:
+        try:
+            result = evaluation_run(user_id=user_id)
+        except Exception as exc:  # report, and go on with the others
+            modeladmin.message_user(request, f"Evaluation of {user_id} failed: {exc}", level=messages.ERROR)
+            continue
+        if result is not None:
+            levels[result.risk_level] = levels.get(result.risk_level, 0) + 1
+    summary = ", ".join(f"{count} {level}" for level, count in sorted(levels.items()))
+    modeladmin.message_user(request, f"Evaluated {len(user_ids)} user(s): {summary or 'nothing to evaluate'}.")
+
 
 @admin.register(BreakerTrip)
 class BreakerTripAdmin(admin.ModelAdmin):
@@ -354,10 +397,21 @@ class BreakerTripAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "triggered_at"
     readonly_fields = [field.name for field in BreakerTrip._meta.fields]
+    actions = ("rearm_trips",)
 
     @admin.display(boolean=True)
     def latched(self, obj):
         return obj.latched
+
+    @admin.action(description="Re-arm selected trips (the breaker may trip again)")
+    def rearm_trips(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset.filter(released_at__isnull=True),
+            lambda trip: trip_rearm(actor=request.user, trip=trip),
+            done="trip(s) re-armed",
+        )
 
     def has_add_permission(self, request):
         return False

@@ -78,3 +78,28 @@ def no_caps(db):
         setattr(config, name, None)
     config.save()
     return config
+
+
+@pytest.fixture(autouse=True)
+def _config_rows_refresh_the_cache():
+    """Tests write configuration and breaker rows directly (factories, `.update()`);
+    in production only the services write them and bump `risk:index:version` after
+    commit, which a test transaction never does. So here any save or delete of those
+    rows drops the process's configuration cache (test_version_bump_reloads_the_
+    configuration covers the real mechanism)."""
+    from django.db.models.signals import post_delete, post_save
+
+    from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
+    from risk.services.snapshots import config_cache_clear
+
+    def clear(**kwargs):
+        config_cache_clear()
+
+    models = (CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig)
+    for model in models:
+        post_save.connect(clear, sender=model, weak=False, dispatch_uid=f"test-cache-{model.__name__}")
+        post_delete.connect(clear, sender=model, weak=False, dispatch_uid=f"test-cache-del-{model.__name__}")
+    yield
+    for model in models:
+        post_save.disconnect(sender=model, dispatch_uid=f"test-cache-{model.__name__}")
+        post_delete.disconnect(sender=model, dispatch_uid=f"test-cache-del-{model.__name__}")

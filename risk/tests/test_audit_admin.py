@@ -273,3 +273,51 @@ def test_symbol_config_admin(officer_admin, officer):
     config = SymbolConfig.objects.get()
     assert config.symbol == "ETHUSDT" and config.max_position_size == 1000
     assert SymbolConfig.history.get(symbol="ETHUSDT").history_user_id == officer.pk
+
+
+def test_evaluate_now_actions(officer_admin, trader, no_caps):
+    from risk.models import RiskAlert
+    from risk.tests import books
+
+    books.position(books.account(trader), "BTCUSDT", size="3", entry="100")
+    limit = RiskLimitFactory(user=trader, threshold_value=Decimal(100), warning_value=None)
+    response = officer_admin.post(
+        reverse("admin:risk_risklimit_changelist"),
+        {"action": "evaluate_now", "_selected_action": [str(limit.pk)]},
+        follow=True,
+    )
+    assert "Evaluated 1 user(s): 1 critical." in response.content.decode()
+    assert RiskAlert.objects.get().alert_type == "position_size_exceeded"
+
+    breaker = CircuitBreakerFactory(name="oversize", threshold=Decimal(100))
+    response = officer_admin.post(
+        reverse("admin:risk_circuitbreaker_changelist"),
+        {"action": "evaluate_now", "_selected_action": [str(breaker.pk)]},
+        follow=True,
+    )
+    assert "1 new trip(s)" in response.content.decode()
+    page = officer_admin.get(reverse("admin:risk_circuitbreaker_change", args=[breaker.pk])).content.decode()
+    assert "trip history" in page.lower() and "Dry run: would close" in page
+
+
+def test_rearm_actions(officer_admin, officer, trader, no_caps):
+    from risk.models import BreakerTrip
+    from risk.services.evaluation import evaluation_run
+    from risk.tests import books
+
+    books.position(books.account(trader), "BTCUSDT", size="3", entry="100")
+    breaker = CircuitBreakerFactory(name="oversize", threshold=Decimal(100))
+    evaluation_run(user_id=trader.pk)
+    trip = BreakerTrip.objects.get()
+    officer_admin.post(
+        reverse("admin:risk_breakertrip_changelist"), {"action": "rearm_trips", "_selected_action": [str(trip.pk)]}
+    )
+    trip.refresh_from_db()
+    assert trip.released_by_id == officer.pk and trip.release_reason == "rearmed"
+    evaluation_run(user_id=trader.pk)
+    officer_admin.post(
+        reverse("admin:risk_circuitbreaker_changelist"),
+        {"action": "rearm_breakers", "_selected_action": [str(breaker.pk)]},
+    )
+    assert BreakerTrip.objects.filter(released_at__isnull=True).count() == 0
+    assert BreakerTrip.objects.count() == 2

@@ -405,3 +405,24 @@ def test_evaluate_endpoint_query_count_does_not_grow_with_the_book(
     with django_assert_max_num_queries(12):
         response = trader_client.post(URL, {}, format="json")
     assert response.status_code == 200
+
+
+def test_version_bump_reloads_the_configuration(trader, on_commit):
+    """Evaluators cache configuration and breakers per process, keyed by the Redis
+    version the services bump after commit."""
+    from django.db.models.signals import post_save
+
+    from risk.models import GlobalConfig
+    from risk.services import hooks
+    from risk.services.config import global_config_update
+    from risk.services.snapshots import config_view_get
+
+    post_save.disconnect(sender=GlobalConfig, dispatch_uid="test-cache-GlobalConfig")  # the real mechanism only
+    before = config_view_get()
+    assert config_view_get() is before  # cached while the version stands
+    global_config_update(actor=None, settings={"max_leverage": "3"})
+    assert config_view_get().max_leverage is None  # not committed yet: still the cached view (no_caps)
+    on_commit()
+    after = config_view_get()
+    assert after.version == hooks.index_version() > before.version
+    assert after.max_leverage == 3

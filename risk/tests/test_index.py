@@ -1,0 +1,125 @@
+"""The feed's in-memory index (SPEC §11): ticks evaluate the affected users with no
+query unless an outcome changes, agree with the database path, follow desk caps across
+users, trip breakers, and reload on position events and settings changes."""
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.services.marks import positions_marks_update
+from risk.models import BreakerTrip, RiskAlert
+from risk.services.config import global_config_get
+from risk.services.evaluation import evaluation_run, positions_changed_listener
+from risk.services.index import RiskIndex, active_index, index_activate
+from risk.tests import books
+from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_caps")]
+
+D = Decimal
+
+
+def open_alert_types(user):
+    return sorted(RiskAlert.objects.filter(user=user).exclude(status="resolved").values_list("alert_type", flat=True))
+
+
+@pytest.fixture
+def desk(trader):
+    acct = books.account(trader)
+    books.position(acct, "BTCUSDT", "long", size="1", entry="100")
+    RiskLimitFactory(user=trader, threshold_value=D(150), warning_value=D(120))
+    CircuitBreakerFactory(name="stop", condition_type="pnl", threshold=D(45), action="close_position")
+    return acct
+
+
+def test_ticks_cost_no_query_until_an_outcome_changes(trader, desk, django_assert_num_queries):
+    index = RiskIndex().load()
+    with django_assert_num_queries(0):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("110")})
+        index.apply_marks(exchange="paper", prices_by_symbol={"ETHUSDT": D("5")})  # nobody holds it
+    assert open_alert_types(trader) == []
+
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("130")})  # crosses the warning
+    assert open_alert_types(trader) == ["position_size_warning"]
+    with django_assert_num_queries(0):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("131")})
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("160")})
+    assert open_alert_types(trader) == ["position_size_exceeded", "position_size_warning"]
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("100")})
+    assert open_alert_types(trader) == []
+    assert index.evaluations == 5 and index.writes == 3  # the ETHUSDT tick reached nobody
+
+
+def test_index_agrees_with_the_database_path(trader, make_user, desk):
+    other = make_user()
+    books.position(books.account(other, "paper"), "BTCUSDT", "short", size="2", entry="120")
+    RiskLimitFactory(user=other, limit_type="total_exposure", symbol=None, threshold_value=D(1000), warning_value=None)
+    index = RiskIndex().load()
+    at = timezone.now()
+    for price in ("90", "125.5", "133.25"):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(price)}, at=at)
+        positions_marks_update(exchange="paper", prices={"BTCUSDT": D(price)}, at=at)
+        for user in (trader, other):
+            from_db = evaluation_run(user_id=user.pk, breakers=False)
+            assert _index_statuses(index, user.pk) == [(s.key, s.value, s.threshold) for s in from_db.statuses]
+            assert index.desk.total_exposure == sum(
+                abs(p.notional) for book in index.books.values() for p in book.positions
+            )
+
+
+def _index_statuses(index, user_id):
+    from risk.services.assess import limits_assess, metrics_compute
+
+    book = index.books[user_id]
+    metrics = metrics_compute(book)
+    assessment = limits_assess(
+        book=book, metrics=metrics, limits=index.limits.get(user_id, []), config=index.config, desk=index.desk
+    )
+    return [(s.key, s.value, s.threshold) for s in assessment.statuses]
+
+
+def test_a_desk_cap_crossing_reaches_users_whose_symbol_did_not_tick(trader, make_user):
+    other = make_user()
+    books.position(books.account(trader), "BTCUSDT", "long", size="1", entry="100")
+    books.position(books.account(other), "ETHUSDT", "long", size="1", entry="50")
+    config = global_config_get()
+    config.max_total_exposure = D(200)
+    config.save()
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("149")})
+    assert RiskAlert.objects.count() == 0
+    users = index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("150")})  # desk: 150 + 50
+    assert other.pk in users
+    assert open_alert_types(trader) == ["total_exposure_exceeded"] == open_alert_types(other)
+
+
+def test_ticks_trip_breakers_once(trader, desk):
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("60")})  # unrealized -40
+    assert not BreakerTrip.objects.exists()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("55")})  # -45
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("50")})
+    trip = BreakerTrip.objects.get()
+    assert trip.action_status == "dry_run" and trip.context["unrealized_pnl"] == -45.0
+    assert RiskAlert.objects.filter(alert_type="circuit_breaker", severity="critical").count() == 1
+
+
+def test_position_events_reload_the_user_and_settings_follow_the_version(trader, desk, on_commit):
+    index = RiskIndex().load()
+    index_activate(index)
+    try:
+        assert active_index() is index
+        books.position(desk, "ETHUSDT", "long", size="10", entry="20")
+        positions_changed_listener(user_ids={trader.pk}, exchange="paper", symbols={"ETHUSDT"})
+        assert {p.symbol for p in index.books[trader.pk].positions} == {"BTCUSDT", "ETHUSDT"}
+
+        from risk.services.limits import limit_create
+
+        limit_create(actor=trader, limit_type="total_exposure", threshold_value=D(250))
+        on_commit()  # bumps the version; the limit listener evaluates through the database path
+        RiskAlert.objects.all().delete()
+        index.apply_marks(exchange="paper", prices_by_symbol={"ETHUSDT": D("20")})
+        assert open_alert_types(trader) == ["total_exposure_exceeded"]  # 100 + 200 >= 250
+    finally:
+        index_activate(None)
