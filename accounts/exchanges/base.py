@@ -186,7 +186,9 @@ class Exchange(abc.ABC):
         return markets.etrms(markets.unified(symbol))
 
     @abc.abstractmethod
-    async def fetch_balance(self) -> BalanceInfo: ...
+    async def fetch_balance(self, positions: list[PositionInfo] | None = None) -> BalanceInfo:
+        """The account's balance in USD. `positions` already fetched in this session
+        spares venues that derive unrealized PnL from positions a second call."""
 
     @abc.abstractmethod
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[PositionInfo]:
