@@ -222,7 +222,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "etrms.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "etrms.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
@@ -298,5 +298,7 @@ LOGGING = {
         # The request log of etrms.api.request_context replaces Django's own 4xx lines.
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # ccxt logs every request with its API key header at DEBUG: never below WARNING.
+        "ccxt": {"level": "WARNING"},
     },
 }

@@ -10,6 +10,8 @@ api_v1 = [
     path("auth/token/refresh", TokenRefreshApi.as_view(), name="token-refresh"),
     path("auth/me", MeApi.as_view(), name="me"),
     path("", include("jobs.urls")),
+    path("", include("accounts.urls")),
+    path("", include("risk.urls")),
 ]
 
 urlpatterns = [

@@ -100,6 +100,8 @@ def exception_handler(exc, context):
         body = error_body(_validation_message(errors), errors=errors)
     else:
         detail = exc.detail
+        if isinstance(detail, dict) and "detail" in detail:  # simplejwt: {"detail", "code", "messages"}
+            detail = detail["detail"]
         if isinstance(detail, (list, dict)):
             errors = _flatten(detail)
             body = error_body(_validation_message(errors), errors=errors)

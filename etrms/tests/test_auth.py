@@ -66,6 +66,7 @@ def test_protected_endpoint_without_good_token_is_401(anon_client, header):
     response = anon_client.get("/api/v1/auth/me")
     assert response.status_code == 401
     assert response.json()["status"] == "error"
+    assert not response.json()["message"].startswith("Invalid request parameters")
 
 
 def test_expired_token_is_401(anon_client, trader):

@@ -1,0 +1,156 @@
+"""Jobs benchmark (SPEC §11, fourth row): no-op jobs through the API, enqueue to
+`completed`, against bare Celery no-op tasks on the same broker, in the same run.
+
+    .venv/bin/python -m bench.jobs [--jobs 2000] [--clients 4]
+
+Both runs use the same worker: one `celery worker` on the four priority queues with
+concurrency 2 (prefork), acks_late and prefetch 1, as `make run` starts it.
+
+- baseline: `etrms.noop` published straight to the broker from this process (one
+  producer connection), timed from the first publish until the broker holds neither a
+  queued nor an unacked message;
+- API: `POST /api/v1/jobs/enqueue {"name": "ping"}` from `--clients` concurrent HTTP
+  clients against one daphne process, timed from the first request until every row is
+  `completed`; each request's latency gives the enqueue p50/p99.
+"""
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.rest_baseline import BenchError, bench_token, django_setup, running_server  # noqa: E402
+
+QUEUES = "critical,high,normal,low"
+
+
+def start_worker() -> subprocess.Popen:
+    name = f"bench-{uuid.uuid4().hex[:6]}@%h"
+    argv = [sys.executable, "-m", "celery", "-A", "etrms", "worker", "-Q", QUEUES, "--concurrency", "2"]
+    argv += ["--without-gossip", "--without-mingle", "--loglevel", "WARNING", "-n", name]
+    return subprocess.Popen(argv, cwd=ROOT)
+
+
+def wait_worker_ready(timeout: float = 60) -> None:
+    from etrms.celery import noop
+
+    noop.apply_async(args=["ready"], queue="critical").get(timeout=timeout)
+
+
+def broker_idle() -> bool:
+    from etrms.celery import PRIORITY_QUEUES
+    from jobs.broker import broker_redis
+
+    client = broker_redis()
+    pipe = client.pipeline(transaction=False)
+    for queue in PRIORITY_QUEUES:
+        pipe.llen(queue)
+    pipe.hlen("unacked")
+    return not any(pipe.execute())
+
+
+def bare_celery(n: int) -> dict:
+    """Publish n no-op tasks, wait until the broker is drained."""
+    from etrms.celery import app, noop
+
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for _ in range(n):
+            noop.apply_async(queue="normal", ignore_result=True, producer=producer)
+    published = time.perf_counter()
+    while not broker_idle():
+        time.sleep(0.005)
+    done = time.perf_counter()
+    return {"tasks_per_s": n / (done - started), "publish_per_s": n / (published - started)}
+
+
+async def _enqueue_all(url: str, token: str, n: int, clients: int) -> list[tuple[str, float]]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    results: list[tuple[str, float]] = []
+    remaining = iter(range(n))
+
+    async def client(session):
+        for _ in remaining:
+            began = time.perf_counter()
+            async with session.post(f"{url}/api/v1/jobs/enqueue", data='{"name": "ping"}', headers=headers) as response:
+                body = await response.json()
+                if response.status != 200:
+                    raise BenchError(f"enqueue answered {response.status}: {body}")
+            results.append((body["job_id"], time.perf_counter() - began))
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+    return results
+
+
+def api_jobs(url: str, token: str, n: int, clients: int) -> dict:
+    from jobs.models import Job
+
+    started = time.perf_counter()
+    results = asyncio.run(_enqueue_all(url, token, n, clients))
+    enqueued = time.perf_counter()
+    ids = [job_id for job_id, _ in results]
+    while Job.objects.filter(pk__in=ids, status="completed").count() < n:
+        time.sleep(0.02)
+    done = time.perf_counter()
+    latencies = sorted(seconds * 1000 for _, seconds in results)
+    return {
+        "jobs_per_s": n / (done - started),
+        "enqueue_per_s": n / (enqueued - started),
+        "enqueue_p50_ms": statistics.median(latencies),
+        "enqueue_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs (and bare tasks) per run (default 2000)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients enqueueing (default 4)")
+    args = parser.parse_args(argv)
+
+    token = bench_token()
+    django_setup()
+    from etrms.celery import app
+
+    with running_server(pin=False) as server:
+        app.control.purge()
+        worker = start_worker()
+        try:
+            wait_worker_ready()
+            print(f"server: {server.describe()}; worker: 1 process, concurrency 2, prefetch 1, acks_late")
+            bare_celery(min(200, args.jobs))  # warm-up
+            baseline = bare_celery(args.jobs)
+            api_jobs(server.url, token, min(200, args.jobs), args.clients)  # warm-up
+            api = api_jobs(server.url, token, args.jobs, args.clients)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    ratio = api["jobs_per_s"] / baseline["tasks_per_s"]
+    print()
+    print(f"Jobs: {args.jobs} no-op jobs through the API vs bare Celery no-op tasks (SPEC §11)")
+    print("| run | per second | enqueue/publish per second | enqueue p50 ms | enqueue p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| bare Celery `etrms.noop` | {baseline['tasks_per_s']:,.0f} | {baseline['publish_per_s']:,.0f} | | |")
+    print(
+        f"| API `ping` jobs ({args.clients} clients) | {api['jobs_per_s']:,.0f} | {api['enqueue_per_s']:,.0f} "
+        f"| {api['enqueue_p50_ms']:.2f} | {api['enqueue_p99_ms']:.2f} |"
+    )
+    print()
+    print(f"ratio API / bare: {ratio:.0%}  (target >= 50%; enqueue p99 target <= 10 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
