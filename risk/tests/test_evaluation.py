@@ -149,6 +149,8 @@ def test_position_size_without_symbol_applies_to_each_symbol(trader):
     [
         ("1000", None, "low"),  # u = 0.15
         ("250", None, "moderate"),  # u = 0.6
+        ("300", None, "moderate"),  # u = 0.5 exactly
+        ("300.01", None, "low"),  # just under 0.5
         ("180", None, "high"),  # u = 0.83 >= 0.8
         ("200", "190", "moderate"),  # u = 0.75, w = 0.95
         ("200", "140", "high"),  # w = 0.7
