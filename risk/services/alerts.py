@@ -104,7 +104,6 @@ def _resolve(alerts, *, now, reason: str, resolved_by_id=None) -> list[RiskAlert
     return resolved
 
 
-@transaction.atomic
 def alerts_sync(
     *,
     user_id,

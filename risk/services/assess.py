@@ -9,7 +9,7 @@ positive in `daily_loss`; `None` as a metric value means *undefined and critical
 
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from risk.models import ConditionType, LimitType
@@ -70,9 +70,10 @@ def metrics_compute(book: Book) -> Metrics:
     unrealized: dict[int, Decimal] = {}
     exposure = ZERO
     for position in book.positions:
-        net[position.symbol] = net.get(position.symbol, ZERO) + position.signed_notional
-        exposure += abs(position.notional)
-        unrealized[position.account_id] = unrealized.get(position.account_id, ZERO) + position.unrealized_pnl
+        notional, symbol, account_id = position.notional, position.symbol, position.account_id
+        net[symbol] = net.get(symbol, ZERO) + (notional if position.side == "long" else -notional)
+        exposure += notional if notional >= 0 else -notional
+        unrealized[account_id] = unrealized.get(account_id, ZERO) + position.unrealized_pnl
     equity = ZERO
     daily_pnl = ZERO
     has_balance = False
@@ -337,8 +338,18 @@ class BreakerHit:
 @dataclass(slots=True)
 class BreakerAssessment:
     hits: list = field(default_factory=list)
-    evaluated: set = field(default_factory=set)  # {(breaker_id, latch_key)} checked on fresh data
+    fresh_positions: set = field(default_factory=set)  # ids checked on fresh data
+    fresh_markets: set = field(default_factory=set)  # (account_id, symbol) checked on fresh data
     stale: dict = field(default_factory=dict)  # {position_id: (position, reason)} in some breaker's scope
+
+    def evaluated(self, latch_key: str) -> bool:
+        """Was the condition behind `latch_key` checked on fresh data (so a missing hit
+        means it cleared)?"""
+        kind, _, rest = latch_key.partition(":")
+        if kind == "position":
+            return rest.isdigit() and int(rest) in self.fresh_positions
+        account_id, _, symbol = rest.partition(":")
+        return account_id.isdigit() and (int(account_id), symbol) in self.fresh_markets
 
 
 def latch_key_of(breaker: BreakerView, position: PositionView) -> str:
@@ -369,95 +380,159 @@ def _in_flat_window(windows: list, now: datetime) -> dict | None:
     return None
 
 
+# One checker per condition type: (context, summary) when it holds, else None.
+def _max_position_size(breaker, position, now, inputs):
+    threshold = breaker.threshold
+    if position.notional >= threshold:
+        return {
+            "notional": position.notional,
+            "threshold": threshold,
+        }, f"notional {position.notional:f} >= {threshold:f}"
+    return None
+
+
+def _pnl(breaker, position, now, inputs):
+    threshold, pnl = breaker.threshold, position.unrealized_pnl
+    profit = breaker.additional_params.get("direction", "loss") == "profit"
+    if (profit and pnl >= threshold) or (not profit and pnl <= -threshold):
+        word = "profit" if profit else "loss"
+        return {"unrealized_pnl": pnl, "threshold": threshold, "direction": word}, (
+            f"unrealized PnL {pnl:f} reached the {word} threshold {threshold:f}"
+        )
+    return None
+
+
+def _max_drawdown(breaker, position, now, inputs):
+    entry_notional = abs(position.size * position.entry_price)
+    if entry_notional <= 0:
+        return None
+    pnl = position.realized_pnl + position.unrealized_pnl
+    peak = position.peak_pnl if position.peak_pnl > pnl else pnl
+    if peak == pnl:
+        return None  # at its peak: no drawdown (and no division needed)
+    drawdown = (peak - pnl) / entry_notional * HUNDRED
+    if drawdown >= breaker.threshold:
+        return {"current_drawdown": drawdown, "threshold": breaker.threshold, "peak_pnl": peak, "pnl": pnl}, (
+            f"PnL fell {drawdown:.4f}% of entry notional from its peak (threshold {breaker.threshold:f}%)"
+        )
+    return None
+
+
+def _trailing_stop(breaker, position, now, inputs):
+    price = position.mark_price
+    best = position.best_price or position.entry_price
+    if position.side == "long":
+        if price >= best:
+            return None
+        retrace = (best - price) / best * HUNDRED if best > 0 else ZERO
+    else:
+        if price <= best:
+            return None
+        retrace = (price - best) / best * HUNDRED if best > 0 else ZERO
+    if best > 0 and retrace >= breaker.threshold:
+        return {"retrace_pct": retrace, "threshold": breaker.threshold, "best_price": best, "mark_price": price}, (
+            f"retraced {retrace:.4f}% from the best mark {best:f} (threshold {breaker.threshold:f}%)"
+        )
+    return None
+
+
+def _time_based(breaker, position, now, inputs):
+    age = now - position.opened_at
+    windows = breaker.additional_params.get("flat_windows")
+    window = _in_flat_window(windows, now) if windows else None
+    if age.total_seconds() < float(breaker.threshold) and window is None:
+        return None
+    open_seconds = Decimal(str(max(0.0, age.total_seconds())))
+    if window is None and open_seconds < breaker.threshold:
+        return None  # the float comparison's edge: decide in Decimal
+    reason = (
+        f"open inside the flat window {window['start']}-{window['end']} {window.get('tz', 'UTC')}"
+        if window is not None
+        else f"open for {open_seconds:.0f}s (threshold {breaker.threshold:f}s)"
+    )
+    return {"open_seconds": open_seconds, "threshold": breaker.threshold, "flat_window": window}, reason
+
+
+def _consecutive_losses(breaker, position, now, inputs):
+    trades = inputs.closed_trades.get((position.account_id, position.symbol))
+    if not trades:
+        return None
+    cutoff = inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol))
+    streak = 0
+    for closed_at, pnl in trades:
+        if (cutoff is not None and closed_at <= cutoff) or pnl >= 0:
+            break
+        streak += 1
+    if streak >= breaker.threshold:
+        return {"consecutive_losses": Decimal(streak), "threshold": breaker.threshold}, (
+            f"the last {streak} closed positions on {position.exchange} {position.symbol} lost money"
+        )
+    return None
+
+
+def _volatility(breaker, position, now, inputs):
+    window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
+    found = inputs.price_ranges.get((position.exchange, position.symbol, window))
+    if found is None:
+        return None
+    low, high, span = found
+    if low <= 0 or Decimal(str(span)) < VOLATILITY_COVERAGE * window:
+        return None  # not evaluated until samples cover 80 % of the window
+    range_pct = (high - low) / low * HUNDRED
+    if range_pct >= breaker.threshold:
+        context = {
+            "range_pct": range_pct,
+            "threshold": breaker.threshold,
+            "high": high,
+            "low": low,
+            "window_seconds": Decimal(window),
+        }
+        return context, f"{window}s range {range_pct:.4f}% >= {breaker.threshold:f}%"
+    return None
+
+
+CHECKS = {
+    ConditionType.MAX_POSITION_SIZE: _max_position_size,
+    ConditionType.PNL: _pnl,
+    ConditionType.MAX_DRAWDOWN: _max_drawdown,
+    ConditionType.TRAILING_STOP: _trailing_stop,
+    ConditionType.TIME_BASED: _time_based,
+    ConditionType.CONSECUTIVE_LOSSES: _consecutive_losses,
+    ConditionType.VOLATILITY: _volatility,
+}
+
+
 def condition_check(
     breaker: BreakerView, position: PositionView, *, now: datetime, inputs: BreakerInputs
 ) -> tuple[dict, str] | None:
     """(context, summary) when `breaker`'s condition holds for `position`, else None."""
-    kind, threshold = breaker.condition_type, breaker.threshold
+    check = CHECKS.get(breaker.condition_type)
+    if check is None:
+        raise ValueError(f"unknown condition type {breaker.condition_type!r}")
+    return check(breaker, position, now, inputs)
+
+
+def _cannot_hold(breaker: BreakerView, *, book: Book, now: datetime, inputs: BreakerInputs) -> bool:
+    """True when no position of the book can meet the condition (one pass over the book
+    per breaker instead of one check per position). Only ever skips work: when it cannot
+    tell, the per-position checks decide."""
+    kind, threshold, positions = breaker.condition_type, breaker.threshold, book.positions
     if kind == ConditionType.MAX_POSITION_SIZE:
-        if position.notional >= threshold:
-            return {"notional": position.notional, "threshold": threshold}, (
-                f"notional {position.notional:f} >= {threshold:f}"
-            )
-        return None
+        return all(position.notional < threshold for position in positions)
     if kind == ConditionType.PNL:
-        profit = breaker.additional_params.get("direction", "loss") == "profit"
-        pnl = position.unrealized_pnl
-        if (profit and pnl >= threshold) or (not profit and pnl <= -threshold):
-            word = "profit" if profit else "loss"
-            return {"unrealized_pnl": pnl, "threshold": threshold, "direction": word}, (
-                f"unrealized PnL {pnl:f} reached the {word} threshold {threshold:f}"
-            )
-        return None
-    if kind == ConditionType.MAX_DRAWDOWN:
-        entry_notional = abs(position.size * position.entry_price)
-        if entry_notional <= 0:
-            return None
-        pnl = position.realized_pnl + position.unrealized_pnl
-        peak = max(position.peak_pnl, pnl)
-        drawdown = (peak - pnl) / entry_notional * HUNDRED
-        if drawdown >= threshold:
-            return {"current_drawdown": drawdown, "threshold": threshold, "peak_pnl": peak, "pnl": pnl}, (
-                f"PnL fell {drawdown:.4f}% of entry notional from its peak (threshold {threshold:f}%)"
-            )
-        return None
-    if kind == ConditionType.TRAILING_STOP:
-        price = position.mark_price
-        best = position.best_price or position.entry_price
-        best = max(best, price) if position.side == "long" else min(best, price)
-        if best <= 0:
-            return None
-        retrace = (best - price) / best * HUNDRED if position.side == "long" else (price - best) / best * HUNDRED
-        if retrace >= threshold:
-            return {"retrace_pct": retrace, "threshold": threshold, "best_price": best, "mark_price": price}, (
-                f"retraced {retrace:.4f}% from the best mark {best:f} (threshold {threshold:f}%)"
-            )
-        return None
+        if breaker.additional_params.get("direction", "loss") == "profit":
+            return all(position.unrealized_pnl < threshold for position in positions)
+        return all(position.unrealized_pnl > -threshold for position in positions)
     if kind == ConditionType.TIME_BASED:
-        open_seconds = Decimal(str(max(0.0, (now - position.opened_at).total_seconds())))
-        window = _in_flat_window(breaker.additional_params.get("flat_windows") or [], now)
-        if open_seconds >= threshold or window is not None:
-            reason = (
-                f"open inside the flat window {window['start']}-{window['end']} {window.get('tz', 'UTC')}"
-                if window is not None
-                else f"open for {open_seconds:.0f}s (threshold {threshold:f}s)"
-            )
-            return {"open_seconds": open_seconds, "threshold": threshold, "flat_window": window}, reason
-        return None
+        if breaker.additional_params.get("flat_windows"):
+            return False
+        oldest = min((position.opened_at for position in positions), default=now)
+        return (now - oldest).total_seconds() < float(threshold) - 1
     if kind == ConditionType.CONSECUTIVE_LOSSES:
-        trades = inputs.closed_trades.get((position.account_id, position.symbol), [])
-        cutoff = inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol))
-        streak = 0
-        for closed_at, pnl in trades:
-            if cutoff is not None and closed_at <= cutoff:
-                break
-            if pnl >= 0:
-                break
-            streak += 1
-        if streak >= threshold:
-            return {"consecutive_losses": Decimal(streak), "threshold": threshold}, (
-                f"the last {streak} closed positions on {position.exchange} {position.symbol} lost money"
-            )
-        return None
+        return not inputs.closed_trades
     if kind == ConditionType.VOLATILITY:
-        window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
-        found = inputs.price_ranges.get((position.exchange, position.symbol, window))
-        if found is None:
-            return None
-        low, high, span = found
-        if low <= 0 or Decimal(str(span)) < VOLATILITY_COVERAGE * window:
-            return None  # not evaluated until samples cover 80 % of the window
-        range_pct = (high - low) / low * HUNDRED
-        if range_pct >= threshold:
-            return {
-                "range_pct": range_pct,
-                "threshold": threshold,
-                "high": high,
-                "low": low,
-                "window_seconds": Decimal(window),
-            }, f"{window}s range {range_pct:.4f}% >= {threshold:f}%"
-        return None
-    raise ValueError(f"unknown condition type {kind!r}")
+        return not inputs.price_ranges
+    return False
 
 
 def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: BreakerInputs) -> BreakerAssessment:
@@ -466,27 +541,38 @@ def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: Br
     result = BreakerAssessment()
     if not config.breakers:
         return result
+    everywhere = [(b, CHECKS[b.condition_type]) for b in config.breakers if b.symbols is None and b.exchanges is None]
+    scoped = [
+        (b, CHECKS[b.condition_type]) for b in config.breakers if b.symbols is not None or b.exchanges is not None
+    ]
+    fresh_after = now - timedelta(seconds=config.max_price_age_seconds)
+    failed_accounts = {account.id for account in book.accounts.values() if account.last_sync_failed}
     for position in book.positions:
-        in_scope = [breaker for breaker in config.breakers if breaker.applies(position.exchange, position.symbol)]
+        in_scope = everywhere + [pair for pair in scoped if pair[0].applies(position.exchange, position.symbol)]
         if not in_scope:
             continue
-        account = book.accounts.get(position.account_id)
-        reason = stale_reason(
-            position,
-            account_failed=bool(account and account.last_sync_failed),
-            now=now,
-            max_age_seconds=config.max_price_age_seconds,
-        )
-        if reason is not None:
+        if position.account_id in failed_accounts or position.mark_updated_at < fresh_after:
+            reason = stale_reason(
+                position,
+                account_failed=position.account_id in failed_accounts,
+                now=now,
+                max_age_seconds=config.max_price_age_seconds,
+            )
             result.stale[position.id] = (position, reason)
             continue
-        for breaker in in_scope:
-            key = latch_key_of(breaker, position)
-            result.evaluated.add((breaker.id, key))
-            found = condition_check(breaker, position, now=now, inputs=inputs)
+        result.fresh_positions.add(position.id)
+        result.fresh_markets.add((position.account_id, position.symbol))
+        for breaker, check in in_scope:
+            found = check(breaker, position, now, inputs)
             if found is not None:
                 context, summary = found
                 result.hits.append(
-                    BreakerHit(breaker=breaker, position=position, latch_key=key, context=context, summary=summary)
+                    BreakerHit(
+                        breaker=breaker,
+                        position=position,
+                        latch_key=latch_key_of(breaker, position),
+                        context=context,
+                        summary=summary,
+                    )
                 )
     return result

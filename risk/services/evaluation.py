@@ -242,9 +242,7 @@ def streak_inputs_load(*, book: Book, config: ConfigView) -> tuple[dict, dict]:
     depth = int(max(breaker.threshold for breaker in streak_breakers))
     pairs = {(position.account_id, position.symbol) for position in book.positions}
     rows = (
-        ClosedTrade.objects.filter(
-            account_id__in={account for account, _ in pairs}, symbol__in={symbol for _, symbol in pairs}
-        )
+        ClosedTrade.objects.filter(account_id__in={account for account, _ in pairs})
         .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=F("closed_at").desc()))
         .filter(rank__lte=depth)
         .order_by("account_id", "symbol", "-closed_at")
@@ -252,7 +250,8 @@ def streak_inputs_load(*, book: Book, config: ConfigView) -> tuple[dict, dict]:
     )
     closed_trades: dict = {}
     for account_id, symbol, closed_at, pnl in rows:
-        closed_trades.setdefault((account_id, symbol), []).append((closed_at, pnl))
+        if (account_id, symbol) in pairs:
+            closed_trades.setdefault((account_id, symbol), []).append((closed_at, pnl))
     cutoffs: dict = {}
     for breaker_id, latch_key, released_at in BreakerTrip.objects.filter(
         breaker_id__in=[b.id for b in streak_breakers], user_id=book.user_id, release_reason="rearmed"
@@ -265,15 +264,15 @@ def streak_inputs_load(*, book: Book, config: ConfigView) -> tuple[dict, dict]:
 
 def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
     """Price ranges of the markets volatility breakers watch on the user's positions."""
+    breakers = [b for b in config.breakers if b.condition_type == ConditionType.VOLATILITY]
+    if not breakers or not book.positions:
+        return {}
+    markets = {(position.exchange, position.symbol) for position in book.positions}
     requests = set()
-    for breaker in config.breakers:
-        if breaker.condition_type != ConditionType.VOLATILITY:
-            continue
+    for breaker in breakers:
         window = int(breaker.additional_params.get("window_seconds", 300))
-        for position in book.positions:
-            if breaker.applies(position.exchange, position.symbol):
-                requests.add((position.exchange, position.symbol, window))
-    return prices.price_ranges_get(requests, now=now.timestamp()) if requests else {}
+        requests |= {(exchange, symbol, window) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
+    return prices.price_ranges_get(requests, floors=volatility_floors(config), now=now.timestamp())
 
 
 def breaker_inputs_load(*, book: Book, config: ConfigView, now: datetime) -> assess.BreakerInputs:
@@ -290,23 +289,34 @@ _recorded_marks: dict = {}
 _recorded_lock = threading.Lock()
 
 
-def marks_record(book: Book) -> None:
-    """Feed the volatility samples with marks not recorded by this process yet."""
-    latest: dict = {}
-    for position in book.positions:
-        key = (position.exchange, position.symbol)
-        if key not in latest or position.mark_updated_at > latest[key][1]:
-            latest[key] = (position.mark_price, position.mark_updated_at)
-    samples = []
+def volatility_floors(config: ConfigView) -> dict:
+    """{window seconds: the lowest threshold % among the enabled volatility breakers}."""
+    floors: dict = {}
+    for breaker in config.breakers:
+        if breaker.condition_type == ConditionType.VOLATILITY:
+            window = int(breaker.additional_params.get("window_seconds", 300))
+            floors[window] = min(floors.get(window, breaker.threshold), breaker.threshold)
+    return floors
+
+
+def marks_record(book: Book, *, floors: dict) -> None:
+    """Feed the volatility samples with marks newer than this process recorded (one pass
+    over the book; one Redis pipeline when something is new)."""
+    samples = {}
     with _recorded_lock:
-        for key, (price, at) in latest.items():
-            if _recorded_marks.get(key) != at:
-                _recorded_marks[key] = at
-                samples.append((key[0], key[1], price, at.timestamp()))
-    try:
-        prices.price_samples_record(samples)
-    except Exception:
-        logger.exception("Could not record price samples")
+        recorded = _recorded_marks
+        for position in book.positions:
+            key = (position.exchange, position.symbol)
+            at = position.mark_updated_at
+            last = recorded.get(key)
+            if last is None or at > last:
+                recorded[key] = at
+                samples[key] = (position.exchange, position.symbol, position.mark_price, at.timestamp())
+    if samples:
+        try:
+            prices.price_samples_record(list(samples.values()), floors=floors)
+        except Exception:
+            logger.exception("Could not record price samples")
 
 
 # --- writes ---------------------------------------------------------------------------------------
@@ -387,7 +397,7 @@ def _trips_apply(
         if breaker is None or (breaker_id, key) in hit_keys:
             continue
         gone = key.startswith("position:") and key not in open_positions
-        cleared = (breaker_id, key) in breaker_assessment.evaluated
+        cleared = breaker_assessment.evaluated(key)
         if (gone or cleared) and release_due(trip, cooldown_seconds=breaker.cooldown_seconds, now=now):
             to_release.append(trip.pk)
     trips_release(trip_ids=to_release, reason="condition cleared", now=now)
@@ -442,7 +452,11 @@ def _evaluate(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationRe
     book = book_load(user_id=user_id)
     desk: DeskTotals | None = None
     if config.needs_desk_totals and (book.positions or book.accounts):
-        desk = desk_totals_load()
+        desk = desk_totals_load(
+            config=config,
+            symbols={position.symbol for position in book.positions},
+            exchanges={position.exchange for position in book.positions},
+        )
     limits = limits_load(user_id=user_id)
     computed = compute(book=book, limits=limits, config=config, desk=desk, now=now, breakers=breakers)
     return apply(computed, config=config, now=now, symbol=symbol, exchange=exchange)
@@ -474,7 +488,9 @@ def compute(
     breaker_assessment = None
     if breakers:
         if inputs is None:
-            marks_record(book)
+            floors = volatility_floors(config)
+            if floors:
+                marks_record(book, floors=floors)
             inputs = breaker_inputs_load(book=book, config=config, now=now)
         breaker_assessment = assess.breakers_assess(book=book, config=config, now=now, inputs=inputs)
     wanted = wanted_alerts(limit_assessment.statuses, breaker_assessment.stale if breaker_assessment else None)

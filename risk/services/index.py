@@ -37,6 +37,7 @@ from risk.services.evaluation import (
     compute,
     price_ranges_load,
     streak_inputs_load,
+    volatility_floors,
 )
 from risk.services.snapshots import (
     Book,
@@ -87,9 +88,10 @@ class RiskIndex:
         with self.lock:
             self.config = config_view_get()
             self.books = {}
-            for account in accounts_load().values():
+            accounts = accounts_load()
+            for account in accounts.values():
                 self._book(account.user_id).accounts[account.id] = account
-            for position in positions_load():
+            for position in positions_load(accounts=accounts):
                 self._book(position.user_id).positions.append(position)
             self.limits = {}
             for limit in limits_load():
@@ -175,9 +177,10 @@ class RiskIndex:
             ids = list(user_ids)
             for user_id in ids:
                 self.books[user_id] = Book(user_id=user_id)
-            for account in accounts_load(user_id__in=ids).values():
+            accounts = accounts_load(user_id__in=ids)
+            for account in accounts.values():
                 self._book(account.user_id).accounts[account.id] = account
-            for position in positions_load(account__user_id__in=ids):
+            for position in positions_load(accounts=accounts):
                 self._book(position.user_id).positions.append(position)
             self._reindex()
             self._outcomes_load(user_ids=ids)
@@ -214,7 +217,7 @@ class RiskIndex:
                         self.desk.daily_pnl += delta_upnl
                     users.add(position.user_id)
             try:
-                prices.price_samples_record(samples)
+                prices.price_samples_record(samples, floors=volatility_floors(self.config))
             except Exception:
                 logger.exception("Risk index: could not record price samples")
             if self._desk_levels() != desk_before:

@@ -1,8 +1,26 @@
-"""Price samples for the volatility breaker: per (exchange, symbol) a Redis sorted set
-of `<ms>:<price>` members scored by time, shared by every process (web, worker, feed).
+"""Price samples for the volatility breaker, in Redis, shared by every process (web,
+workers, feed).
 
-Every evaluation records the marks it sees; the feed records each tick. Samples older
-than the longest window any breaker may use are trimmed on write.
+- `risk:prices:<exchange>:<symbol>`: a sorted set of `<ms>:<price>` members scored by
+  time, trimmed to the longest window a breaker may use;
+- `risk:vol`: a hash of summaries, one per (market, window):
+  `computed_at|samples|low|high|first|last` (prices as their exact text);
+- `risk:vol:cand:<window>:<floor>`: the markets whose last summary could trip a
+  volatility breaker of that window whose lowest threshold is `floor` % (at least two
+  samples, covering 80 % of the window, a range of at least `floor`), with a `:ready`
+  key once every summary has been judged against that floor.
+
+Recording a sample refreshes its market's summaries and candidacy, server-side, for
+the windows the enabled volatility breakers use. A summary only gets truer with time
+when it says a market cannot trip (samples leave the window and the range narrows
+until a new sample comes, which refreshes it), so readers look only at candidates: one
+SMEMBERS and a small HMGET, however many markets a book holds. A candidate's summary
+older than a second is computed again before it is used. When the floor changes (a
+breaker edited, added, removed), the first reader judges every stored summary against
+the new floor once (HSCAN, not a blocking script).
+
+These scripts touch keys they build themselves: fine on one Redis, which is what the
+platform database is (channels-redis may shard; this does not).
 """
 
 import time
@@ -12,45 +30,227 @@ from etrms.redis_client import platform_redis
 from risk.services.breaker_params import VOLATILITY_WINDOW_RANGE
 
 KEY_PREFIX = "risk:prices:"
-RETENTION_SECONDS = VOLATILITY_WINDOW_RANGE[1]
+SUMMARY_KEY = "risk:vol"
+CANDIDATES_PREFIX = "risk:vol:cand:"
+RETENTION_SECONDS = VOLATILITY_WINDOW_RANGE[1]  # the longest window a breaker may use
+FRESH_SECONDS = 1.0
+COVERAGE = 0.8
+LENIENCY = 1 - 1e-9  # candidacy is judged in doubles: err towards "candidate"
+
+_SUMMARIZE = """
+local function summarize(key, now, window)
+  local members = redis.call('ZRANGEBYSCORE', key, now - window, '+inf', 'WITHSCORES')
+  if #members < 4 then
+    return tostring(now) .. '|' .. tostring(#members / 2), false
+  end
+  local low, high, low_text, high_text
+  for j = 1, #members, 2 do
+    local text = string.sub(members[j], string.find(members[j], ':', 1, true) + 1)
+    local price = tonumber(text)
+    if low == nil or price < low then low, low_text = price, text end
+    if high == nil or price > high then high, high_text = price, text end
+  end
+  local first, last = tonumber(members[2]), tonumber(members[#members])
+  local fields = {tostring(now), tostring(#members / 2), low_text, high_text, members[2], members[#members]}
+  local summary = table.concat(fields, '|')
+  return summary, (last - first >= 0.8 * window and low > 0), low, high
+end
+
+local function judge(market, window, floor_text, summary, covered, low, high)
+  local set = 'risk:vol:cand:' .. window .. ':' .. floor_text
+  if covered and (high - low) / low * 100 >= tonumber(floor_text) * (1 - 1e-9) then
+    redis.call('SADD', set, market)
+  else
+    redis.call('SREM', set, market)
+  end
+end
+"""
+
+# KEYS: SUMMARY_KEY, then one sorted set per market. ARGV: now, retention, number of
+# windows, (window, floor) per window, then per market its name, its sample count and
+# (member, score) per sample.
+_RECORD = (
+    _SUMMARIZE
+    + """
+local now, retention, nwindows = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local position = 4 + 2 * nwindows
+for i = 2, #KEYS do
+  local key, market, count = KEYS[i], ARGV[position], tonumber(ARGV[position + 1])
+  position = position + 2
+  for _ = 1, count do
+    redis.call('ZADD', key, tonumber(ARGV[position + 1]), ARGV[position])
+    position = position + 2
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - retention)
+  redis.call('EXPIRE', key, retention)
+  for w = 1, nwindows do
+    local window, floor_text = ARGV[2 + 2 * w], ARGV[3 + 2 * w]
+    local summary, covered, low, high = summarize(key, now, tonumber(window))
+    redis.call('HSET', KEYS[1], market .. ':' .. window, summary)
+    judge(market, window, floor_text, summary, covered, low, high)
+  end
+end
+return #KEYS - 1
+"""
+)
+
+# KEYS: SUMMARY_KEY, then one sorted set per request. ARGV: now, then per request its
+# market, window and floor. Returns the fresh summaries (also stored and judged).
+_REFRESH = (
+    _SUMMARIZE
+    + """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local market, window, floor_text = ARGV[3 * i - 4], ARGV[3 * i - 3], ARGV[3 * i - 2]
+  local summary, covered, low, high = summarize(KEYS[i], now, tonumber(window))
+  redis.call('HSET', KEYS[1], market .. ':' .. window, summary)
+  judge(market, window, floor_text, summary, covered, low, high)
+  out[i - 1] = summary
+end
+return out
+"""
+)
+_scripts: dict = {}
 
 
-def _key(exchange: str, symbol: str) -> str:
-    return f"{KEY_PREFIX}{exchange}:{symbol}"
+def _script(name: str, source: str):
+    if name not in _scripts:
+        _scripts[name] = platform_redis().register_script(source)
+    return _scripts[name]
 
 
-def price_samples_record(samples: list[tuple[str, str, Decimal, float]]) -> None:
-    """Record `(exchange, symbol, price, unix_seconds)` samples (one pipeline)."""
+def _key(market: str) -> str:
+    return f"{KEY_PREFIX}{market}"
+
+
+def _floor_text(floor) -> str:
+    return format(Decimal(str(floor)).normalize(), "f")
+
+
+def _candidates_key(window: int, floor) -> str:
+    return f"{CANDIDATES_PREFIX}{window}:{_floor_text(floor)}"
+
+
+def _current_floors() -> dict:
+    from risk.services.evaluation import volatility_floors
+    from risk.services.snapshots import config_view_get
+
+    return volatility_floors(config_view_get())
+
+
+def price_samples_record(samples: list[tuple[str, str, Decimal, float]], *, floors: dict | None = None) -> None:
+    """Record `(exchange, symbol, price, unix_seconds)` samples and refresh their
+    markets' summaries and candidacy for `floors` ({window seconds: lowest threshold
+    %}; default: those of the enabled volatility breakers), in one Redis call. Every new
+    sample must come through here: readers trust what a summary says cannot trip."""
     if not samples:
         return
-    now = time.time()
-    pipe = platform_redis().pipeline(transaction=False)
-    keys = set()
+    if floors is None:
+        floors = _current_floors()
+    by_market: dict = {}
     for exchange, symbol, price, at in samples:
-        key = _key(exchange, symbol)
-        pipe.zadd(key, {f"{int(at * 1000)}:{price}": at})
-        keys.add(key)
-    for key in keys:
-        pipe.zremrangebyscore(key, "-inf", now - RETENTION_SECONDS)
-        pipe.expire(key, RETENTION_SECONDS)
-    pipe.execute()
+        by_market.setdefault(f"{exchange}:{symbol}", []).append((f"{int(at * 1000)}:{price}", at))
+    keys = [SUMMARY_KEY]
+    args = [repr(time.time()), RETENTION_SECONDS, len(floors)]
+    for window, floor in sorted(floors.items()):
+        args += [int(window), _floor_text(floor)]
+    for market, members in by_market.items():
+        keys.append(_key(market))
+        args += [market, len(members)]
+        for member, at in members:
+            args += [member, repr(at)]
+    _script("record", _RECORD)(keys=keys, args=args)
 
 
-def price_ranges_get(requests: set[tuple[str, str, int]], *, now: float | None = None) -> dict:
-    """{(exchange, symbol, window): (low, high, span_seconds)} over the last `window`
-    seconds, for each request that has at least two samples (one pipeline)."""
+def _parse(summary) -> tuple:
+    """(computed_at, samples, low, high, span), or (computed_at, samples) below two samples."""
+    parts = (summary.decode() if isinstance(summary, bytes) else summary).split("|")
+    if len(parts) == 2:
+        return float(parts[0]), float(parts[1])
+    computed_at, count, low, high, first, last = parts
+    return float(computed_at), float(count), Decimal(low), Decimal(high), float(last) - float(first)
+
+
+def _could_trip(summary: tuple, window: int, floor) -> bool:
+    if len(summary) == 2 or summary[4] < COVERAGE * window or summary[2] <= 0:
+        return False
+    low, high = float(summary[2]), float(summary[3])
+    return (high - low) / low * 100 >= float(floor) * LENIENCY
+
+
+def _judge_all(window: int, floor) -> None:
+    """Judge every stored summary of `window` against a new `floor` (HSCAN, in slices),
+    then mark the candidate set ready."""
+    client = platform_redis()
+    key = _candidates_key(window, floor)
+    suffix = f":{window}"
+    batch = []
+    for field, summary in client.hscan_iter(SUMMARY_KEY, match=f"*{suffix}", count=1000):
+        field = field.decode()
+        if _could_trip(_parse(summary), window, floor):
+            batch.append(field[: -len(suffix)])
+        if len(batch) >= 1000:
+            client.sadd(key, *batch)
+            batch = []
+    if batch:
+        client.sadd(key, *batch)
+    client.set(f"{key}:ready", "1")
+
+
+def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: float | None = None) -> dict:
+    """{(exchange, symbol, window): (low, high, span_seconds)} for each requested market
+    whose samples could trip a breaker with the window's lowest threshold `floors[window]`."""
     if not requests:
         return {}
     now = time.time() if now is None else now
-    ordered = sorted(requests)
-    pipe = platform_redis().pipeline(transaction=False)
-    for exchange, symbol, window in ordered:
-        pipe.zrangebyscore(_key(exchange, symbol), now - window, "+inf", withscores=True)
-    ranges = {}
-    for request, members in zip(ordered, pipe.execute(), strict=True):
-        if len(members) < 2:
-            continue
-        prices = [Decimal(member.decode().split(":", 1)[1]) for member, _ in members]
-        span = members[-1][1] - members[0][1]
-        ranges[request] = (min(prices), max(prices), span)
+    client = platform_redis()
+    by_window: dict = {}
+    for exchange, symbol, window in requests:
+        by_window.setdefault(window, set()).add(f"{exchange}:{symbol}")
+    windows = sorted(by_window)
+    pipe = client.pipeline(transaction=False)
+    for window in windows:
+        key = _candidates_key(window, floors[window])
+        pipe.exists(f"{key}:ready")
+        pipe.smembers(key)
+    replies = pipe.execute()
+    wanted = []  # (market, window) whose summary to read
+    for index, window in enumerate(windows):
+        ready, members = replies[2 * index], replies[2 * index + 1]
+        if not ready:
+            _judge_all(window, floors[window])
+            members = client.smembers(_candidates_key(window, floors[window]))
+            # requested markets with samples but no summary for this window yet
+            missing = [
+                market
+                for market, summary in zip(
+                    sorted(by_window[window]),
+                    client.hmget(SUMMARY_KEY, [f"{m}:{window}" for m in sorted(by_window[window])]),
+                    strict=True,
+                )
+                if summary is None
+            ]
+            wanted += [(market, window) for market in missing]
+        candidates = {member.decode() for member in members} & by_window[window]
+        wanted += [(market, window) for market in sorted(candidates)]
+    if not wanted:
+        return {}
+    summaries = client.hmget(SUMMARY_KEY, [f"{market}:{window}" for market, window in wanted])
+    ranges, refresh = {}, []
+    for (market, window), raw in zip(wanted, summaries, strict=True):
+        summary = _parse(raw) if raw is not None else None
+        if summary is None or now - summary[0] > FRESH_SECONDS:
+            refresh.append((market, window))
+        elif _could_trip(summary, window, floors[window]):
+            ranges[(*market.split(":", 1), window)] = summary[2:]
+    if refresh:
+        keys = [SUMMARY_KEY, *(_key(market) for market, _ in refresh)]
+        args = [repr(now)]
+        for market, window in refresh:
+            args += [market, window, _floor_text(floors[window])]
+        for (market, window), raw in zip(refresh, _script("refresh", _REFRESH)(keys=keys, args=args), strict=True):
+            summary = _parse(raw)
+            if len(summary) > 2:
+                ranges[(*market.split(":", 1), window)] = summary[2:]
     return ranges

@@ -10,13 +10,14 @@ current marks, so a mark moved by the feed moves equity, margin ratio, leverage,
 drawdown and daily PnL at once.
 """
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db.models import Case, F, OuterRef, Subquery, Sum, Value, When
-from django.db.models.functions import Abs, Coalesce
+from django.db.models import Case, CharField, F, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import Abs, Cast, Coalesce
 
 from accounts.models import AccountDay, Balance, ExchangeAccount, Position
 from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
@@ -95,7 +96,6 @@ class LimitView:
     limit_type: str
     threshold: Decimal
     warning: Decimal | None
-    reset_at: datetime
     equity_peaks: dict
 
 
@@ -172,54 +172,88 @@ class Book:
 
 
 # --- loaders ------------------------------------------------------------------------------
-POSITION_VALUES = (
-    "id",
-    "account_id",
-    "account__user_id",
-    "account__exchange",
-    "symbol",
-    "side",
-    "hedged",
+# Decimals and datetimes come back as text and are parsed here: on PostgreSQL the
+# driver's timestamptz loader, on SQLite Django's float-to-Decimal converter, cost more
+# than the rest of an evaluation of 10,000 positions (bench/evaluate.py).
+POSITION_DECIMALS = (
     "size",
     "entry_price",
     "mark_price",
-    "mark_updated_at",
     "notional",
     "unrealized_pnl",
     "realized_pnl",
     "leverage",
     "peak_pnl",
     "best_price",
-    "opened_at",
 )
+POSITION_DATETIMES = ("mark_updated_at", "opened_at")
 
 
-def position_view(row: dict) -> PositionView:
-    return PositionView(
-        id=row["id"],
-        user_id=row["account__user_id"],
-        account_id=row["account_id"],
-        exchange=row["account__exchange"],
-        symbol=row["symbol"],
-        side=row["side"],
-        hedged=row["hedged"],
-        size=row["size"],
-        entry_price=row["entry_price"],
-        mark_price=row["mark_price"],
-        mark_updated_at=row["mark_updated_at"],
-        notional=row["notional"],
-        unrealized_pnl=row["unrealized_pnl"],
-        realized_pnl=row["realized_pnl"],
-        leverage=row["leverage"],
-        peak_pnl=row["peak_pnl"],
-        best_price=row["best_price"],
-        opened_at=row["opened_at"],
+def _decimal(text):
+    return None if text is None else Decimal(text)
+
+
+def _datetime(text) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def positions_load(*, accounts: dict, **filters) -> list[PositionView]:
+    """Open positions of `accounts` ({id: AccountView}), one query."""
+    if not accounts:
+        return []
+    text = {f"t_{name}": Cast(name, output_field=CharField()) for name in POSITION_DECIMALS + POSITION_DATETIMES}
+    rows = (
+        Position.objects.filter(closed_at__isnull=True, account_id__in=list(accounts), **filters)
+        .annotate(**text)
+        .values_list("id", "account_id", "symbol", "side", "hedged", *text)
     )
-
-
-def positions_load(**filters) -> list[PositionView]:
-    rows = Position.objects.filter(closed_at__isnull=True, **filters).values_list(*POSITION_VALUES)
-    return [position_view(dict(zip(POSITION_VALUES, row, strict=True))) for row in rows]
+    views = []
+    append = views.append
+    for row in rows:
+        (
+            position_id,
+            account_id,
+            symbol,
+            side,
+            hedged,
+            size,
+            entry,
+            mark,
+            notional,
+            upnl,
+            realized,
+            leverage,
+            peak,
+            best,
+        ) = row[:14]
+        account = accounts[account_id]
+        # Positional, in PositionView's field order (the hot loop of a 10,000-position book).
+        append(
+            PositionView(
+                position_id,
+                account.user_id,
+                account_id,
+                account.exchange,
+                symbol,
+                side,
+                hedged,
+                Decimal(size),
+                Decimal(entry),
+                Decimal(mark),
+                _datetime(row[14]),
+                Decimal(notional),
+                Decimal(upnl),
+                Decimal(realized),
+                None if leverage is None else Decimal(leverage),
+                Decimal(peak),
+                Decimal(best),
+                _datetime(row[15]),
+            )
+        )
+    return views
 
 
 ACCOUNT_VALUES = (
@@ -269,67 +303,81 @@ def accounts_load(**filters) -> dict[int, AccountView]:
 
 
 def book_load(*, user_id) -> Book:
-    """One user's book: 3 queries (positions, accounts with balances, today's rows)."""
-    return Book(
-        user_id=user_id,
-        positions=positions_load(account__user_id=user_id),
-        accounts=accounts_load(user_id=user_id),
-    )
+    """One user's book: 3 queries (accounts with balances, today's rows, positions)."""
+    accounts = accounts_load(user_id=user_id)
+    return Book(user_id=user_id, positions=positions_load(accounts=accounts), accounts=accounts)
 
 
 def limits_load(**filters) -> list[LimitView]:
-    rows = RiskLimit.objects.filter(enabled=True, **filters).values_list(
-        "id", "user_id", "symbol", "limit_type", "threshold_value", "warning_value", "reset_at", "equity_peaks"
-    )
-    return [
-        LimitView(
-            id=limit_id,
-            user_id=user_id,
-            symbol=symbol,
-            limit_type=limit_type,
-            threshold=threshold,
-            warning=warning,
-            reset_at=reset_at,
-            equity_peaks=peaks or {},
+    """Enabled limits (decimals as text, parsed here; drawdown peaks only where kept)."""
+    rows = (
+        RiskLimit.objects.filter(enabled=True, **filters)
+        .annotate(
+            t_threshold=Cast("threshold_value", output_field=CharField()),
+            t_warning=Cast("warning_value", output_field=CharField()),
+            t_peaks=Cast("equity_peaks", output_field=CharField()),
         )
-        for limit_id, user_id, symbol, limit_type, threshold, warning, reset_at, peaks in rows
-    ]
-
-
-def desk_totals_load() -> DeskTotals:
-    """Desk-wide aggregates in SQL (3 queries, whatever the desk's size)."""
-    desk = DeskTotals()
-    signed = Case(When(side="long", then=F("notional")), default=-F("notional"))
-    open_positions = Position.objects.filter(closed_at__isnull=True)
-    for symbol, net, gross in (
-        open_positions.values("symbol")
-        .annotate(net=Sum(signed), gross=Sum(Abs("notional")))
-        .values_list("symbol", "net", "gross")
-    ):
-        desk.symbol_net[symbol] = net
-        desk.total_exposure += gross
-    for exchange, gross in (
-        open_positions.values("account__exchange")
-        .annotate(gross=Sum(Abs("notional")))
-        .values_list("account__exchange", "gross")
-    ):
-        desk.exchange_exposure[exchange] = gross
-    today = AccountDay.objects.filter(account_id=OuterRef("account_id"), date=_today())
-    unrealized_now = (
-        Position.objects.filter(account_id=OuterRef("account_id"), closed_at__isnull=True)
-        .values("account_id")
-        .annotate(total=Sum("unrealized_pnl"))
-        .values("total")
+        .values_list("id", "user_id", "symbol", "limit_type", "t_threshold", "t_warning", "t_peaks")
     )
-    totals = Balance.objects.annotate(
-        upnl=Coalesce(Subquery(unrealized_now), Value(ZERO)),
-        start_balance=Coalesce(Subquery(today.values("start_balance")[:1]), F("balance")),
-        start_unrealized=Coalesce(Subquery(today.values("start_unrealized")[:1]), F("unrealized_pnl")),
-    ).values_list("balance", "upnl", "start_balance", "start_unrealized")
-    for balance, upnl, start_balance, start_unrealized in totals:
-        desk.equity += balance + upnl
-        desk.balances += 1
-        desk.daily_pnl += balance - start_balance + upnl - start_unrealized
+    views = []
+    for limit_id, user_id, symbol, limit_type, threshold, warning, peaks in rows:
+        views.append(
+            LimitView(
+                id=limit_id,
+                user_id=user_id,
+                symbol=symbol,
+                limit_type=limit_type,
+                threshold=Decimal(threshold),
+                warning=None if warning is None else Decimal(warning),
+                equity_peaks=json.loads(peaks) if limit_type == "drawdown" and peaks else {},
+            )
+        )
+    return views
+
+
+def desk_totals_load(*, config: "ConfigView", symbols: set, exchanges: set) -> DeskTotals:
+    """Desk-wide aggregates in SQL, only those the configured caps need for this book:
+    the desk's total exposure (and equity, daily PnL) for the global caps, the net of the
+    capped `symbols` and the exposure on the capped `exchanges` the user trades. At most
+    four single-pass aggregate queries, whatever the desk's size."""
+    desk = DeskTotals()
+    open_positions = Position.objects.filter(closed_at__isnull=True)
+    if config.max_total_exposure is not None or config.max_leverage is not None:
+        desk.total_exposure = open_positions.aggregate(gross=Sum(Abs("notional")))["gross"] or ZERO
+    capped_symbols = [s for s in symbols if config.symbol_caps.get(s, (None, None))[0] is not None]
+    if capped_symbols:
+        signed = Case(When(side="long", then=F("notional")), default=-F("notional"))
+        desk.symbol_net = dict(
+            open_positions.filter(symbol__in=capped_symbols)
+            .values("symbol")
+            .annotate(net=Sum(signed))
+            .values_list("symbol", "net")
+        )
+    capped_exchanges = [e for e in exchanges if config.exchange_caps.get(e) is not None]
+    if capped_exchanges:
+        desk.exchange_exposure = dict(
+            open_positions.filter(account__exchange__in=capped_exchanges)
+            .values("account__exchange")
+            .annotate(gross=Sum(Abs("notional")))
+            .values_list("account__exchange", "gross")
+        )
+    if config.max_leverage is not None or config.daily_loss_limit is not None:
+        today = AccountDay.objects.filter(account_id=OuterRef("account_id"), date=_today())
+        unrealized_now = (
+            Position.objects.filter(account_id=OuterRef("account_id"), closed_at__isnull=True)
+            .values("account_id")
+            .annotate(total=Sum("unrealized_pnl"))
+            .values("total")
+        )
+        totals = Balance.objects.annotate(
+            upnl=Coalesce(Subquery(unrealized_now), Value(ZERO)),
+            start_balance=Coalesce(Subquery(today.values("start_balance")[:1]), F("balance")),
+            start_unrealized=Coalesce(Subquery(today.values("start_unrealized")[:1]), F("unrealized_pnl")),
+        ).values_list("balance", "upnl", "start_balance", "start_unrealized")
+        for balance, upnl, start_balance, start_unrealized in totals:
+            desk.equity += balance + upnl
+            desk.daily_pnl += balance - start_balance + upnl - start_unrealized
+            desk.balances += 1
     return desk
 
 

@@ -53,7 +53,7 @@ def _fresh_risk_state():
     snapshots.config_cache_clear()
     evaluation._recorded_marks.clear()
     client = platform_redis()
-    keys = list(client.scan_iter(match="risk:prices:*", count=1000))
+    keys = [*client.scan_iter(match="risk:prices:*", count=1000), *client.scan_iter(match="risk:vol*", count=1000)]
     if keys:
         client.unlink(*keys)
     yield
