@@ -30,10 +30,16 @@ def number(value) -> float | None:
     return float(value)
 
 
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a `Z` (microseconds kept when present)."""
+def iso_utc(value: datetime | str | None) -> str | None:
+    """ISO 8601 in UTC with a `Z` (microseconds kept when present). Also takes the
+    database's own text of a timestamp (lists read them as text: cheaper than Django's
+    converters), naive meaning UTC."""
     if value is None:
         return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -35,17 +35,21 @@ class PageQuery(serializers.Serializer):
 
 
 def query_validate(serializer_class, request) -> dict:
-    """Validate query parameters (each given once); errors are 400s."""
+    """Validate query parameters (each given once); errors are 400s. Without any of
+    them, the defaults (no serializer is built: lists are the hot reads)."""
     raw = {}
-    for key in serializer_class().fields:
+    for key in serializer_class._declared_fields:
         values = request.query_params.getlist(key)
         if len(values) > 1:
             raise ValidationError({key: ["Give this parameter once."]})
         if values:
             raw[key] = values[0]
-    serializer = serializer_class(data=raw)
-    serializer.is_valid(raise_exception=True)
-    data = dict(serializer.validated_data)
+    if raw:
+        serializer = serializer_class(data=raw)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+    else:
+        data = {"offset": 0}
     data["limit"] = min(data.get("limit") or serializer_class.default_limit, PAGE_CAP)
     return data
 

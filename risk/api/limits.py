@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from accounts.roles import is_risk_officer
 from etrms.api.responses import bare
 from risk.api.common import PageQuery, RiskApi, page, query_validate, user_filter
-from risk.api.outputs import LIMIT_FIELDS, limit_out
+from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
 from risk.models import MONEY, LimitType
 from risk.selectors import limit_get, limit_list
 from risk.services.limits import limit_create, limit_delete, limit_update
@@ -71,7 +71,11 @@ class LimitListCreateApi(RiskApi):
             limit_type=query.get("limit_type"),
             enabled=query.get("enabled"),
         )
-        rows = page(queryset.values(*LIMIT_FIELDS), limit=query["limit"], offset=query["offset"])
+        rows = page(
+            as_text(queryset, *LIMIT_LIST_TEXT).values(*LIMIT_LIST_FIELDS),
+            limit=query["limit"],
+            offset=query["offset"],
+        )
         return bare(
             {
                 "limits": [limit_out(row, with_user=officer) for row in rows],

@@ -18,22 +18,57 @@ LIMIT_FIELDS = (
 )
 
 
+def as_text(queryset, *fields):
+    """Annotate `fields` as their database text (`<field>_text`): a list of N rows then
+    skips 2N datetime converters; the outputs parse the text once."""
+    from django.db.models import CharField
+    from django.db.models.functions import Cast
+
+    return queryset.annotate(**{f"{field}_text": Cast(field, output_field=CharField()) for field in fields})
+
+
+LIMIT_LIST_TEXT = ("id", "user_id", "set_by_id", "created_at", "updated_at")
+LIMIT_LIST_FIELDS = (
+    "symbol",
+    "limit_type",
+    "threshold_value",
+    "warning_value",
+    "enabled",
+    *(f"{field}_text" for field in LIMIT_LIST_TEXT),
+)
+
+
+def uuid_text(value) -> str | None:
+    """A UUID as its canonical text, from a UUID or the database's text of one
+    (SQLite keeps 32 hex digits, PostgreSQL the dashed form)."""
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) == 32:
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text
+
+
 def limit_out(limit: RiskLimit | dict, *, with_user: bool) -> dict:
     """A Phase 4 limit; `with_user` adds `user_id` (officers' views, and create)."""
-    row = limit if isinstance(limit, dict) else {name: getattr(limit, name) for name in LIMIT_FIELDS}
-    data = {
-        "id": str(row["id"]),
-        "symbol": row["symbol"],
-        "limit_type": row["limit_type"],
-        "threshold_value": decimal_str(row["threshold_value"]),
-        "warning_value": decimal_str(row["warning_value"]),
-        "enabled": row["enabled"],
-        "officer_set": row["set_by_id"] is not None and row["set_by_id"] != row["user_id"],
-        "created_at": iso_utc(row["created_at"]),
-        "updated_at": iso_utc(row["updated_at"]),
-    }
+    if isinstance(limit, dict):  # a list row: ids and times as database text
+        row = {name: limit[f"{name}_text"] for name in LIMIT_LIST_TEXT} | limit
+    else:
+        row = {name: getattr(limit, name) for name in LIMIT_FIELDS}
+    user_id, set_by_id = uuid_text(row["user_id"]), uuid_text(row["set_by_id"])
+    data = {"id": uuid_text(row["id"])}
     if with_user:
-        data = {"id": data["id"], "user_id": str(row["user_id"]), **{k: v for k, v in data.items() if k != "id"}}
+        data["user_id"] = user_id
+    data.update(
+        symbol=row["symbol"],
+        limit_type=row["limit_type"],
+        threshold_value=decimal_str(row["threshold_value"]),
+        warning_value=decimal_str(row["warning_value"]),
+        enabled=row["enabled"],
+        officer_set=set_by_id is not None and set_by_id != user_id,
+        created_at=iso_utc(row["created_at"]),
+        updated_at=iso_utc(row["updated_at"]),
+    )
     return data
 
 
