@@ -187,6 +187,19 @@ JOB_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOB_HARD_TIMEOUT_GRACE_SECONDS", defau
 JOB_DEFAULT_TIMEOUT_SECONDS = 300
 JOB_DEFAULT_MAX_RETRIES = 3
 
+# --- Exchanges (accounts/exchanges) -------------------------------------------------------
+EXCHANGE_TIMEOUT_SECONDS = env.float("EXCHANGE_TIMEOUT_SECONDS", default=10.0)
+EXCHANGE_MARKETS_TTL_SECONDS = env.float("EXCHANGE_MARKETS_TTL_SECONDS", default=3600.0)
+# REST polling period of `watch_*` where a venue has no stream.
+EXCHANGE_POLL_SECONDS = env.float("EXCHANGE_POLL_SECONDS", default=2.0)
+# {"exchange_id": "http://host:port"}: send a venue's traffic to another host (a proxy).
+EXCHANGE_API_URLS = env.json("EXCHANGE_API_URLS", default={})
+PAPER_PRICE_SEED = env.int("PAPER_PRICE_SEED", default=1)
+PAPER_TICK_SECONDS = env.float("PAPER_TICK_SECONDS", default=1.0)
+PAPER_TAKER_FEE = env.str("PAPER_TAKER_FEE", default="0.0004")
+# Sync interval when the risk configuration does not give one.
+MONITORING_INTERVAL_SECONDS = env.int("MONITORING_INTERVAL_SECONDS", default=30)
+
 # --- Auth -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,4 +1,4 @@
-"""Knobs of the exchange layer, read from Django settings with safe defaults.
+"""Knobs of the exchange layer (environment variables, read in etrms/settings.py).
 
 EXCHANGE_TIMEOUT_SECONDS  per-request timeout of ccxt clients (default 10)
 EXCHANGE_MARKETS_TTL_SECONDS  how long a process keeps an exchange's loaded markets (3600)
@@ -14,24 +14,24 @@ from django.conf import settings
 
 
 def timeout_seconds() -> float:
-    return float(getattr(settings, "EXCHANGE_TIMEOUT_SECONDS", 10))
+    return float(settings.EXCHANGE_TIMEOUT_SECONDS)
 
 
 def markets_ttl_seconds() -> float:
-    return float(getattr(settings, "EXCHANGE_MARKETS_TTL_SECONDS", 3600))
+    return float(settings.EXCHANGE_MARKETS_TTL_SECONDS)
 
 
 def poll_seconds() -> float:
-    return float(getattr(settings, "EXCHANGE_POLL_SECONDS", 2))
+    return float(settings.EXCHANGE_POLL_SECONDS)
 
 
 def api_url_override(exchange_id: str) -> str | None:
-    return (getattr(settings, "EXCHANGE_API_URLS", None) or {}).get(exchange_id)
+    return settings.EXCHANGE_API_URLS.get(exchange_id)
 
 
 def paper_seed() -> int:
-    return int(getattr(settings, "PAPER_PRICE_SEED", 1))
+    return int(settings.PAPER_PRICE_SEED)
 
 
 def paper_tick_seconds() -> float:
-    return float(getattr(settings, "PAPER_TICK_SECONDS", 1))
+    return float(settings.PAPER_TICK_SECONDS)

@@ -40,7 +40,7 @@ def monitoring_interval_provider_set(provider: Callable[[], int] | None) -> Call
 def monitoring_interval_default() -> int:
     if _interval_provider is not None:
         return max(1, int(_interval_provider()))
-    return max(1, int(getattr(settings, "MONITORING_INTERVAL_SECONDS", 30)))
+    return max(1, int(settings.MONITORING_INTERVAL_SECONDS))
 
 
 def _state_locked() -> MonitoringState:

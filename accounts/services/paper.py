@@ -30,7 +30,7 @@ DEFAULT_PAPER_BALANCE = Decimal(100000)
 
 
 def taker_fee_rate() -> Decimal:
-    return Decimal(str(getattr(settings, "PAPER_TAKER_FEE", "0.0004")))
+    return Decimal(str(settings.PAPER_TAKER_FEE))
 
 
 # --- markets and prices ---------------------------------------------------------------
