@@ -5,6 +5,7 @@ process); `ensure_running()` starts it in the background for tests and one-off
 commands when nothing answers on the socket yet.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -73,6 +74,26 @@ def start(socket: Path) -> subprocess.Popen:
     process = subprocess.Popen(server_args(socket), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_answering(socket)
     return process
+
+
+@contextlib.contextmanager
+def running_for_command():
+    """For a one-off command (bootstrap) on the embedded defaults: the embedded Redis
+    answers while it runs (started here if nothing answers, stopped afterwards)."""
+    from django.conf import settings
+
+    socket = settings.EMBEDDED_REDIS_SOCKET
+    if not settings.EMBEDDED_REDIS or answers(socket):
+        yield
+        return
+    if socket.exists():
+        socket.unlink()  # left behind by a server that was killed
+    process = start(socket)
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def main() -> None:
