@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from etrms.api.errors import Conflict
 from risk.models import AlertSeverity, AlertStatus, RiskAlert
@@ -174,9 +173,3 @@ def alert_escalate(*, alert: RiskAlert, message: str, metadata: dict) -> RiskAle
     alert.save(update_fields=["message", "metadata", "updated_at"])
     alert_publish(alert)
     return alert
-
-
-def severity_validate(value: str) -> str:
-    if value not in AlertSeverity.values:
-        raise ValidationError({"severity": [f"Must be one of {', '.join(AlertSeverity.values)}."]})
-    return value

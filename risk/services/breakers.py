@@ -13,8 +13,6 @@ from risk.services import hooks
 from risk.services.breaker_params import breaker_definition_validate
 from risk.services.common import actor_id
 
-NAME_FIELD = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
-
 
 class BreakerFields(serializers.Serializer):
     """A breaker's definition as the API and snapshots give it (numbers or strings)."""
