@@ -97,6 +97,14 @@ def test_environment_settings(tmp_path):
     assert resolved["rates"]["risk"] == "30/min"
 
 
+def test_the_web_process_pools_postgresql_connections(tmp_path):
+    pooled = probe(tmp_path, DATABASE_URL="postgres://etrms:pw@db:5432/etrms", DB_POOL="true")
+    assert pooled["conn_max_age"] == 0
+    assert pooled["db_options"]["pool"]["max_size"] == 20
+    asgi = (ROOT / "etrms" / "asgi.py").read_text()
+    assert 'os.environ.setdefault("DB_POOL", "true")' in asgi
+
+
 def test_broker_url_can_be_set_apart(tmp_path):
     resolved = probe(tmp_path, REDIS_URL="redis://r:6379/0", CELERY_BROKER_URL="redis://broker:6379/5")
     assert resolved["broker"] == "redis://broker:6379/5"
