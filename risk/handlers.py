@@ -3,6 +3,8 @@
 from rest_framework import serializers
 
 from jobs.registry import job_handler
+from jobs.services.cleanup import cleanup_step
+from risk.services.alerts import alerts_delete_resolved
 from risk.services.evaluation import evaluation_sweep
 from risk.services.trips import RETRY_JOB, trip_action_retry
 from risk.validators import symbol_normalize
@@ -39,3 +41,8 @@ class BreakerActionRetryArgs(serializers.Serializer):
 )
 def breaker_action_retry(job, *, trip_id) -> dict:
     return trip_action_retry(trip_id=trip_id)
+
+
+@cleanup_step("resolved_alerts")
+def resolved_alerts_cleanup(older_than) -> int:
+    return alerts_delete_resolved(older_than=older_than)

@@ -173,3 +173,9 @@ def alert_escalate(*, alert: RiskAlert, message: str, metadata: dict) -> RiskAle
     alert.save(update_fields=["message", "metadata", "updated_at"])
     alert_publish(alert)
     return alert
+
+
+def alerts_delete_resolved(*, older_than) -> int:
+    """Housekeeping: resolved alerts resolved before `older_than` (a step of the `cleanup` job)."""
+    deleted, _ = RiskAlert.objects.filter(status=AlertStatus.RESOLVED, resolved_at__lt=older_than).delete()
+    return deleted
