@@ -27,7 +27,6 @@ run: venv
 	@echo "    admin console:  http://$(HOST):$(PORT)/admin/   (login 'admin', password printed above)"
 	@echo "    API docs:       http://$(HOST):$(PORT)/api/docs/"
 	@echo "    API token:      curl -X POST http://$(HOST):$(PORT)/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"username\":\"admin\",\"password\":\"...\"}'"
-	@echo "    WebSocket:      ws://$(HOST):$(PORT)/api/v1/ws?token=<access token>"
 	@echo "  Ctrl-C stops everything."
 	@echo ""
 	ETRMS_HOST=$(HOST) ETRMS_PORT=$(PORT) $(BIN)/honcho start --no-prefix -f Procfile $$($(BIN)/python -m etrms.processes)

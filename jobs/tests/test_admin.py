@@ -57,3 +57,7 @@ def test_a_trader_cannot_enter_the_admin(client, trader):
     response = client.get("/admin/jobs/job/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_the_admin_carries_the_console_name(officer_browser):
+    assert b"ETRMS risk console" in officer_browser.get("/admin/").content
