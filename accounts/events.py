@@ -9,7 +9,9 @@ The risk engine registers its evaluator at startup:
 
 Services call `positions_changed(...)` through `transaction.on_commit` after every
 change of positions or marks (sync, paper fills, mark updates from the feed), so a
-listener always reads committed rows. A listener that raises is logged and does not
+listener always reads committed rows. Every sync announces itself, even one that moved
+no position: balances (fees, funding, transfers) change equity, leverage, drawdown and
+margin ratio, so `symbols` may be empty, meaning "the account changed". A listener that raises is logged and does not
 stop the others or the caller: the periodic sweep is the safety net.
 """
 
@@ -32,7 +34,7 @@ def on_positions_changed(listener: Callable) -> Callable:
 
 def positions_changed(*, user_ids: set, exchange: str, symbols: set) -> None:
     """Call every listener now. Services use `positions_changed_on_commit` instead."""
-    if not user_ids or not symbols:
+    if not user_ids:
         return
     for listener in list(positions_changed_listeners):
         try:
@@ -43,7 +45,7 @@ def positions_changed(*, user_ids: set, exchange: str, symbols: set) -> None:
 
 def positions_changed_on_commit(*, user_ids: set, exchange: str, symbols: set) -> None:
     """`positions_changed` once the current transaction commits (at once outside one)."""
-    if not user_ids or not symbols:
+    if not user_ids:
         return
     user_ids, symbols = set(user_ids), set(symbols)
     transaction.on_commit(lambda: positions_changed(user_ids=user_ids, exchange=exchange, symbols=symbols))

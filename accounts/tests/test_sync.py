@@ -56,6 +56,15 @@ def test_first_paper_sync_creates_snapshots(paper_account, position_events, djan
     ]
 
 
+def test_a_sync_that_moves_only_the_balance_is_announced(
+    paper_account, position_events, django_capture_on_commit_callbacks
+):
+    """No position changed, but equity did (a fee, funding, a transfer): risk must hear it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        account_sync(account=paper_account)
+    assert position_events == [{"user_ids": {paper_account.user_id}, "exchange": "paper", "symbols": set()}]
+
+
 def test_marks_peaks_and_best_prices_follow_the_venue(paper_account):
     paper_price_set(symbol="BTCUSDT", price=Decimal(60000))
     paper_order_execute(account_id=paper_account.pk, symbol="BTCUSDT", side="buy", amount=Decimal(1))
