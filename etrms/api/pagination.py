@@ -1,9 +1,13 @@
 """`limit` and `offset` on lists (SPEC §3): `limit` defaults as the seed says and is
-capped at 1000; zero, negative or not a number is a 400; `offset` is on every list."""
+capped at 1000; zero, negative or not a number is a 400; `offset` is on every list.
+An offset past the databases' 64-bit OFFSET is capped like `limit` (an empty page, as any
+offset past the end gives), not sent to the database, which fails on it (a 500)."""
 
 from rest_framework.exceptions import ValidationError
 
 MAX_LIMIT = 1000
+# OFFSET is a signed 64-bit integer in SQLite and PostgreSQL; LIMIT + OFFSET must fit too.
+MAX_OFFSET = 2**63 - 1 - MAX_LIMIT
 
 
 def _non_negative_int(request, name: str, default: int, *, minimum: int) -> int:
@@ -21,7 +25,7 @@ def _non_negative_int(request, name: str, default: int, *, minimum: int) -> int:
 
 def limit_offset(request, *, default_limit: int) -> tuple[int, int]:
     limit = min(_non_negative_int(request, "limit", default_limit, minimum=1), MAX_LIMIT)
-    offset = _non_negative_int(request, "offset", 0, minimum=0)
+    offset = min(_non_negative_int(request, "offset", 0, minimum=0), MAX_OFFSET)
     return limit, offset
 
 

@@ -6,6 +6,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.views import APIView
 
 from accounts.roles import is_risk_officer
+from etrms.api.pagination import MAX_OFFSET
 from etrms.api.permissions import ReadAnyWriteRiskOfficer
 
 PAGE_CAP = 1000
@@ -25,7 +26,7 @@ class ConfigApi(APIView):
 
 
 class PageQuery(serializers.Serializer):
-    """`limit` (1.., capped at PAGE_CAP) and `offset` (0..)."""
+    """`limit` (1.., capped at PAGE_CAP) and `offset` (0.., capped at MAX_OFFSET)."""
 
     limit = serializers.IntegerField(required=False, min_value=1)
     offset = serializers.IntegerField(required=False, min_value=0, default=0)
@@ -51,6 +52,7 @@ def query_validate(serializer_class, request) -> dict:
     else:
         data = {"offset": 0}
     data["limit"] = min(data.get("limit") or serializer_class.default_limit, PAGE_CAP)
+    data["offset"] = min(data["offset"], MAX_OFFSET)
     return data
 
 
