@@ -31,6 +31,15 @@ def test_400_on_malformed_json(anon_client):
     assert_error_shape(response, 400)
 
 
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_400_on_json_nested_past_the_recursion_limit(anon_client, opening):
+    """Found by fuzzing: the decoder's RecursionError was a 500 on every endpoint with a body."""
+    closing = "]" if opening == "[" else "}"
+    nested = opening * 100_000 + "1" + closing * 100_000
+    response = anon_client.post("/api/v1/auth/token", nested, content_type="application/json")
+    assert "nested too deeply" in assert_error_shape(response, 400)["message"]
+
+
 def test_401(anon_client):
     response = anon_client.get("/api/v1/test/officer")
     assert_error_shape(response, 401)
