@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Innermost, sync-only: the chain runs in sync mode under ASGI (see the module).
+    "etrms.middleware.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "etrms.urls"

@@ -169,3 +169,33 @@ def test_make_run_starts_embedded_redis_only_without_redis_url(monkeypatch):
     assert processes() == ["redis", "web", "worker", "beat"]
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert processes() == ["web", "worker", "beat"]
+
+
+# --- the middleware chain under ASGI ----------------------------------------------------------
+def _middlewares_in_async_mode() -> list[str]:
+    """Names of the MiddlewareMixin middlewares an ASGI handler would run in async mode
+    (each of them then hops into a thread twice per request)."""
+    from django.core.handlers.asgi import ASGIHandler
+    from django.utils.deprecation import MiddlewareMixin
+
+    found, layer = [], ASGIHandler()._middleware_chain
+    while layer is not None:
+        if isinstance(layer, MiddlewareMixin) and layer.async_mode:
+            found.append(type(layer).__name__)
+        # Through asgiref's adapters, Django's exception wrappers and the middlewares.
+        for attribute in ("func", "awaitable", "__wrapped__", "get_response"):
+            inner = getattr(layer, attribute, None)
+            if inner is not None:
+                layer = inner
+                break
+        else:
+            layer = None
+    return found
+
+
+def test_the_middleware_chain_runs_in_one_mode_under_asgi(settings):
+    """See etrms/middleware.py: without the innermost sync-only middleware every
+    MiddlewareMixin middleware would hop into a thread twice per request."""
+    assert _middlewares_in_async_mode() == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "etrms.middleware.SyncMiddlewareChain"]
+    assert "SessionMiddleware" in _middlewares_in_async_mode()
