@@ -57,6 +57,46 @@ def test_schema_renders(client):
     assert "/api/v1/auth/token" in schema["paths"]
 
 
+def test_schema_is_generated_one_request_at_a_time(monkeypatch):
+    """Found by fuzzing: two first /api/schema/ requests at once raced in drf-spectacular's
+    lazy extension import and one answered 500. Generation is serialised."""
+    import threading
+    import time
+
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework.test import APIRequestFactory
+
+    from etrms.api.schema_view import SchemaApi
+
+    inside, most = 0, 0
+    count_lock = threading.Lock()
+
+    def slow_get_schema(self, request=None, public=False):
+        nonlocal inside, most
+        with count_lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.05)
+        with count_lock:
+            inside -= 1
+        return {"openapi": "3.0.3", "info": {}, "paths": {}}
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", slow_get_schema)
+    view = SchemaApi.as_view()
+    statuses = []
+
+    def fetch():
+        statuses.append(view(APIRequestFactory().get("/api/schema/?format=json")).status_code)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    assert most == 1
+
+
 @pytest.mark.django_db
 def test_swagger_ui_is_served_from_local_assets(client):
     page = client.get("/api/docs/")
