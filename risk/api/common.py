@@ -6,10 +6,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.views import APIView
 
 from accounts.roles import is_risk_officer
-from etrms.api.pagination import MAX_OFFSET
+from etrms.api.pagination import MAX_LIMIT, MAX_OFFSET
 from etrms.api.permissions import ReadAnyWriteRiskOfficer
-
-PAGE_CAP = 1000
 
 
 class RiskApi(APIView):
@@ -26,13 +24,13 @@ class ConfigApi(APIView):
 
 
 class PageQuery(serializers.Serializer):
-    """`limit` (1.., capped at PAGE_CAP) and `offset` (0.., capped at MAX_OFFSET)."""
+    """`limit` (1.., capped at MAX_LIMIT) and `offset` (0.., capped at MAX_OFFSET)."""
 
     limit = serializers.IntegerField(required=False, min_value=1)
     offset = serializers.IntegerField(required=False, min_value=0, default=0)
     user_id = serializers.UUIDField(required=False)
 
-    default_limit = PAGE_CAP
+    default_limit = MAX_LIMIT
 
 
 def query_validate(serializer_class, request) -> dict:
@@ -51,7 +49,7 @@ def query_validate(serializer_class, request) -> dict:
         data = dict(serializer.validated_data)
     else:
         data = {"offset": 0}
-    data["limit"] = min(data.get("limit") or serializer_class.default_limit, PAGE_CAP)
+    data["limit"] = min(data.get("limit") or serializer_class.default_limit, MAX_LIMIT)
     data["offset"] = min(data["offset"], MAX_OFFSET)
     return data
 
@@ -63,7 +61,3 @@ def user_filter(request, requested):
     if not is_risk_officer(request.user) and str(requested) != str(request.user.pk):
         raise NotFound("User not found.")
     return requested
-
-
-def page(queryset, *, limit: int, offset: int):
-    return queryset[offset : offset + limit]
