@@ -7,8 +7,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from accounts.roles import is_risk_officer
-from etrms.api.pagination import limit_offset, page
-from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer
+from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
 from jobs import selectors
 from jobs.models import Job, JobPriority
@@ -31,21 +31,13 @@ class JobsApi(APIView):
     throttle_scope = "jobs"
 
 
-def _user_id_filter(request):
-    """`?user_id=` narrows an officer's lists; traders always see their own."""
-    raw = request.query_params.get("user_id")
-    if raw is None or not is_risk_officer(request.user):
-        return None
-    return serializers.UUIDField().run_validation(raw)
+class PendingQuery(PageQuery):
+    priority = serializers.ChoiceField(choices=JobPriority.choices, required=False)
+    default_limit = 100
 
 
-def _priority_filter(request) -> str | None:
-    raw = request.query_params.get("priority")
-    if raw is None:
-        return None
-    if raw not in JobPriority.values:
-        raise serializers.ValidationError({"priority": [f"Must be one of {', '.join(JobPriority.values)}."]})
-    return raw
+class DeadLetterQuery(PageQuery):
+    default_limit = 100
 
 
 # --- shapes ---------------------------------------------------------------------------
@@ -288,11 +280,13 @@ class JobCancelApi(JobsApi):
 class PendingApi(JobsApi):
     @extend_schema(responses=_job_page("PendingJobs", PendingJobOutput))
     def get(self, request):
-        limit, offset = limit_offset(request, default_limit=100)
+        query = query_validate(PendingQuery, request)
         queryset = selectors.jobs_pending(
-            user=request.user, priority=_priority_filter(request), user_id=_user_id_filter(request)
+            user=request.user, priority=query.get("priority"), user_id=user_filter(request, query.get("user_id"))
         )
-        jobs = page(queryset.only(*PendingJobOutput.Meta.fields, "user_id"), limit=limit, offset=offset)
+        jobs = page(
+            queryset.only(*PendingJobOutput.Meta.fields, "user_id"), limit=query["limit"], offset=query["offset"]
+        )
         return bare({"count": queryset.count(), "jobs": _job_list(request, jobs, PendingJobOutput)})
 
 
@@ -454,14 +448,15 @@ class DeadLetterApi(JobsApi):
 
     @extend_schema(responses=_job_page("DeadLetterJobs", DeadLetterOutput))
     def get(self, request):
-        limit, offset = limit_offset(request, default_limit=100)
-        queryset = selectors.jobs_dead_lettered(user=request.user, user_id=_user_id_filter(request))
-        jobs = page(queryset, limit=limit, offset=offset)
+        query = query_validate(DeadLetterQuery, request)
+        queryset = selectors.jobs_dead_lettered(user=request.user, user_id=user_filter(request, query.get("user_id")))
+        jobs = page(queryset, limit=query["limit"], offset=query["offset"])
         return bare({"count": queryset.count(), "jobs": _job_list(request, jobs, DeadLetterOutput)})
 
     @extend_schema(responses=inline_serializer("Cleared", {"cleared": serializers.IntegerField()}))
     def delete(self, request):
-        return bare({"cleared": dlq_clear(user_id=_user_id_filter(request))})
+        user_id = user_filter(request, query_validate(DeadLetterQuery, request).get("user_id"))
+        return bare({"cleared": dlq_clear(user_id=user_id)})
 
 
 class DeadLetterRetryApi(JobsApi):

@@ -1,8 +1,11 @@
 """`limit` and `offset` on lists (SPEC §3): `limit` defaults as the seed says and is
 capped at 1000; zero, negative or not a number is a 400; `offset` is on every list.
+A list declares its query parameters as a `PageQuery` subclass (filters included) and
+reads them with `query_validate`.
 An offset past the databases' 64-bit OFFSET is capped like `limit` (an empty page, as any
 offset past the end gives), not sent to the database, which fails on it (a 500)."""
 
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 MAX_LIMIT = 1000
@@ -10,23 +13,35 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 2**63 - 1 - MAX_LIMIT
 
 
-def _non_negative_int(request, name: str, default: int, *, minimum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: [f"Must be an integer, got {raw!r}."]}) from None
-    if value < minimum:
-        raise ValidationError({name: [f"Must be at least {minimum}."]})
-    return value
+class PageQuery(serializers.Serializer):
+    """`limit` (1.., capped at MAX_LIMIT) and `offset` (0.., capped at MAX_OFFSET)."""
+
+    limit = serializers.IntegerField(required=False, min_value=1)
+    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    user_id = serializers.UUIDField(required=False)
+
+    default_limit = MAX_LIMIT
 
 
-def limit_offset(request, *, default_limit: int) -> tuple[int, int]:
-    limit = min(_non_negative_int(request, "limit", default_limit, minimum=1), MAX_LIMIT)
-    offset = min(_non_negative_int(request, "offset", 0, minimum=0), MAX_OFFSET)
-    return limit, offset
+def query_validate(serializer_class, request) -> dict:
+    """Validate query parameters (each given once); errors are 400s. Without any of
+    them, the defaults (no serializer is built: lists are the hot reads)."""
+    raw = {}
+    for key in serializer_class._declared_fields:
+        values = request.query_params.getlist(key)
+        if len(values) > 1:
+            raise ValidationError({key: ["Give this parameter once."]})
+        if values:
+            raw[key] = values[0]
+    if raw:
+        serializer = serializer_class(data=raw)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+    else:
+        data = {"offset": 0}
+    data["limit"] = min(data.get("limit") or serializer_class.default_limit, MAX_LIMIT)
+    data["offset"] = min(data["offset"], MAX_OFFSET)
+    return data
 
 
 def page(queryset, *, limit: int, offset: int) -> list:

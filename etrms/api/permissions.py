@@ -40,3 +40,12 @@ class IsOwnerOrRiskOfficer(BasePermission):
         if str(owner) != str(request.user.pk):
             raise NotFound()
         return True
+
+
+def user_filter(request, requested):
+    """The `?user_id=` filter: officers any user, traders only themselves (else 404)."""
+    if requested is None:
+        return None
+    if not is_risk_officer(request.user) and str(requested) != str(request.user.pk):
+        raise NotFound("User not found.")
+    return requested

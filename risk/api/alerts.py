@@ -4,9 +4,10 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
-from etrms.api.pagination import page
+from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
-from risk.api.common import PageQuery, RiskApi, query_validate, user_filter
+from risk.api.common import RiskApi
 from risk.api.outputs import ALERT_FIELDS, alert_out
 from risk.models import AlertSeverity, AlertStatus
 from risk.selectors import alert_get, alert_list

@@ -12,10 +12,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 
-from etrms.api.pagination import page
+from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import ReadAnyWriteRiskOfficer
 from etrms.api.responses import envelope
-from risk.api.common import ConfigApi, PageQuery, RiskApi, query_validate
+from risk.api.common import ConfigApi, RiskApi
 from risk.api.outputs import breaker_out
 from risk.selectors import breaker_get, breaker_list
 from risk.services.breakers import BreakerFields, breaker_create, breaker_delete, breaker_set_enabled, breaker_update

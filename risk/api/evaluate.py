@@ -5,8 +5,9 @@ latched, so calling it twice acts once."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
+from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
-from risk.api.common import RiskApi, user_filter
+from risk.api.common import RiskApi
 from risk.services.evaluation import evaluation_run
 from risk.validators import exchange_normalize, symbol_normalize
 

@@ -5,9 +5,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 
 from accounts.roles import is_risk_officer
-from etrms.api.pagination import page
+from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
-from risk.api.common import PageQuery, RiskApi, query_validate, user_filter
+from risk.api.common import RiskApi
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
 from risk.models import MONEY, LimitType
 from risk.selectors import limit_get, limit_list
