@@ -14,18 +14,17 @@ def _owned(queryset: QuerySet, *, viewer) -> QuerySet:
     return queryset.filter(user_id=viewer.pk)
 
 
+def _where(queryset: QuerySet, **filters) -> QuerySet:
+    """The filters that were given (None means "not filtered")."""
+    given = {field: value for field, value in filters.items() if value is not None}
+    return queryset.filter(**given) if given else queryset
+
+
 def limit_list(*, viewer, user_id=None, symbol=None, limit_type=None, enabled=None) -> QuerySet:
     """Newest first. `symbol` matches exactly (a null-symbol limit is not returned for a
     symbol filter)."""
     queryset = _owned(RiskLimit.objects.all(), viewer=viewer)
-    if user_id is not None:
-        queryset = queryset.filter(user_id=user_id)
-    if symbol is not None:
-        queryset = queryset.filter(symbol=symbol)
-    if limit_type is not None:
-        queryset = queryset.filter(limit_type=limit_type)
-    if enabled is not None:
-        queryset = queryset.filter(enabled=enabled)
+    queryset = _where(queryset, user_id=user_id, symbol=symbol, limit_type=limit_type, enabled=enabled)
     return queryset.order_by("-created_at", "-id")
 
 
@@ -39,14 +38,7 @@ def limit_get(*, viewer, limit_id) -> RiskLimit:
 
 def alert_list(*, viewer, user_id=None, status=None, severity=None, alert_type=None) -> QuerySet:
     queryset = _owned(RiskAlert.objects.all(), viewer=viewer)
-    if user_id is not None:
-        queryset = queryset.filter(user_id=user_id)
-    if status is not None:
-        queryset = queryset.filter(status=status)
-    if severity is not None:
-        queryset = queryset.filter(severity=severity)
-    if alert_type is not None:
-        queryset = queryset.filter(alert_type=alert_type)
+    queryset = _where(queryset, user_id=user_id, status=status, severity=severity, alert_type=alert_type)
     return queryset.order_by("-triggered_at", "-id")
 
 
