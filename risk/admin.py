@@ -35,8 +35,9 @@ from risk.services.config import (
     symbol_config_delete,
     symbol_config_update,
 )
-from risk.services.evaluation import evaluation_run, evaluation_sweep
+from risk.services.evaluation import evaluation_run
 from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_delete, limit_drawdown_reset, limit_update
+from risk.services.sweep import evaluation_sweep
 from risk.services.trips import trip_rearm
 
 
@@ -373,8 +374,7 @@ def _evaluate_users(modeladmin, request, user_ids) -> None:
         except Exception as exc:  # report, and go on with the others
             modeladmin.message_user(request, f"Evaluation of {user_id} failed: {exc}", level=messages.ERROR)
             continue
-        if result is not None:
-            levels[result.risk_level] = levels.get(result.risk_level, 0) + 1
+        levels[result.risk_level] = levels.get(result.risk_level, 0) + 1
     summary = ", ".join(f"{count} {level}" for level, count in sorted(levels.items()))
     modeladmin.message_user(request, f"Evaluated {len(user_ids)} user(s): {summary or 'nothing to evaluate'}.")
 

@@ -9,7 +9,7 @@ class RiskConfig(AppConfig):
         from accounts.events import on_positions_changed
         from accounts.services.monitoring import monitoring_interval_provider_set
         from risk.services import hooks
-        from risk.services.evaluation import limits_changed_listener, positions_changed_listener
+        from risk.services.listeners import limits_changed_listener, positions_changed_listener
 
         on_positions_changed(positions_changed_listener)
         hooks.limit_listener_add(limits_changed_listener)

@@ -5,8 +5,8 @@ from rest_framework import serializers
 from jobs.registry import job_handler
 from jobs.services.cleanup import cleanup_step
 from risk.services.alerts import alerts_delete_resolved
-from risk.services.evaluation import evaluation_sweep
-from risk.services.trips import RETRY_JOB, trip_action_retry
+from risk.services.sweep import evaluation_sweep
+from risk.services.trip_actions import RETRY_JOB, trip_action_retry
 from risk.validators import symbol_normalize
 
 

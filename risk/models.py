@@ -274,6 +274,7 @@ class ActionStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DRY_RUN = "dry_run", "Dry run (nothing sent)"
     SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partially filled"
     FAILED = "failed", "Failed"
 
 
@@ -304,6 +305,9 @@ class BreakerTrip(models.Model):
     action_error = models.TextField(blank=True, default="")
     action_attempts = models.PositiveIntegerField(default=0)
     action_details = models.JSONField(default=dict, blank=True)
+    # While set and in the future, one process is running the action: the sweep leaves
+    # the trip alone; once it lapses (the process died), the sweep runs it again.
+    action_lease_until = models.DateTimeField(null=True, blank=True)
     alert = models.ForeignKey(RiskAlert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     condition_cleared_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
+from risk.api.outputs import evaluation_out
 from risk.services.evaluation import evaluation_run
 from risk.validators import exchange_normalize, symbol_normalize
 
@@ -42,4 +43,4 @@ class EvaluateApi(RiskApi):
         values = data.validated_data
         user_id = user_filter(request, values.get("user_id")) or request.user.pk
         result = evaluation_run(user_id=user_id, symbol=values.get("symbol"), exchange=values.get("exchange"))
-        return bare(result.as_dict())
+        return bare(evaluation_out(result))

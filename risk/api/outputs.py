@@ -160,3 +160,96 @@ def exchange_config_out(config: ExchangeConfig | None, *, exchange: str) -> dict
         "configured": config.pk is not None,
         "updated_at": iso_utc(config.updated_at),
     }
+
+
+# --- POST /risk/evaluate ------------------------------------------------------------------
+def _status_item(status, *, warning: bool) -> dict:
+    item = {
+        "limit_id": str(status.limit_id) if status.limit_id is not None else None,
+        "limit_type": status.limit_type,
+        "symbol": status.symbol,
+        "current_value": decimal_str(status.value),
+        "threshold": decimal_str(status.threshold),
+        "source": status.source,
+    }
+    if warning:
+        item["warning_value"] = decimal_str(status.warning)
+    if status.cap is not None:
+        item["cap"] = status.cap
+    if status.exchange is not None:
+        item["exchange"] = status.exchange
+    if status.value is None:
+        item["reason"] = "equity <= 0: undefined, critical whatever the threshold"
+    return item
+
+
+def _breaker_item(report) -> dict:
+    data = {"name": report.name, "triggered": report.triggered, "action": report.action}
+    data["action_result"] = report.action_result
+    if report.triggered:
+        data.update(
+            exchange=report.exchange,
+            symbol=report.symbol,
+            action_status=report.action_status,
+            dry_run=report.dry_run,
+            new_trip=report.new_trip,
+            trip_id=report.trip_id,
+        )
+    return data
+
+
+def _breaker_items(result) -> list[dict]:
+    """Every breaker hit in the report's scope, then every other enabled breaker in it
+    as not triggered; by name."""
+    symbol, exchange = result.symbol, result.exchange
+    shown = [
+        report
+        for report in result.breakers
+        if (symbol is None or report.symbol == symbol) and (exchange is None or report.exchange == exchange)
+    ]
+    names = {report.name for report in shown}
+    items = [(report.name, report.symbol or "", _breaker_item(report)) for report in shown]
+    for breaker in result.config.breakers:
+        if (
+            breaker.name not in names
+            and (symbol is None or breaker.symbols is None or symbol in breaker.symbols)
+            and (exchange is None or breaker.exchanges is None or exchange in breaker.exchanges)
+        ):
+            items.append(
+                (
+                    breaker.name,
+                    "",
+                    {"name": breaker.name, "triggered": False, "action": breaker.action, "action_result": None},
+                )
+            )
+    return [item for _, _, item in sorted(items, key=lambda entry: (entry[0], entry[1]))]
+
+
+def evaluation_out(result) -> dict:
+    """Phase 4's evaluate shape plus `circuit_breakers` and ETRMS's status/message."""
+    relevant = [s for s in result.statuses if result.symbol is None or s.symbol in (None, result.symbol)]
+    violations = [_status_item(s, warning=False) for s in relevant if s.exceeded]
+    warnings = [_status_item(s, warning=True) for s in relevant if s.warned and not s.exceeded]
+    breakers = _breaker_items(result) if result.breakers_evaluated else []
+    tripped = sum(1 for item in breakers if item["triggered"])
+    m = result.metrics
+    return {
+        "status": "success",
+        "message": (
+            f"Risk evaluated: {result.risk_level}; {len(violations)} violation(s), {len(warnings)} warning(s), "
+            f"{tripped} circuit breaker trip(s)"
+        ),
+        "risk_level": result.risk_level,
+        "metrics": {
+            "position_size": decimal_str(m.position_size(result.symbol)),
+            "daily_pnl": decimal_str(m.daily_pnl),
+            "total_exposure": decimal_str(m.total_exposure),
+            "margin_ratio": decimal_str(m.margin_ratio),
+            "leverage": decimal_str(m.leverage),
+            "drawdown": decimal_str(m.drawdown),
+            "daily_loss": decimal_str(m.daily_loss),
+        },
+        "violations": violations,
+        "warnings": warnings,
+        "circuit_breakers": breakers,
+    }

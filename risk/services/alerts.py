@@ -8,10 +8,10 @@ alert is not raised again for `alert_cooldown_seconds`.
 """
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import PermissionDenied
 
 from etrms.api.errors import Conflict
 from risk.models import AlertSeverity, AlertStatus, RiskAlert
@@ -37,17 +37,6 @@ class AlertSpec:
 class AlertChanges:
     raised: list = field(default_factory=list)
     resolved: list = field(default_factory=list)
-
-
-def _recently_resolved_keys(*, user_id, keys, cooldown_seconds: int, now) -> set[str]:
-    if cooldown_seconds <= 0 or not keys:
-        return set()
-    since = now - timedelta(seconds=cooldown_seconds)
-    return set(
-        RiskAlert.objects.filter(
-            user_id=user_id, dedup_key__in=list(keys), status=AlertStatus.RESOLVED, resolved_at__gt=since
-        ).values_list("dedup_key", flat=True)
-    )
 
 
 def alert_raise(*, user_id, spec: AlertSpec, now=None) -> RiskAlert | None:
@@ -103,30 +92,17 @@ def _resolve(alerts, *, now, reason: str, resolved_by_id=None) -> list[RiskAlert
     return resolved
 
 
-def alerts_sync(
-    *,
-    user_id,
-    wanted: dict[str, AlertSpec],
-    open_alerts: dict[str, RiskAlert],
-    managed_prefixes: tuple[str, ...],
-    cooldown_seconds: int,
-    now=None,
-) -> AlertChanges:
-    """Make the user's open alerts match `wanted` for the keys this evaluator manages.
-
-    `open_alerts` are the user's open alerts by key (as loaded by the caller); those
-    whose key starts with one of `managed_prefixes` and is not wanted resolve; wanted
-    keys not open are raised unless resolved within the cooldown.
-    """
-    now = now or timezone.now()
+def alerts_apply(*, user_id, raise_specs: dict[str, AlertSpec], resolve_keys: list[str], now) -> AlertChanges:
+    """Write what `outcome_decide` decided for the user's alerts: resolve the open ones
+    under `resolve_keys` (one query and one UPDATE), raise `raise_specs` (the cooldown
+    was decided already)."""
     changes = AlertChanges()
-    stale = [alert for key, alert in open_alerts.items() if key.startswith(managed_prefixes) and key not in wanted]
-    changes.resolved = _resolve(stale, now=now, reason="condition cleared")
-    to_raise = {key: spec for key, spec in wanted.items() if key not in open_alerts}
-    cooling = _recently_resolved_keys(user_id=user_id, keys=to_raise, cooldown_seconds=cooldown_seconds, now=now)
-    for key, spec in to_raise.items():
-        if key in cooling:
-            continue
+    if resolve_keys:
+        stale = list(
+            RiskAlert.objects.filter(user_id=user_id, dedup_key__in=resolve_keys).exclude(status=AlertStatus.RESOLVED)
+        )
+        changes.resolved = _resolve(stale, now=now, reason="condition cleared")
+    for spec in raise_specs.values():
         alert = alert_raise(user_id=user_id, spec=spec, now=now)
         if alert is not None:
             changes.raised.append(alert)
@@ -159,11 +135,23 @@ def alert_acknowledge(*, actor, alert: RiskAlert) -> RiskAlert:
 @transaction.atomic
 def alert_resolve(*, actor, alert: RiskAlert) -> RiskAlert:
     """triggered or acknowledged -> resolved (by a person). Resolving a resolved alert
-    changes nothing. A breaker trip's alert resolved by hand ends the trip's claim on
-    the risk level; its latch stays until the condition clears or an officer re-arms."""
+    changes nothing. A breaker trip's alert whose action has not succeeded (pending,
+    failed, partial, or a dry run that sent nothing) is a risk officer's to resolve: the
+    position is still exposed. Resolving it never changes the latch or the risk level,
+    which follow the trip (SPEC §4)."""
+    from accounts.roles import is_risk_officer
+    from risk.models import ActionStatus, AlertType, BreakerTrip
+
     locked = RiskAlert.objects.select_for_update().get(pk=alert.pk)
     if locked.status == AlertStatus.RESOLVED:
         return locked
+    if locked.alert_type == AlertType.CIRCUIT_BREAKER and not is_risk_officer(actor):
+        trip = BreakerTrip.objects.filter(alert=locked).only("action_status", "dry_run").first()
+        if trip is not None and (trip.dry_run or trip.action_status != ActionStatus.SUCCEEDED):
+            raise PermissionDenied(
+                f"The circuit breaker's action has not succeeded ({trip.action_status}): the position is still "
+                "exposed, so only a risk officer can resolve this alert."
+            )
     return _resolve([locked], now=timezone.now(), reason="resolved by user", resolved_by_id=actor_id(actor))[0]
 
 

@@ -300,10 +300,10 @@ def _caps_assess(*, book: Book, metrics: Metrics, config: ConfigView, desk: Desk
     return caps
 
 
-def risk_level_of(statuses: list[LimitStatus], *, breaker_tripped: bool) -> str:
-    """The highest level over the statuses; critical with an unresolved breaker trip;
-    low with nothing applicable."""
-    if breaker_tripped:
+def risk_level_of(statuses: list[LimitStatus], *, breaker_exposed: bool) -> str:
+    """The highest level over the statuses; critical while a latched trip leaves one of
+    the user's positions exposed (SPEC §4); low with nothing applicable."""
+    if breaker_exposed:
         return "critical"
     best = 0
     for status in statuses:
@@ -338,18 +338,18 @@ class BreakerHit:
 @dataclass(slots=True)
 class BreakerAssessment:
     hits: list = field(default_factory=list)
-    fresh_positions: set = field(default_factory=set)  # ids checked on fresh data
-    fresh_markets: set = field(default_factory=set)  # (account_id, symbol) checked on fresh data
+    fresh_positions: set = field(default_factory=set)  # ids of open positions on fresh data
+    streaks_clear: set = field(default_factory=set)  # (breaker_id, streak latch key) evaluated and not met
     stale: dict = field(default_factory=dict)  # {position_id: (position, reason)} in some breaker's scope
 
-    def evaluated(self, latch_key: str) -> bool:
-        """Was the condition behind `latch_key` checked on fresh data (so a missing hit
-        means it cleared)?"""
-        kind, _, rest = latch_key.partition(":")
+    def cleared(self, pair: tuple) -> bool:
+        """Was the condition of (breaker_id, latch_key) evaluated and found clear? (The
+        caller has already excluded the pairs that hit.) A position's conditions are
+        clear when its data was fresh; a streak's when its closed trades were read."""
+        kind, _, rest = pair[1].partition(":")
         if kind == "position":
             return rest.isdigit() and int(rest) in self.fresh_positions
-        account_id, _, symbol = rest.partition(":")
-        return account_id.isdigit() and (int(account_id), symbol) in self.fresh_markets
+        return pair in self.streaks_clear
 
 
 def latch_key_of(breaker: BreakerView, position: PositionView) -> str:
@@ -453,16 +453,21 @@ def _time_based(breaker, position, now, inputs):
     return {"open_seconds": open_seconds, "threshold": breaker.threshold, "flat_window": window}, reason
 
 
-def _consecutive_losses(breaker, position, now, inputs):
-    trades = inputs.closed_trades.get((position.account_id, position.symbol))
-    if not trades:
-        return None
-    cutoff = inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol))
+def streak_length(trades: list, cutoff: datetime | None) -> int:
+    """Losing closes in a row, newest first, after an officer's re-arm at `cutoff`."""
     streak = 0
     for closed_at, pnl in trades:
         if (cutoff is not None and closed_at <= cutoff) or pnl >= 0:
             break
         streak += 1
+    return streak
+
+
+def _consecutive_losses(breaker, position, now, inputs):
+    trades = inputs.closed_trades.get((position.account_id, position.symbol))
+    if not trades:
+        return None
+    streak = streak_length(trades, inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol)))
     if streak >= breaker.threshold:
         return {"consecutive_losses": Decimal(streak), "threshold": breaker.threshold}, (
             f"the last {streak} closed positions on {position.exchange} {position.symbol} lost money"
@@ -502,42 +507,9 @@ CHECKS = {
 }
 
 
-def condition_check(
-    breaker: BreakerView, position: PositionView, *, now: datetime, inputs: BreakerInputs
-) -> tuple[dict, str] | None:
-    """(context, summary) when `breaker`'s condition holds for `position`, else None."""
-    check = CHECKS.get(breaker.condition_type)
-    if check is None:
-        raise ValueError(f"unknown condition type {breaker.condition_type!r}")
-    return check(breaker, position, now, inputs)
-
-
-def _cannot_hold(breaker: BreakerView, *, book: Book, now: datetime, inputs: BreakerInputs) -> bool:
-    """True when no position of the book can meet the condition (one pass over the book
-    per breaker instead of one check per position). Only ever skips work: when it cannot
-    tell, the per-position checks decide."""
-    kind, threshold, positions = breaker.condition_type, breaker.threshold, book.positions
-    if kind == ConditionType.MAX_POSITION_SIZE:
-        return all(position.notional < threshold for position in positions)
-    if kind == ConditionType.PNL:
-        if breaker.additional_params.get("direction", "loss") == "profit":
-            return all(position.unrealized_pnl < threshold for position in positions)
-        return all(position.unrealized_pnl > -threshold for position in positions)
-    if kind == ConditionType.TIME_BASED:
-        if breaker.additional_params.get("flat_windows"):
-            return False
-        oldest = min((position.opened_at for position in positions), default=now)
-        return (now - oldest).total_seconds() < float(threshold) - 1
-    if kind == ConditionType.CONSECUTIVE_LOSSES:
-        return not inputs.closed_trades
-    if kind == ConditionType.VOLATILITY:
-        return not inputs.price_ranges
-    return False
-
-
 def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: BreakerInputs) -> BreakerAssessment:
     """Every enabled breaker on every open position in its scope. Stale positions are
-    skipped and reported."""
+    skipped and reported; streaks are judged from the closed trades the caller read."""
     result = BreakerAssessment()
     if not config.breakers:
         return result
@@ -549,19 +521,17 @@ def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: Br
     failed_accounts = {account.id for account in book.accounts.values() if account.last_sync_failed}
     for position in book.positions:
         in_scope = everywhere + [pair for pair in scoped if pair[0].applies(position.exchange, position.symbol)]
-        if not in_scope:
-            continue
         if position.account_id in failed_accounts or position.mark_updated_at < fresh_after:
-            reason = stale_reason(
-                position,
-                account_failed=position.account_id in failed_accounts,
-                now=now,
-                max_age_seconds=config.max_price_age_seconds,
-            )
-            result.stale[position.id] = (position, reason)
+            if in_scope:
+                reason = stale_reason(
+                    position,
+                    account_failed=position.account_id in failed_accounts,
+                    now=now,
+                    max_age_seconds=config.max_price_age_seconds,
+                )
+                result.stale[position.id] = (position, reason)
             continue
         result.fresh_positions.add(position.id)
-        result.fresh_markets.add((position.account_id, position.symbol))
         for breaker, check in in_scope:
             found = check(breaker, position, now, inputs)
             if found is not None:
@@ -575,4 +545,20 @@ def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: Br
                         summary=summary,
                     )
                 )
+    _streaks_judge(result, book=book, config=config, inputs=inputs, failed_accounts=failed_accounts)
     return result
+
+
+def _streaks_judge(result: BreakerAssessment, *, book: Book, config: ConfigView, inputs, failed_accounts) -> None:
+    """Which streaks read from closed trades are not (or no longer) met: a winning
+    close re-arms consecutive_losses (SPEC §5), with or without an open position."""
+    for breaker in config.breakers:
+        if breaker.condition_type != ConditionType.CONSECUTIVE_LOSSES:
+            continue
+        for (account_id, symbol), trades in inputs.closed_trades.items():
+            account = book.accounts.get(account_id)
+            if account is None or account_id in failed_accounts or not breaker.applies(account.exchange, symbol):
+                continue
+            cutoff = inputs.streak_cutoffs.get((breaker.id, account_id, symbol))
+            if streak_length(trades, cutoff) < breaker.threshold:
+                result.streaks_clear.add((breaker.id, f"streak:{account_id}:{symbol}"))

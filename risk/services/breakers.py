@@ -12,6 +12,7 @@ from risk.models import MONEY, BreakerAction, BreakerTrip, CircuitBreaker, Condi
 from risk.services import hooks
 from risk.services.breaker_params import breaker_definition_validate
 from risk.services.common import actor_id
+from risk.services.trips import dry_run_trips_release
 
 
 class BreakerFields(serializers.Serializer):
@@ -90,12 +91,15 @@ def breaker_update(*, actor, breaker: CircuitBreaker, updates: dict, field: str 
     definition (additional_params must suit the resulting condition and action)."""
     values = _fields_validate(updates, partial=True, field=field)
     breaker = CircuitBreaker.objects.select_for_update().get(pk=breaker.pk)
+    was_enabled = breaker.enabled
     for key, value in values.items():
         setattr(breaker, key, value)
     _definition_check(breaker)
     history_actor_set(breaker, actor_id(actor))
     _save(breaker)
     hooks.breakers_changed()
+    if breaker.enabled and not was_enabled:
+        dry_run_trips_release(actor=actor, reason="breaker enabled again", breaker=breaker)
     return breaker
 
 
@@ -107,6 +111,8 @@ def breaker_set_enabled(*, actor, breaker: CircuitBreaker, enabled: bool) -> Cir
         history_actor_set(breaker, actor_id(actor))
         breaker.save()
         hooks.breakers_changed()
+        if enabled:
+            dry_run_trips_release(actor=actor, reason="breaker enabled again", breaker=breaker)
     return breaker
 
 

@@ -96,12 +96,16 @@ def global_config_update(*, actor, settings: dict) -> GlobalConfig:
     values = settings_validate(GlobalSettings, settings)
     config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
     config = config or global_config_get()
-    previous_interval = config.monitoring_interval_seconds
+    previous_interval, was_dry_run = config.monitoring_interval_seconds, config.dry_run
     if _apply(config, values, actor=actor):
         history_actor_set(config, actor_id(actor))
         config.save()
         hooks.config_changed()
         _interval_follow(previous_interval, config.monitoring_interval_seconds)
+        if was_dry_run and not config.dry_run:
+            from risk.services.trips import dry_run_trips_release
+
+            dry_run_trips_release(actor=actor, reason="dry run switched off")
     return config
 
 

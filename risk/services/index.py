@@ -23,22 +23,16 @@ import dataclasses
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.utils import timezone
 
-from risk.models import AlertStatus, BreakerTrip, RiskAlert
 from risk.services import assess, hooks, prices
-from risk.services.evaluation import (
-    LIMIT_PREFIXES,
-    STALE_PREFIX,
-    apply,
-    compute,
-    price_ranges_load,
-    streak_inputs_load,
-    volatility_floors,
-)
+from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
+from risk.services.evaluation import compute, outcome_apply, peaks_persist
+from risk.services.open_state import open_states_load
+from risk.services.outcome import OpenState, outcome_decide
 from risk.services.snapshots import (
     Book,
     DeskTotals,
@@ -50,7 +44,7 @@ from risk.services.snapshots import (
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
-PEAK_PERSIST_SECONDS = 5.0
+PEAK_PERSIST_SECONDS = 1.0
 
 _active_index = None
 _active_lock = threading.Lock()
@@ -76,10 +70,10 @@ class RiskIndex:
         self.limits: dict = {}  # {user_id: [LimitView]}
         self.config = None
         self.desk = DeskTotals()
-        self.open_keys: dict = {}  # {user_id: set of managed dedup keys open}
-        self.latched: dict = {}  # {user_id: {(breaker_id, latch_key): triggered_at}}
+        self.states: dict = {}  # {user_id: OpenState}
         self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
-        self.peak_persisted_at: dict = {}  # {limit_id: monotonic seconds}
+        self.peaks_dirty: dict = {}  # {limit_id: {account_id: peak}} kept in memory, not yet persisted
+        self.peaks_persisted_at = 0.0  # monotonic seconds
         self.evaluations = 0
         self.writes = 0
 
@@ -93,14 +87,9 @@ class RiskIndex:
                 self._book(account.user_id).accounts[account.id] = account
             for position in positions_load(accounts=accounts):
                 self._book(position.user_id).positions.append(position)
-            self.limits = {}
-            for limit in limits_load():
-                self.limits.setdefault(limit.user_id, []).append(limit)
+            self._limits_reload()
             self._reindex()
-            self._outcomes_load(user_ids=None)
-            self.streaks = {
-                user_id: streak_inputs_load(book=book, config=self.config) for user_id, book in self.books.items()
-            }
+            self._states_load(list(self.books))
         return self
 
     def _book(self, user_id) -> Book:
@@ -135,22 +124,25 @@ class RiskIndex:
                     desk.balances += 1
         return desk
 
-    def _outcomes_load(self, *, user_ids) -> None:
-        alerts = RiskAlert.objects.exclude(status=AlertStatus.RESOLVED).exclude(dedup_key="")
-        trips = BreakerTrip.objects.filter(released_at__isnull=True)
-        if user_ids is not None:
-            alerts, trips = alerts.filter(user_id__in=user_ids), trips.filter(user_id__in=user_ids)
-            for user_id in user_ids:
-                self.open_keys[user_id] = set()
-                self.latched[user_id] = {}
-        else:
-            self.open_keys, self.latched = {}, {}
-        for user_id, key in alerts.values_list("user_id", "dedup_key"):
-            self.open_keys.setdefault(user_id, set()).add(key)
-        for user_id, breaker_id, latch_key, triggered_at in trips.values_list(
-            "user_id", "breaker_id", "latch_key", "triggered_at"
-        ):
-            self.latched.setdefault(user_id, {})[(breaker_id, latch_key)] = triggered_at
+    def _states_load(self, user_ids: list) -> None:
+        """What is open and latched for `user_ids`, and their streak inputs (which read
+        the latched streaks)."""
+        states = open_states_load(user_ids=user_ids, config=self.config, now=timezone.now())
+        for user_id in user_ids:
+            self.states[user_id] = state = states[user_id]
+            self.streaks[user_id] = streak_inputs_load(
+                book=self._book(user_id), config=self.config, latched_keys=[key for _, key in state.latched]
+            )
+
+    def _limits_reload(self) -> None:
+        """Enabled limits from the database, with the drawdown peaks this index holds and
+        has not persisted yet (a peak never goes back)."""
+        self.limits = {}
+        for limit in limits_load():
+            dirty = self.peaks_dirty.get(limit.id)
+            if dirty:
+                limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, dirty))
+            self.limits.setdefault(limit.user_id, []).append(limit)
 
     def refresh_if_changed(self) -> bool:
         """Reload configuration, breakers and limits when another process changed them."""
@@ -163,9 +155,7 @@ class RiskIndex:
             return False
         with self.lock:
             self.config = config_view_get()
-            self.limits = {}
-            for limit in limits_load():
-                self.limits.setdefault(limit.user_id, []).append(limit)
+            self._limits_reload()
         return True
 
     # --- events ---------------------------------------------------------------------------
@@ -183,9 +173,7 @@ class RiskIndex:
             for position in positions_load(accounts=accounts):
                 self._book(position.user_id).positions.append(position)
             self._reindex()
-            self._outcomes_load(user_ids=ids)
-            for user_id in ids:
-                self.streaks[user_id] = streak_inputs_load(book=self.books[user_id], config=self.config)
+            self._states_load(ids)
             self.evaluate(set(ids))
 
     def apply_marks(self, *, exchange: str, prices_by_symbol: dict, at: datetime | None = None) -> set:
@@ -217,7 +205,7 @@ class RiskIndex:
                         self.desk.daily_pnl += delta_upnl
                     users.add(position.user_id)
             try:
-                prices.price_samples_record(samples, floors=volatility_floors(self.config))
+                prices.price_samples_record(samples, floors=self.config.volatility_floors())
             except Exception:
                 logger.exception("Risk index: could not record price samples")
             if self._desk_levels() != desk_before:
@@ -246,8 +234,9 @@ class RiskIndex:
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, user_ids: set, *, now: datetime | None = None) -> dict:
-        """Evaluate `user_ids` in memory; write through `evaluation.apply` only for users
-        whose outcome changed. Returns {user_id: EvaluationResult} for those written."""
+        """Evaluate `user_ids` in memory with the same steps as `evaluation_run`; write
+        only for users whose decision writes something. Returns {user_id:
+        EvaluationResult} for those written."""
         now = now or timezone.now()
         written = {}
         config = self.config
@@ -256,59 +245,60 @@ class RiskIndex:
             if book is None:
                 continue
             self.evaluations += 1
+            state = self.states.get(user_id) or OpenState()
             closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
             inputs = assess.BreakerInputs(
                 closed_trades=closed_trades,
                 streak_cutoffs=cutoffs,
                 price_ranges=price_ranges_load(book=book, config=config, now=now),
             )
-            computed = compute(
-                book=book,
-                limits=self.limits.get(user_id, []),
-                config=config,
-                desk=self.desk,
-                now=now,
-                breakers=True,
-                inputs=inputs,
-            )
-            if self._needs_write(user_id, computed, now):
+            limits = self.limits.get(user_id, [])
+            computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)
+            decision = outcome_decide(computed=computed, state=state, config=config, now=now)
+            if decision.peaks:
+                self._peaks_adopt(user_id, decision.peaks)
+            if decision.writes_state:
                 self.writes += 1
-                written[user_id] = apply(computed, config=config, now=now)
-                self._outcomes_load(user_ids=[user_id])
-                self._peaks_adopt(user_id, computed)
+                written[user_id] = outcome_apply(
+                    computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
+                )
+                self._states_load([user_id])
+        if self.peaks_dirty and (written or time.monotonic() - self.peaks_persisted_at >= PEAK_PERSIST_SECONDS):
+            self.peaks_flush()
         return written
 
-    def _needs_write(self, user_id, computed, now: datetime) -> bool:
-        managed = (*LIMIT_PREFIXES, STALE_PREFIX)
-        open_keys = {key for key in self.open_keys.get(user_id, set()) if key.startswith(managed)}
-        if set(computed.wanted) != open_keys:
-            return True
-        latched = self.latched.get(user_id, {})
-        hits = {(hit.breaker.id, hit.latch_key) for hit in computed.breakers.hits} if computed.breakers else set()
-        if hits - set(latched):
-            return True
-        cooldowns = {breaker.id: breaker.cooldown_seconds for breaker in self.config.breakers}
-        for pair, triggered_at in latched.items():
-            cooldown = cooldowns.get(pair[0])
-            if pair not in hits and cooldown is not None and now - triggered_at >= timedelta(seconds=cooldown):
-                return True
-        if computed.limits.peak_updates:
-            last = max(self.peak_persisted_at.get(limit_id, 0.0) for limit_id in computed.limits.peak_updates)
-            if time.monotonic() - last >= PEAK_PERSIST_SECONDS:
-                return True
-        return False
-
-    def _peaks_adopt(self, user_id, computed) -> None:
-        """Keep the drawdown peaks just written in the in-memory limits."""
-        if not computed.limits.peak_updates:
-            return
-        stamp = time.monotonic()
+    def _peaks_adopt(self, user_id, updates: dict) -> None:
+        """Keep every rise of a drawdown peak in memory at once (B6: the value is never
+        throttled, only its persisting)."""
         limits = []
         for limit in self.limits.get(user_id, []):
-            updates = computed.limits.peak_updates.get(limit.id)
-            if updates:
-                self.peak_persisted_at[limit.id] = stamp
-                peaks = {**limit.equity_peaks, **{key: format(value, "f") for key, value in updates.items()}}
-                limit = dataclasses.replace(limit, equity_peaks=peaks)
+            rises = updates.get(limit.id)
+            if rises:
+                self.peaks_dirty[limit.id] = _peaks_merged(self.peaks_dirty.get(limit.id, {}), rises)
+                limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, rises))
             limits.append(limit)
         self.limits[user_id] = limits
+
+    def peaks_flush(self) -> None:
+        """Persist the drawdown peaks held in memory (at most once a second while they
+        rise, with every other write, and when the feed stops)."""
+        dirty, self.peaks_dirty = self.peaks_dirty, {}
+        self.peaks_persisted_at = time.monotonic()
+        try:
+            peaks_persist(
+                {limit_id: {key: Decimal(value) for key, value in peaks.items()} for limit_id, peaks in dirty.items()}
+            )
+        except Exception:
+            logger.exception("Risk index: could not persist drawdown peaks; keeping them for the next flush")
+            for limit_id, peaks in dirty.items():
+                self.peaks_dirty[limit_id] = _peaks_merged(self.peaks_dirty.get(limit_id, {}), peaks)
+
+
+def _peaks_merged(peaks: dict, rises: dict) -> dict:
+    """{account_id: peak text}: the higher of each."""
+    merged = dict(peaks)
+    for key, value in rises.items():
+        current = merged.get(key)
+        if current is None or Decimal(value) > Decimal(current):
+            merged[key] = format(Decimal(value), "f")
+    return merged

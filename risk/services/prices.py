@@ -133,10 +133,9 @@ def _candidates_key(window: int, floor) -> str:
 
 
 def _current_floors() -> dict:
-    from risk.services.evaluation import volatility_floors
     from risk.services.snapshots import config_view_get
 
-    return volatility_floors(config_view_get())
+    return config_view_get().volatility_floors()
 
 
 def price_samples_record(samples: list[tuple[str, str, Decimal, float]], *, floors: dict | None = None) -> None:

@@ -20,8 +20,9 @@ from django.db.models import Case, CharField, F, OuterRef, Subquery, Sum, Value,
 from django.db.models.functions import Abs, Cast, Coalesce
 
 from accounts.models import AccountDay, Balance, ExchangeAccount, Position
-from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
+from risk.models import CircuitBreaker, ConditionType, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
 from risk.services import hooks
+from risk.services.breaker_params import DEFAULT_VOLATILITY_WINDOW_SECONDS
 
 ZERO = Decimal(0)
 
@@ -134,6 +135,15 @@ class ConfigView:
     symbol_caps: dict  # {symbol: (max_position_size, max_leverage)}
     exchange_caps: dict  # {exchange: max_exposure}
     breakers: tuple
+
+    def volatility_floors(self) -> dict:
+        """{window seconds: the lowest threshold % among the enabled volatility breakers}."""
+        floors: dict = {}
+        for breaker in self.breakers:
+            if breaker.condition_type == ConditionType.VOLATILITY:
+                window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
+                floors[window] = min(floors.get(window, breaker.threshold), breaker.threshold)
+        return floors
 
     @property
     def needs_desk_totals(self) -> bool:

@@ -48,10 +48,10 @@ def published_alerts():
 @pytest.fixture(autouse=True)
 def _fresh_risk_state():
     """Per-process caches and shared Redis samples start empty for every test."""
-    from risk.services import evaluation, snapshots
+    from risk.services import breaker_inputs, snapshots
 
     snapshots.config_cache_clear()
-    evaluation._recorded_marks.clear()
+    breaker_inputs.recorded_marks_clear()
     client = platform_redis()
     keys = [*client.scan_iter(match="risk:prices:*", count=1000), *client.scan_iter(match="risk:vol*", count=1000)]
     if keys:

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from risk.services.assess import BreakerInputs, condition_check
-from risk.services.snapshots import BreakerView, PositionView
+from risk.services.assess import BreakerInputs, breakers_assess
+from risk.services.snapshots import Book, BreakerView, ConfigView, PositionView
 
 D = Decimal
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -62,7 +62,23 @@ NO_INPUTS = BreakerInputs()
 
 
 def trips(b, p, inputs=NO_INPUTS, now=NOW) -> bool:
-    return condition_check(b, p, now=now, inputs=inputs) is not None
+    """Does breaker `b` hit position `p` (marks never stale here)?"""
+    config = ConfigView(
+        version=0,
+        max_total_exposure=None,
+        max_leverage=None,
+        max_drawdown_pct=None,
+        daily_loss_limit=None,
+        max_margin_ratio=None,
+        dry_run=True,
+        alert_cooldown_seconds=0,
+        max_price_age_seconds=10**9,
+        symbol_caps={},
+        exchange_caps={},
+        breakers=(b,),
+    )
+    book = Book(user_id=p.user_id, positions=[p])
+    return bool(breakers_assess(book=book, config=config, now=now, inputs=inputs).hits)
 
 
 AROUND = [("at", D(0), True), ("just below", D("0.0001"), False), ("just above", D("-0.0001"), True)]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from risk.api.outputs import evaluation_out
 from risk.models import AlertStatus, RiskAlert, RiskLimit
 from risk.services.config import global_config_get
 from risk.services.evaluation import evaluation_run
@@ -95,7 +96,7 @@ def test_each_limit_type_at_and_around_its_threshold(trader, limit_type, offset,
     if peaks:
         RiskLimit.objects.filter(pk=limit.pk).update(equity_peaks=peaks)
 
-    result = evaluation_run(user_id=trader.pk, symbol="BTCUSDT").as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk, symbol="BTCUSDT"))
     violations = [v for v in result["violations"] if v["limit_id"] == str(limit.pk)]
     assert bool(violations) is violated, result
     status_value = value if not violations else D(violations[0]["current_value"])
@@ -133,7 +134,7 @@ def test_metrics_of_the_evaluate_response(trader, trader_client):
 def test_position_size_without_symbol_applies_to_each_symbol(trader):
     book_position_size(trader)  # BTCUSDT 150, ETHUSDT 10
     limit = RiskLimitFactory(user=trader, symbol=None, threshold_value=D(100), warning_value=D(5))
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     assert [(v["symbol"], v["current_value"]) for v in result["violations"]] == [("BTCUSDT", "150.00")]
     assert [(w["symbol"], w["warning_value"]) for w in result["warnings"]] == [("ETHUSDT", "5.00")]
     keys = set(RiskAlert.objects.filter(limit=limit).values_list("alert_type", "metadata__symbol"))
@@ -181,7 +182,7 @@ def test_equity_at_or_below_zero_makes_leverage_critical_whatever_the_threshold(
     acct = books.account(trader, balance="100")
     books.position(acct, "BTCUSDT", "long", size="1", entry="300", mark="200")  # equity 0
     RiskLimitFactory(user=trader, limit_type="leverage", symbol=None, threshold_value=D(1000000), warning_value=None)
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     assert result["risk_level"] == "critical"
     assert result["metrics"]["leverage"] is None
     (violation,) = result["violations"]
@@ -193,7 +194,7 @@ def test_equity_at_or_below_zero_makes_leverage_critical_whatever_the_threshold(
 def test_drawdown_tracks_its_own_peak_from_creation(trader):
     acct = books.account(trader, balance="1000", peak_equity="5000")  # an old peak the limit never saw
     limit = RiskLimitFactory(user=trader, limit_type="drawdown", symbol=None, threshold_value=D(10), warning_value=None)
-    assert evaluation_run(user_id=trader.pk).as_dict()["violations"] == []
+    assert evaluation_out(evaluation_run(user_id=trader.pk))["violations"] == []
     limit.refresh_from_db()
     assert D(limit.equity_peaks[str(acct.pk)]) == 1000  # the peak since the limit exists
 
@@ -205,7 +206,7 @@ def test_drawdown_tracks_its_own_peak_from_creation(trader):
 
     acct.balance.balance = D(1080)  # 10% below the 1200 peak
     acct.balance.save()
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     assert [v["current_value"] for v in result["violations"]] == ["10.00"]
     assert result["metrics"]["drawdown"] == "78.40"  # the account's own peak of 5000
 
@@ -219,7 +220,7 @@ def test_symbol_cap_counts_the_whole_desk(trader, make_user, on_commit):
 
     symbol_config_update(actor=None, symbol="BTCUSDT", settings={"max_position_size": "500"})
     on_commit()
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     (violation,) = result["violations"]
     assert violation == {
         "limit_id": None,
@@ -248,7 +249,7 @@ def test_global_exposure_cap_and_exchange_cap(trader, make_user, on_commit):
 
     exchange_config_update(actor=None, exchange="binanceusdm", settings={"max_exposure": "2000"})
     on_commit()
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     assert [(v["cap"], v["current_value"]) for v in result["violations"]] == [("max_total_exposure", "1100.00")]
     exchange_status = [s for s in evaluation_run(user_id=trader.pk).statuses if s.cap == "max_exposure"]
     assert exchange_status[0].value == D(1100) and exchange_status[0].exchange == "binanceusdm"
@@ -261,7 +262,7 @@ def test_symbol_leverage_cap_is_per_position(trader, on_commit):
 
     symbol_config_update(actor=None, symbol="BTCUSDT", settings={"max_leverage": "10"})
     on_commit()
-    violations = evaluation_run(user_id=trader.pk).as_dict()["violations"]
+    violations = evaluation_out(evaluation_run(user_id=trader.pk))["violations"]
     assert [(v["limit_type"], v["current_value"], v["threshold"]) for v in violations] == [
         ("leverage", "20.00", "10.00")
     ]

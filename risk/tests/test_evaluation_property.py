@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import AccountDay, Balance, ExchangeAccount, Position
+from risk.api.outputs import evaluation_out
 from risk.formatting import decimal_str
 from risk.models import GlobalConfig, RiskLimit
 from risk.services.evaluation import evaluation_run
@@ -445,7 +446,7 @@ def _service_key(item, limit_index):
 def test_evaluation_agrees_with_the_reference(desk):
     with transaction.atomic():
         users, limit_ids = _write(desk)
-        result = evaluation_run(user_id=users[0].pk, breakers=False).as_dict()
+        result = evaluation_out(evaluation_run(user_id=users[0].pk, breakers=False))
         transaction.set_rollback(True)
     expected = reference(desk)
     limit_index = {limit_id: index for index, limit_id in limit_ids.items()}

@@ -10,8 +10,9 @@ from django.utils import timezone
 from accounts.services.marks import positions_marks_update
 from risk.models import BreakerTrip, RiskAlert
 from risk.services.config import global_config_get
-from risk.services.evaluation import evaluation_run, positions_changed_listener
+from risk.services.evaluation import evaluation_run
 from risk.services.index import RiskIndex, active_index, index_activate
+from risk.services.listeners import positions_changed_listener
 from risk.tests import books
 from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
 

@@ -14,12 +14,14 @@ from accounts.models import PaperOrder, PaperPosition, Position
 from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
 from jobs.models import Job
+from risk.api.outputs import evaluation_out
 from risk.models import ActionStatus, BreakerTrip, CircuitBreaker, RiskAlert
 from risk.services import prices
 from risk.services.config import global_config_get
 from risk.services.evaluation import evaluation_run
 from risk.services.snapshots import config_cache_clear
-from risk.services.trips import trip_action_retry, trip_rearm
+from risk.services.trip_actions import trip_action_retry
+from risk.services.trips import trip_rearm
 from risk.tests import books
 from risk.tests.factories import CircuitBreakerFactory
 
@@ -59,8 +61,8 @@ def stop_loss(**fields) -> CircuitBreaker:
 def test_dry_run_trips_once_and_sends_nothing(trader, paper, published_alerts):
     breaker = stop_loss()
     move(paper, 57000)  # unrealized -1500
-    first = evaluation_run(user_id=trader.pk).as_dict()
-    second = evaluation_run(user_id=trader.pk).as_dict()
+    first = evaluation_out(evaluation_run(user_id=trader.pk))
+    second = evaluation_out(evaluation_run(user_id=trader.pk))
 
     trip = BreakerTrip.objects.get()
     assert trip.action_status == ActionStatus.DRY_RUN and trip.dry_run
@@ -90,7 +92,7 @@ def test_real_close_on_paper(trader, paper):
     live(dry_run=False)
     stop_loss()
     position = move(paper, 57000)
-    result = evaluation_run(user_id=trader.pk).as_dict()
+    result = evaluation_out(evaluation_run(user_id=trader.pk))
     trip = BreakerTrip.objects.get()
     assert trip.action_status == ActionStatus.SUCCEEDED, trip.action_result
     assert trip.action_result.startswith("Position closed: reduce-only market sell of 0.5 BTCUSDT on paper")
@@ -219,17 +221,14 @@ def test_a_failed_sync_makes_positions_stale(trader, paper):
     assert "last sync failed" in RiskAlert.objects.get(alert_type="data_stale").message
 
 
-def test_latch_releases_after_condition_cleared_and_cooldown(trader, paper):
+def test_latch_releases_when_the_condition_clears_and_a_dry_run_recurrence_trips_again(trader, paper):
+    """A dry-run trip is not an action: its cooldown never holds the next trip."""
     stop_loss(cooldown_seconds=300)
     move(paper, 57000)
     evaluation_run(user_id=trader.pk)
-    move(paper, 60000)  # condition cleared, but within the cooldown
+    move(paper, 60000)  # condition cleared
     evaluation_run(user_id=trader.pk)
     trip = BreakerTrip.objects.get()
-    assert trip.released_at is None
-    BreakerTrip.objects.update(triggered_at=timezone.now() - timedelta(seconds=301))
-    evaluation_run(user_id=trader.pk)
-    trip.refresh_from_db()
     assert trip.released_at is not None and trip.release_reason == "condition cleared"
     move(paper, 57000)
     evaluation_run(user_id=trader.pk)

@@ -1,0 +1,111 @@
+"""What circuit breakers read beyond the book, loaded only for the breakers that need
+it: closed-trade streaks (consecutive_losses) from the database, price ranges
+(volatility) from the samples in Redis (risk.services.prices)."""
+
+import logging
+import threading
+from datetime import datetime
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from accounts.models import ClosedTrade
+from risk.models import BreakerTrip, ConditionType
+from risk.services import assess, prices
+from risk.services.snapshots import Book, ConfigView
+
+logger = logging.getLogger(__name__)
+
+
+def streak_inputs_load(*, book: Book, config: ConfigView, latched_keys=()) -> tuple[dict, dict]:
+    """(closed trades, officer re-arm cutoffs) for consecutive_losses breakers: the last
+    `threshold` closed positions per (account, symbol) the user holds open or has a
+    latched streak on (one windowed query), and when an officer last re-armed each
+    streak. Every such pair is in the result, with no trades when it has none."""
+    streak_breakers = [b for b in config.breakers if b.condition_type == ConditionType.CONSECUTIVE_LOSSES]
+    if not streak_breakers:
+        return {}, {}
+    pairs = {(position.account_id, position.symbol) for position in book.positions}
+    for key in latched_keys:
+        kind, _, rest = key.partition(":")
+        account_id, _, symbol = rest.partition(":")
+        if kind == "streak" and account_id.isdigit():
+            pairs.add((int(account_id), symbol))
+    if not pairs:
+        return {}, {}
+    depth = int(max(breaker.threshold for breaker in streak_breakers))
+    rows = (
+        ClosedTrade.objects.filter(account_id__in={account for account, _ in pairs})
+        .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=F("closed_at").desc()))
+        .filter(rank__lte=depth)
+        .order_by("account_id", "symbol", "-closed_at")
+        .values_list("account_id", "symbol", "closed_at", "realized_pnl")
+    )
+    closed_trades: dict = {pair: [] for pair in pairs}
+    for account_id, symbol, closed_at, pnl in rows:
+        if (account_id, symbol) in pairs:
+            closed_trades[(account_id, symbol)].append((closed_at, pnl))
+    cutoffs: dict = {}
+    for breaker_id, latch_key, released_at in BreakerTrip.objects.filter(
+        breaker_id__in=[b.id for b in streak_breakers], user_id=book.user_id, release_reason="rearmed"
+    ).values_list("breaker_id", "latch_key", "released_at"):
+        _, account_id, symbol = latch_key.split(":", 2)
+        key = (breaker_id, int(account_id), symbol)
+        cutoffs[key] = max(cutoffs.get(key, released_at), released_at)
+    return closed_trades, cutoffs
+
+
+def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
+    """Price ranges of the markets volatility breakers watch on the user's positions."""
+    breakers = [b for b in config.breakers if b.condition_type == ConditionType.VOLATILITY]
+    if not breakers or not book.positions:
+        return {}
+    markets = {(position.exchange, position.symbol) for position in book.positions}
+    requests = set()
+    for breaker in breakers:
+        window = int(breaker.additional_params.get("window_seconds", 300))
+        requests |= {(exchange, symbol, window) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
+    return prices.price_ranges_get(requests, floors=config.volatility_floors(), now=now.timestamp())
+
+
+_recorded_marks: dict = {}
+_recorded_lock = threading.Lock()
+
+
+def marks_record(book: Book, *, floors: dict) -> None:
+    """Feed the volatility samples with marks newer than this process recorded (one pass
+    over the book; one Redis pipeline when something is new)."""
+    samples = {}
+    with _recorded_lock:
+        for position in book.positions:
+            key = (position.exchange, position.symbol)
+            at = position.mark_updated_at
+            last = _recorded_marks.get(key)
+            if last is None or at > last:
+                _recorded_marks[key] = at
+                samples[key] = (position.exchange, position.symbol, position.mark_price, at.timestamp())
+    if samples:
+        try:
+            prices.price_samples_record(list(samples.values()), floors=floors)
+        except Exception:
+            logger.exception("Could not record price samples")
+
+
+def recorded_marks_clear() -> None:
+    """Forget which marks this process recorded (tests start from a clean Redis)."""
+    with _recorded_lock:
+        _recorded_marks.clear()
+
+
+def breaker_inputs_load(*, book: Book, config: ConfigView, now: datetime, latched_keys=()) -> assess.BreakerInputs:
+    """Closed-trade streaks and price ranges, only for breakers that need them; the
+    book's marks are recorded as volatility samples first."""
+    floors = config.volatility_floors()
+    if floors:
+        marks_record(book, floors=floors)
+    closed_trades, cutoffs = streak_inputs_load(book=book, config=config, latched_keys=latched_keys)
+    return assess.BreakerInputs(
+        closed_trades=closed_trades,
+        streak_cutoffs=cutoffs,
+        price_ranges=price_ranges_load(book=book, config=config, now=now),
+    )
