@@ -2,6 +2,7 @@
 query unless an outcome changes, agree with the database path, follow desk caps across
 users, trip breakers, and reload on position events and settings changes."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -124,3 +125,22 @@ def test_position_events_reload_the_user_and_settings_follow_the_version(trader,
         assert open_alert_types(trader) == ["total_exposure_exceeded"]  # 100 + 200 >= 250
     finally:
         index_activate(None)
+
+
+def test_index_keeps_a_drawdown_peak_it_has_not_persisted_yet(trader):
+    """B6: peak written at t=0 (100,000); equity rises to 112,000 at t=1 (too soon to
+    persist); falls to 99,000 at t=3: the drawdown reads 11.6 %, not 1 %."""
+    acct = books.account(trader, balance="100000")
+    books.position(acct, "BTCUSDT", "long", size="1", entry="10000", mark="10000")
+    limit = RiskLimitFactory(user=trader, limit_type="drawdown", symbol=None, threshold_value=D(10), warning_value=None)
+    index = RiskIndex().load()
+    t0 = timezone.now()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("10000")}, at=t0)
+    limit.refresh_from_db()
+    assert D(limit.equity_peaks[str(acct.pk)]) == D("100000")
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("22000")}, at=t0 + timedelta(seconds=1))
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("9000")}, at=t0 + timedelta(seconds=3))
+    alert = RiskAlert.objects.get(user=trader, alert_type="drawdown_exceeded")
+    assert D(alert.metadata["current_value"]).quantize(D("0.1")) == D("11.6")
+    limit.refresh_from_db()
+    assert D(limit.equity_peaks[str(acct.pk)]) == D("112000")  # persisted with the alert
