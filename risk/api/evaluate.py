@@ -25,9 +25,32 @@ class EvaluateInput(serializers.Serializer):
         return None if value in (None, "") else exchange_normalize(value, field=None)
 
 
+class MetricsOutput(serializers.Serializer):
+    position_size = serializers.CharField(help_text="Decimal string: the requested symbol's, else the largest.")
+    daily_pnl = serializers.CharField()
+    total_exposure = serializers.CharField()
+    margin_ratio = serializers.CharField(
+        help_text='Decimal string; "0.00" when no account reports margin, "Infinity" when equity <= 0 owes margin.'
+    )
+    leverage = serializers.CharField(allow_null=True, help_text="Decimal string; null when equity <= 0 (critical).")
+    drawdown = serializers.CharField()
+    daily_loss = serializers.CharField()
+
+
+class EvaluateOutput(serializers.Serializer):
+    status = serializers.CharField()
+    message = serializers.CharField()
+    risk_level = serializers.ChoiceField(choices=["low", "moderate", "high", "critical"])
+    metrics = MetricsOutput()
+    violations = serializers.ListField(child=serializers.DictField())
+    warnings = serializers.ListField(child=serializers.DictField())
+    circuit_breakers = serializers.ListField(child=serializers.DictField())
+
+
 class EvaluateApi(RiskApi):
     @extend_schema(
         request=EvaluateInput,
+        responses={200: EvaluateOutput},
         description=(
             "Evaluate the caller's limits, the desk caps that apply to them and the circuit breakers on their "
             "positions. `symbol` / `exchange` narrow the report (position_size metric, violations, breaker "

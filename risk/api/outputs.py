@@ -225,6 +225,15 @@ def _breaker_items(result) -> list[dict]:
     return [item for _, _, item in sorted(items, key=lambda entry: (entry[0], entry[1]))]
 
 
+def _margin_ratio_str(metrics) -> str:
+    """A decimal string always (issue 10 C2): "0.00" when no account reports margin
+    (nothing is at risk), "Infinity" when an account owes maintenance margin on equity at
+    or below zero (past liquidation; the violation says why)."""
+    if metrics.margin_ratio_undefined:
+        return "Infinity"
+    return decimal_str(metrics.margin_ratio if metrics.margin_ratio is not None else 0)
+
+
 def evaluation_out(result) -> dict:
     """Phase 4's evaluate shape plus `circuit_breakers` and ETRMS's status/message."""
     relevant = [s for s in result.statuses if result.symbol is None or s.symbol in (None, result.symbol)]
@@ -244,7 +253,7 @@ def evaluation_out(result) -> dict:
             "position_size": decimal_str(m.position_size(result.symbol)),
             "daily_pnl": decimal_str(m.daily_pnl),
             "total_exposure": decimal_str(m.total_exposure),
-            "margin_ratio": decimal_str(m.margin_ratio),
+            "margin_ratio": _margin_ratio_str(m),
             "leverage": decimal_str(m.leverage),
             "drawdown": decimal_str(m.drawdown),
             "daily_loss": decimal_str(m.daily_loss),

@@ -120,7 +120,7 @@ def test_metrics_of_the_evaluate_response(trader, trader_client):
         "position_size": "150.00",
         "daily_pnl": "25.00",  # 2 x (100 - 90) + 0.5 x (110 - 100)
         "total_exposure": "260.00",
-        "margin_ratio": None,
+        "margin_ratio": "0.00",  # no account reports margin: nothing is at risk
         "leverage": str(D(260) / D(200025)),  # exposure / (two balances of 100000 + 25 unrealized)
         "drawdown": "0.00",
         "daily_loss": "0.00",
