@@ -15,6 +15,7 @@ margin ratio, so `symbols` may be empty, meaning "the account changed". A listen
 stop the others or the caller: the periodic sweep is the safety net.
 """
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -24,6 +25,10 @@ logger = logging.getLogger("accounts.events")
 
 positions_changed_listeners: list[Callable] = []
 
+# Other processes hear of changes here (the feed's in-memory risk index reloads those
+# users): {"user_ids": [...], "exchange", "symbols": [...]}.
+POSITIONS_CHANNEL = "etrms:accounts:positions"
+
 
 def on_positions_changed(listener: Callable) -> Callable:
     """Register `listener(*, user_ids, exchange, symbols)` (idempotent); usable as a decorator."""
@@ -32,8 +37,9 @@ def on_positions_changed(listener: Callable) -> Callable:
     return listener
 
 
-def positions_changed(*, user_ids: set, exchange: str, symbols: set) -> None:
-    """Call every listener now. Services use `positions_changed_on_commit` instead."""
+def positions_changed(*, user_ids: set, exchange: str, symbols: set, broadcast: bool = True) -> None:
+    """Call every listener now, then tell other processes (`broadcast`). Services use
+    `positions_changed_on_commit` instead."""
     if not user_ids:
         return
     for listener in list(positions_changed_listeners):
@@ -41,6 +47,22 @@ def positions_changed(*, user_ids: set, exchange: str, symbols: set) -> None:
             listener(user_ids=set(user_ids), exchange=exchange, symbols=set(symbols))
         except Exception:
             logger.exception("positions_changed listener %r failed", listener)
+    if broadcast:
+        _broadcast(user_ids=user_ids, exchange=exchange, symbols=symbols)
+
+
+def _broadcast(*, user_ids: set, exchange: str, symbols: set) -> None:
+    from etrms.redis_client import platform_redis
+
+    message = {
+        "user_ids": sorted(str(user_id) for user_id in user_ids),
+        "exchange": exchange,
+        "symbols": sorted(symbols),
+    }
+    try:
+        platform_redis().publish(POSITIONS_CHANNEL, json.dumps(message))
+    except Exception as error:  # the feed also reloads on its own schedule
+        logger.warning("Could not broadcast a position change: %s", error)
 
 
 def positions_changed_on_commit(*, user_ids: set, exchange: str, symbols: set) -> None:

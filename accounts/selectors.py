@@ -97,19 +97,22 @@ def monitoring_state_get() -> MonitoringState:
     return MonitoringState.objects.filter(pk=1).first() or MonitoringState(pk=1)
 
 
-def monitored_symbols(*, exchange: str) -> list[str]:
-    """What the feed should stream for `exchange` while monitoring runs: the chosen
-    symbols, or every symbol with an open position there when none were chosen."""
+def monitored_markets() -> dict[str, list[str]]:
+    """What the feed streams while monitoring runs: {exchange: symbols} for each
+    monitored exchange, the chosen symbols plus every symbol with an open position there
+    (a position nobody prices cannot be protected). Empty when monitoring is stopped."""
     state = monitoring_state_get()
-    if not state.running or exchange not in state.exchanges:
-        return []
-    if state.symbols:
-        return list(state.symbols)
-    return sorted(
-        set(
-            Position.objects.filter(account__exchange=exchange, closed_at__isnull=True).values_list("symbol", flat=True)
-        )
+    if not state.running:
+        return {}
+    markets = {exchange: set(state.symbols) for exchange in state.exchanges}
+    held = (
+        Position.objects.filter(account__exchange__in=list(markets), closed_at__isnull=True)
+        .values_list("account__exchange", "symbol")
+        .distinct()
     )
+    for exchange, symbol in held:
+        markets[exchange].add(symbol)
+    return {exchange: sorted(symbols) for exchange, symbols in markets.items()}
 
 
 # --- ETRMS payloads ---------------------------------------------------------------------
@@ -261,7 +264,7 @@ def accounts_payload(*, accounts: list[ExchangeAccount], include_user: bool) -> 
 
 
 def monitoring_status_payload() -> dict:
-    from accounts.services.monitoring import MONITORING_TASK_NAME, monitoring_interval_default
+    from accounts.services.monitoring import MONITORING_TASK_NAME, feed_status_read, monitoring_interval_default
 
     state = monitoring_state_get()
     return {
@@ -275,4 +278,5 @@ def monitoring_status_payload() -> dict:
         "started_at": _iso(state.started_at),
         "stopped_at": _iso(state.stopped_at),
         "scheduled_task": MONITORING_TASK_NAME if state.pk and state.started_at else None,
+        "feed": feed_status_read(),
     }

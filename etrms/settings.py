@@ -210,6 +210,10 @@ EXCHANGE_API_URLS = env.json("EXCHANGE_API_URLS", default={})
 PAPER_PRICE_SEED = env.int("PAPER_PRICE_SEED", default=1)
 PAPER_TICK_SECONDS = env.float("PAPER_TICK_SECONDS", default=1.0)
 PAPER_TAKER_FEE = env.str("PAPER_TAKER_FEE", default="0.0004")
+# --- The market-data feed (realtime/feed) ------------------------------------------------
+# A mark that moves more than this share from the last one is held until a second tick
+# confirms it (SPEC §5), so one bad print never closes a position.
+FEED_MAX_MARK_JUMP = env.float("FEED_MAX_MARK_JUMP", default=0.10)
 # Sync interval when the risk configuration does not give one.
 MONITORING_INTERVAL_SECONDS = env.int("MONITORING_INTERVAL_SECONDS", default=30)
 

@@ -32,10 +32,13 @@ def position_mark_apply(position: Position, *, price: Decimal, at: datetime) -> 
 
 
 @transaction.atomic
-def positions_marks_update(*, exchange: str, prices: dict[str, Decimal], at: datetime | None = None) -> list[Position]:
+def positions_marks_update(
+    *, exchange: str, prices: dict[str, Decimal], at: datetime | None = None, announce: bool = True
+) -> list[Position]:
     """Apply the feed's marks (`{symbol: price}`, quote currency) to every open position
     on `exchange` in those symbols, for all users: one SELECT and one bulk UPDATE.
-    Returns the positions moved; the risk engine hears of them after commit."""
+    Returns the positions moved; the risk engine hears of them after commit, unless
+    `announce` is off (the feed persisting marks its in-memory index already holds)."""
     at = at or timezone.now()
     prices = {normalize_symbol(symbol): Decimal(price) for symbol, price in prices.items()}
     if not prices:
@@ -48,6 +51,7 @@ def positions_marks_update(*, exchange: str, prices: dict[str, Decimal], at: dat
     moved = [position for position in positions if position_mark_apply(position, price=prices[position.symbol], at=at)]
     if moved:
         Position.objects.bulk_update(moved, _MARK_FIELDS)
+    if moved and announce:
         positions_changed_on_commit(
             user_ids={position.account.user_id for position in moved},
             exchange=exchange,

@@ -3,7 +3,10 @@
 The state is the `MonitoringState` singleton; the periodic sync is the beat row
 `MONITORING_TASK_NAME` (a `sync_all_portfolios` job every `interval` seconds), created
 by the first start, enabled by start and disabled by stop. The feed reads the state's
-exchanges and symbols (`accounts.selectors.monitored_symbols`).
+exchanges and symbols (`accounts.selectors.monitored_markets`), and hears of every
+change at once on the Redis channel `MONITORING_CHANNEL` (published after commit). It
+reports its own state under `FEED_STATUS_KEY` (a heartbeat: the key expires when the
+feed stops writing it), which `GET /accounts/monitor/status` shows as `feed`.
 
 The interval is the risk configuration's `monitoring_interval_seconds`: the risk app
 registers a provider with `monitoring_interval_provider_set(fn)` and calls
@@ -12,6 +15,8 @@ provider it is `settings.MONITORING_INTERVAL_SECONDS` (default 30).
 """
 
 import contextlib
+import json
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
@@ -25,6 +30,10 @@ from accounts.models import ExchangeAccount, MonitoringState
 
 MONITORING_TASK_NAME = "accounts.monitoring.sync"
 MONITORING_JOB = "sync_all_portfolios"
+MONITORING_CHANNEL = "etrms:accounts:monitoring"
+FEED_STATUS_KEY = "etrms:feed:status"
+
+logger = logging.getLogger("accounts.monitoring")
 
 _interval_provider: Callable[[], int] | None = None
 
@@ -112,6 +121,7 @@ def monitoring_start(
         state.stopped_at = None
     state.save()
     _schedule(state, enabled=True)
+    transaction.on_commit(lambda: _announce("start"))
     return state, was_running
 
 
@@ -129,6 +139,7 @@ def monitoring_stop() -> tuple[MonitoringState, bool]:
         state.save()
     with contextlib.suppress(ObjectDoesNotExist):  # never started: nothing is scheduled
         scheduled_task_set_enabled(name=MONITORING_TASK_NAME, enabled=False)
+    transaction.on_commit(lambda: _announce("stop"))
     return state, was_running
 
 
@@ -143,3 +154,35 @@ def monitoring_interval_update(*, interval_seconds: int) -> MonitoringState:
     if state.running:
         _schedule(state, enabled=True)
     return state
+
+
+def _announce(event: str) -> None:
+    """Tell the feed that what it streams changed (it also re-reads the state on its own
+    every few seconds, so a lost message only delays it)."""
+    from etrms.redis_client import platform_redis
+
+    try:
+        platform_redis().publish(MONITORING_CHANNEL, event)
+    except Exception as error:
+        logger.warning("Could not announce monitoring %s to the feed: %s", event, error)
+
+
+def feed_status_write(*, status: dict, ttl_seconds: int) -> None:
+    """The feed's heartbeat and per-venue state (raises on a Redis error)."""
+    from etrms.redis_client import platform_redis
+
+    platform_redis().set(FEED_STATUS_KEY, json.dumps(status), ex=ttl_seconds)
+
+
+def feed_status_read() -> dict:
+    """{alive, ...the feed's last report}; alive False when it stopped reporting (or
+    Redis cannot tell)."""
+    from etrms.redis_client import platform_redis
+
+    try:
+        raw = platform_redis().get(FEED_STATUS_KEY)
+    except Exception:
+        return {"alive": False, "error": "Redis unreachable"}
+    if raw is None:
+        return {"alive": False}
+    return {"alive": True, **json.loads(raw)}

@@ -274,14 +274,17 @@ def test_the_interval_comes_from_the_registered_provider(paper_account, officer_
     assert task.interval.every == 20 and task.enabled
 
 
-def test_monitored_symbols_for_the_feed(paper_account, officer_client):
-    from accounts.selectors import monitored_symbols
+def test_monitored_markets_always_include_open_positions(paper_account, officer_client):
+    """Issue 11: the symbols of monitored accounts' open positions are streamed even when
+    `symbols` names others (a position nobody prices cannot be protected)."""
+    from accounts.selectors import monitored_markets
 
     paper_order_execute(account_id=paper_account.pk, symbol="SOLUSDT", side="buy", amount=Decimal(1))
     account_sync(account=paper_account)
-    assert monitored_symbols(exchange="paper") == []  # not running
+    assert monitored_markets() == {}  # not running
     ok(officer_client.post("/api/v1/accounts/monitor/start?exchanges=paper"))
-    assert monitored_symbols(exchange="paper") == ["SOLUSDT"]
+    assert monitored_markets() == {"paper": ["SOLUSDT"]}
     ok(officer_client.post("/api/v1/accounts/monitor/start?exchanges=paper&symbols=BTCUSDT"))
-    assert monitored_symbols(exchange="paper") == ["BTCUSDT"]
-    assert monitored_symbols(exchange="binanceusdm") == []
+    assert monitored_markets() == {"paper": ["BTCUSDT", "SOLUSDT"]}
+    ok(officer_client.post("/api/v1/accounts/monitor/start?exchanges=paper,binanceusdm&symbols=BTCUSDT"))
+    assert monitored_markets() == {"paper": ["BTCUSDT", "SOLUSDT"], "binanceusdm": ["BTCUSDT"]}

@@ -134,6 +134,20 @@ class RiskIndex:
                 book=self._book(user_id), config=self.config, latched_keys=[key for _, key in state.latched]
             )
 
+    def states_reload(self, user_ids: list) -> None:
+        """Re-read what is open and latched for `user_ids` (alerts or trips changed in
+        another process: a manual resolve, an officer's re-arm)."""
+        with self.lock:
+            self._states_load([user_id for user_id in user_ids if user_id in self.books])
+
+    def sweep(self, *, now: datetime | None = None) -> dict:
+        """Evaluate every user with a book: what time alone changes (stale marks of a
+        silent venue, time-based breakers, cooldowns running out)."""
+        with self.lock:
+            self.refresh_if_changed()
+            users = {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            return self.evaluate(users, now=now)
+
     def _limits_reload(self) -> None:
         """Enabled limits from the database, with the drawdown peaks this index holds and
         has not persisted yet (a peak never goes back)."""

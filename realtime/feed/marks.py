@@ -1,0 +1,60 @@
+"""Marks the feed trusts (SPEC §5): a mark that jumps more than a share of the previous
+one is held until a second tick confirms it, so one bad print never closes a
+position; and ticks that come faster than evaluation are conflated per market."""
+
+import asyncio
+from decimal import Decimal
+
+
+class MarkGuard:
+    """Per market: accept a mark within `max_jump` (a share, 0.10 = 10 %) of the last
+    accepted one; hold a bigger jump until the next tick lands within `max_jump` of it
+    (confirmed) — or of the last accepted mark (the jump was a bad print)."""
+
+    def __init__(self, max_jump: Decimal):
+        self.max_jump = Decimal(max_jump)
+        self.accepted: dict = {}
+        self.held: dict = {}
+
+    def _near(self, price: Decimal, reference: Decimal) -> bool:
+        return reference > 0 and abs(price - reference) <= reference * self.max_jump
+
+    def accept(self, market, price: Decimal) -> Decimal | None:
+        """The mark to use for this tick of `market`, or None while a jump is held."""
+        last = self.accepted.get(market)
+        held = self.held.pop(market, None)
+        if last is None or self._near(price, last) or (held is not None and self._near(price, held)):
+            self.accepted[market] = price
+            return price
+        self.held[market] = price
+        return None
+
+
+class MarkBatch:
+    """The marks waiting for evaluation: the latest per market (conflated: latest wins)
+    plus the lowest and highest price seen since the last drain, so price alerts see
+    every crossing however many ticks were conflated. Bounded by the number of
+    markets, never by the tick rate."""
+
+    def __init__(self):
+        self.latest: dict = {}  # {(exchange, symbol): (price, at)}
+        self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
+        self.ready = asyncio.Event()
+        self.conflated = 0
+
+    def put(self, market, *, price: Decimal, mark: Decimal | None, at) -> None:
+        """A tick of `market` at `price`, with the mark the guard accepted (None: held)."""
+        if mark is not None:
+            if market in self.latest:
+                self.conflated += 1
+            self.latest[market] = (mark, at)
+        low, high, _ = self.ranges.get(market, (price, price, at))
+        self.ranges[market] = (min(low, price), max(high, price), at)
+        self.ready.set()
+
+    def drain(self) -> tuple[dict, dict]:
+        """({market: (price, at)}, {market: (low, high, at)}) since the last drain."""
+        latest, ranges = self.latest, self.ranges
+        self.latest, self.ranges = {}, {}
+        self.ready.clear()
+        return latest, ranges

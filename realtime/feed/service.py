@@ -1,0 +1,328 @@
+"""The feed (SPEC §7, §11): what runs in `manage.py run_feed`.
+
+On every tick, with nothing per subscriber:
+1. the tick is PUBLISHed once on its Redis stream (`realtime.streams`), batched into one
+   pipeline per event-loop turn;
+2. its hooks run (`tick_hooks`: the price and market-data caches);
+3. the mark guard accepts the mark (or holds a jump until a second tick confirms it)
+   and the mark joins the evaluation batch, conflated per market (latest wins), with
+   the lowest and highest price since the last batch for price alerts.
+
+One worker thread (`self.executor`) does everything that touches the database, in
+order: the risk index evaluates each batch (`RiskIndex.apply_marks`: marks in memory,
+alerts and trips written and published at once), price alerts are checked against
+each market's low and high, marks are persisted in bulk at least once a second, the
+index sweeps every user every two seconds (stale venues, time-based breakers), and it
+reloads users whose positions, alerts or trips changed in another process (Redis
+messages). A slow database delays the batches, which conflate; it never blocks the
+stream.
+
+Every loop survives a Redis or database outage: it logs once, waits, and resumes.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from accounts.events import POSITIONS_CHANNEL
+from accounts.selectors import monitored_markets
+from accounts.services.marks import positions_marks_update
+from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
+from realtime.feed.marks import MarkBatch, MarkGuard
+from realtime.feed.venues import VenueStreams
+from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
+from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
+from risk.services.index import RiskIndex, index_activate
+
+logger = logging.getLogger("realtime.feed")
+
+PERSIST_SECONDS = 1.0
+SWEEP_SECONDS = 2.0
+MARKETS_RELOAD_SECONDS = 10.0
+STATUS_SECONDS = 1.0
+OUTBOX_LIMIT = 20_000  # frames waiting for Redis; the oldest go first when it is down
+
+
+class Feed:
+    def __init__(self, *, redis_client, listener_client, max_mark_jump: Decimal | None = None):
+        self.redis = redis_client  # redis.asyncio clients on the platform database: commands,
+        self.listener = listener_client  # and subscriptions (no read timeout)
+        jump = max_mark_jump if max_mark_jump is not None else Decimal(str(settings.FEED_MAX_MARK_JUMP))
+        self.guard = MarkGuard(jump)
+        self.batch = MarkBatch()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-db")
+        self.index: RiskIndex | None = None
+        self.venues: dict[str, VenueStreams] = {}
+        self.closing: set = set()  # venues being closed
+        self.outbox: list = []
+        self.outbox_ready = asyncio.Event()
+        self.unpersisted: dict = {}  # {exchange: {symbol: (mark, at)}}
+        self.reload_users: set = set()
+        self.markets_dirty = asyncio.Event()
+        self.tick_hooks: list = []  # async callables (exchange, ticker) run on every tick
+        self.price_alert_check = None  # callable(exchange, symbol, low, high, at), run in the worker thread
+        self.ticks = self.batches = 0
+        self.started_at = time.time()
+        self._failing: set = set()
+
+    # --- the worker thread ----------------------------------------------------------------
+    async def db(self, function, *args, **kwargs):
+        """Run `function` in the feed's database thread (in order with the others)."""
+
+        def call():
+            close_old_connections()
+            return function(*args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: call())
+
+    def _ok(self, what: str) -> None:
+        if what in self._failing:
+            self._failing.discard(what)
+            logger.warning("Feed: %s works again", what)
+
+    def _failed(self, what: str, error: Exception) -> None:
+        if what not in self._failing:
+            self._failing.add(what)
+            logger.warning("Feed: %s failed, retrying: %s", what, error)
+
+    # --- ticks ------------------------------------------------------------------------------
+    def _publish(self, channel: str, frame: str) -> None:
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            del self.outbox[: len(self.outbox) // 2]
+        self.outbox.append((channel, frame))
+        self.outbox_ready.set()
+
+    async def on_ticker(self, exchange: str, ticker) -> None:
+        """One ticker update of `exchange` (the venue's mark where the ticker carries one,
+        else its last price)."""
+        self.ticks += 1
+        self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
+        for hook in self.tick_hooks:
+            try:
+                await hook(exchange, ticker)
+            except Exception as error:
+                self._failed(f"tick hook {getattr(hook, '__name__', hook)}", error)
+        price = getattr(ticker, "mark", None) or ticker.last
+        market = (exchange, ticker.symbol)
+        self.batch.put(market, price=ticker.last, mark=self.guard.accept(market, price), at=ticker.timestamp)
+
+    async def on_trades(self, exchange: str, trades: list) -> None:
+        for trade in trades:
+            self._publish(TRADES_CHANNEL, trade_frame(exchange=exchange, trade=trade))
+
+    # --- loops ------------------------------------------------------------------------------
+    async def _outbox_loop(self) -> None:
+        while True:
+            await self.outbox_ready.wait()
+            self.outbox_ready.clear()
+            items, self.outbox = self.outbox, []
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for channel, frame in items:
+                    pipe.publish(channel, frame)
+                await pipe.execute()
+                self._ok("publishing ticks")
+            except Exception as error:  # ticks are ephemeral: drop them, keep going
+                self._failed("publishing ticks", error)
+                await asyncio.sleep(1)
+
+    def _evaluate(self, latest: dict, ranges: dict) -> None:
+        by_exchange: dict = {}
+        for (exchange, symbol), (mark, at) in latest.items():
+            by_exchange.setdefault(exchange, {})[symbol] = (mark, at)
+            self.unpersisted.setdefault(exchange, {})[symbol] = (mark, at)
+        for exchange, marks in by_exchange.items():
+            at = max(moment for _, moment in marks.values())
+            self.index.apply_marks(
+                exchange=exchange, prices_by_symbol={symbol: mark for symbol, (mark, _) in marks.items()}, at=at
+            )
+        if self.price_alert_check is not None:
+            for (exchange, symbol), (low, high, at) in ranges.items():
+                self.price_alert_check(exchange=exchange, symbol=symbol, low=low, high=high, at=at)
+
+    async def _evaluation_loop(self) -> None:
+        while True:
+            await self.batch.ready.wait()
+            latest, ranges = self.batch.drain()
+            try:
+                await self.db(self._evaluate, latest, ranges)
+                self.batches += 1
+                self._ok("evaluating ticks")
+            except Exception as error:
+                self._failed("evaluating ticks", error)
+                logger.debug("evaluation failure", exc_info=True)
+                await asyncio.sleep(1)
+
+    def _persist(self) -> None:
+        pending, self.unpersisted = self.unpersisted, {}
+        try:
+            for exchange, marks in pending.items():
+                at = max(moment for _, moment in marks.values())
+                prices = {symbol: mark for symbol, (mark, _) in marks.items()}
+                positions_marks_update(exchange=exchange, prices=prices, at=at, announce=False)
+        except Exception:
+            for exchange, marks in pending.items():  # keep them for the next round, newer ones win
+                self.unpersisted[exchange] = {**marks, **self.unpersisted.get(exchange, {})}
+            raise
+        self.index.peaks_flush()
+
+    def _housekeeping(self, sweep: bool) -> None:
+        users, self.reload_users = self.reload_users, set()
+        if users:
+            self.index.states_reload(list(users))
+        if sweep:
+            self.index.sweep(now=timezone.now())
+
+    async def _timer_loop(self) -> None:
+        last_sweep = 0.0
+        while True:
+            await asyncio.sleep(PERSIST_SECONDS)
+            try:
+                await self.db(self._persist)
+                sweep = time.monotonic() - last_sweep >= SWEEP_SECONDS
+                await self.db(self._housekeeping, sweep)
+                if sweep:
+                    last_sweep = time.monotonic()
+                self._ok("persisting marks")
+            except Exception as error:
+                self._failed("persisting marks", error)
+
+    async def _markets_loop(self) -> None:
+        while True:
+            try:
+                markets = await self.db(monitored_markets)
+                self._markets_apply(markets)
+                self._ok("reading monitored markets")
+            except Exception as error:
+                self._failed("reading monitored markets", error)
+            self.markets_dirty.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.markets_dirty.wait(), timeout=MARKETS_RELOAD_SECONDS)
+
+    def _markets_apply(self, markets: dict) -> None:
+        for exchange in set(self.venues) - set(markets):
+            venue = self.venues.pop(exchange)
+            venue.symbols_set(set())
+            self.closing.add(asyncio.create_task(venue.close()))
+            self.closing = {task for task in self.closing if not task.done()}
+        for exchange, symbols in markets.items():
+            venue = self.venues.get(exchange)
+            if venue is None:
+                venue = self.venues[exchange] = VenueStreams(
+                    exchange, on_ticker=self.on_ticker, on_trades=self.on_trades
+                )
+            venue.symbols_set(set(symbols))
+
+    async def _messages_loop(self) -> None:
+        """Changes made by other processes: monitoring, positions, alerts."""
+        while True:
+            pubsub = self.listener.pubsub()
+            try:
+                await pubsub.subscribe(MONITORING_CHANNEL, POSITIONS_CHANNEL, ALERTS_CHANNEL)
+                self._ok("listening to changes")
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._message(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self._failed("listening to changes", error)
+                self.markets_dirty.set()  # whatever was missed meanwhile
+                await asyncio.sleep(1)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    logger.debug("closing a dead pubsub failed", exc_info=True)
+
+    async def _message(self, channel, data) -> None:
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        if channel == MONITORING_CHANNEL:
+            self.markets_dirty.set()
+            return
+        body = json.loads(data)
+        if channel == POSITIONS_CHANNEL:
+            user_ids = {uuid.UUID(user_id) for user_id in body["user_ids"]}
+            await self.db(
+                self.index.positions_changed,
+                user_ids=user_ids,
+                exchange=body["exchange"],
+                symbols=set(body["symbols"]),
+            )
+            venue = self.venues.get(body["exchange"])
+            if venue is None or not set(body["symbols"]) <= set(venue.status.symbols):
+                self.markets_dirty.set()  # a position in a symbol the feed does not stream yet
+        elif channel == ALERTS_CHANNEL and body.get("user_id"):
+            self.reload_users.add(uuid.UUID(str(body["user_id"])))
+
+    def status(self) -> dict:
+        now = time.time()
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "reported_at": now,
+            "ticks": self.ticks,
+            "batches": self.batches,
+            "conflated": self.batch.conflated,
+            "venues": [venue.status.as_dict(now) for venue in self.venues.values()],
+            "failing": sorted(self._failing),
+        }
+
+    async def _status_loop(self) -> None:
+        while True:
+            try:
+                await self.db(feed_status_write, status=self.status(), ttl_seconds=int(STATUS_SECONDS * 5))
+                self._ok("reporting status")
+            except Exception as error:
+                self._failed("reporting status", error)
+            await asyncio.sleep(STATUS_SECONDS)
+
+    # --- life -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the risk index (retrying while the database is down) and route this
+        process's position events to it."""
+        while self.index is None:
+            try:
+                self.index = await self.db(lambda: RiskIndex().load())
+            except Exception as error:
+                self._failed("loading the risk index", error)
+                await asyncio.sleep(2)
+        self._ok("loading the risk index")
+        index_activate(self.index)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        loops = [
+            self._outbox_loop(),
+            self._evaluation_loop(),
+            self._timer_loop(),
+            self._markets_loop(),
+            self._messages_loop(),
+            self._status_loop(),
+        ]
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        logger.info("Feed running (pid %s)", os.getpid())
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(venue.close() for venue in self.venues.values()), return_exceptions=True)
+            try:
+                await self.db(self._persist)
+            except Exception:
+                logger.exception("Feed: could not persist the last marks")
+            index_activate(None)
+            self.executor.shutdown(wait=True)
+            logger.info("Feed stopped")

@@ -1,0 +1,37 @@
+"""`manage.py run_feed`: the market-data feed in the foreground (SIGINT or SIGTERM
+stops it after persisting the last marks)."""
+
+import asyncio
+import signal
+
+import redis.asyncio
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from realtime.feed.service import Feed
+
+
+class Command(BaseCommand):
+    help = "Stream the monitored markets, publish ticks, move marks and evaluate risk in process."
+
+    def handle(self, *args, **options):
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        client = redis.asyncio.Redis.from_url(
+            settings.REDIS_PLATFORM_URL, max_connections=16, socket_connect_timeout=2, socket_timeout=10
+        )
+        # Subscriptions wait for messages as long as it takes; pings find a dead link.
+        listener = redis.asyncio.Redis.from_url(
+            settings.REDIS_PLATFORM_URL, max_connections=2, socket_connect_timeout=2, health_check_interval=15
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        feed = Feed(redis_client=client, listener_client=listener)
+        try:
+            await feed.run(stop)
+        finally:
+            await client.aclose()
+            await listener.aclose()

@@ -1,0 +1,124 @@
+"""The feed end to end on the paper exchange (SPEC §7, issue 11): monitored markets are
+streamed; each tick is published once on the Redis stream, moves the marks of open
+positions (persisted within about a second) and is evaluated in process, so a limit
+crossed by a tick raises its alert within the same second; monitoring start and stop
+take effect live."""
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+
+import pytest
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from accounts.models import Position
+from accounts.services.monitoring import monitoring_start, monitoring_stop
+from accounts.services.paper import paper_order_execute, paper_price_set
+from accounts.services.sync import account_sync
+from realtime.feed.service import Feed
+from realtime.streams import TICKER_CHANNEL
+from risk.models import RiskAlert
+from risk.tests.factories import RiskLimitFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_paper")]
+
+D = Decimal
+
+
+@pytest.fixture
+def fast_paper(settings):
+    settings.PAPER_TICK_SECONDS = 0.05
+
+
+def clients():
+    url = settings.REDIS_PLATFORM_URL
+    return redis.asyncio.Redis.from_url(url, socket_timeout=10), redis.asyncio.Redis.from_url(url)
+
+
+async def eventually(check, *, timeout: float = 10.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await sync_to_async(check, thread_sensitive=False)()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(0.05)
+
+
+async def run_feed(body):
+    """Run a Feed while `body(feed)` runs, then stop it."""
+    client, listener = clients()
+    feed = Feed(redis_client=client, listener_client=listener)
+    stop = asyncio.Event()
+    task = asyncio.create_task(feed.run(stop))
+    try:
+        await body(feed)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+        await client.aclose()
+        await listener.aclose()
+
+
+@pytest.fixture
+def long_btc(trader, paper_account):
+    paper_price_set(symbol="BTCUSDT", price=D(50000))
+    paper_order_execute(account_id=paper_account.pk, symbol="BTCUSDT", side="buy", amount=D("0.2"))
+    account_sync(account=paper_account)
+    return paper_account
+
+
+def test_a_tick_is_published_moves_the_mark_and_raises_the_alert_within_a_second(trader, long_btc):
+    RiskLimitFactory(user=trader, symbol="BTCUSDT", threshold_value=D(10500), warning_value=None)
+    monitoring_start(exchanges=["paper"])
+
+    async def body(feed):
+        subscriber = redis.asyncio.Redis.from_url(settings.REDIS_PLATFORM_URL).pubsub()
+        await subscriber.subscribe(TICKER_CHANNEL)
+        frame = None
+        deadline = time.monotonic() + 10
+        while frame is None and time.monotonic() < deadline:
+            message = await subscriber.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message:
+                frame = json.loads(message["data"])
+        await subscriber.aclose()
+        assert frame is not None, "no ticker frame"
+        assert frame["channel"] == "ticker" and frame["exchange"] == "paper" and frame["symbol"] == "BTCUSDT"
+        assert frame["price"] == "50000.00" and frame["timestamp"].endswith("Z")
+
+        await sync_to_async(paper_price_set, thread_sensitive=False)(symbol="BTCUSDT", price=D(53000))
+        crossed_at = time.monotonic()
+        await eventually(
+            lambda: RiskAlert.objects.filter(user=trader, alert_type="position_size_exceeded").exists(),
+            message="the position_size alert",
+        )
+        assert time.monotonic() - crossed_at < 1.5
+        position = await eventually(
+            lambda: Position.objects.filter(account=long_btc, mark_price=D(53000), closed_at__isnull=True).first(),
+            message="the persisted mark",
+        )
+        assert position.notional == D(10600)
+
+    asyncio.run(run_feed(body))
+
+
+def test_monitoring_stop_and_start_are_picked_up_live(trader, long_btc):
+    monitoring_start(exchanges=["paper"], symbols=["ETHUSDT"])
+
+    async def body(feed):
+        await eventually(lambda: "paper" in feed.venues, message="the paper venue")
+        venue = feed.venues["paper"]
+        assert venue.status.symbols == ["BTCUSDT", "ETHUSDT"]  # the open position's symbol too
+        await sync_to_async(monitoring_stop, thread_sensitive=False)()
+        started = time.monotonic()
+        await eventually(lambda: "paper" not in feed.venues, message="the venue to stop", timeout=5)
+        assert time.monotonic() - started < 2
+        await sync_to_async(monitoring_start, thread_sensitive=False)(exchanges=["paper"], symbols=["SOLUSDT"])
+        await eventually(lambda: "paper" in feed.venues, message="the venue to start again", timeout=5)
+        assert feed.venues["paper"].status.symbols == ["BTCUSDT", "SOLUSDT"]
+
+    asyncio.run(run_feed(body))
