@@ -51,3 +51,17 @@ def bootstrap(*, stdout) -> None:
         stdout.write(f"Created the paper account of '{username}' with {len(DEMO_POSITIONS)} demo positions.")
     else:
         stdout.write(f"Paper account of '{username}' exists.")
+    _demo_monitoring_ensure(stdout)
+
+
+def _demo_monitoring_ensure(stdout) -> None:
+    """On a desk that never started monitoring, monitor paper: the feed streams the demo
+    positions' markets, so marks move every second. An officer's later stop stays."""
+    from accounts.models import MonitoringState
+    from accounts.services.monitoring import monitoring_start
+
+    if MonitoringState.objects.filter(pk=1, started_at__isnull=False).exists():
+        stdout.write("Monitoring: left as the risk officers set it.")
+        return
+    monitoring_start(exchanges=["paper"])
+    stdout.write("Monitoring started on paper (the feed streams the demo positions' markets).")

@@ -5,7 +5,7 @@ import os
 
 
 def processes() -> list[str]:
-    names = ["web", "worker", "beat"]
+    names = ["web", "worker", "beat", "feed"]
     if "REDIS_URL" not in os.environ:
         names.insert(0, "redis")
     return names

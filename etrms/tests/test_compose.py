@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "beat", "feed")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_all_services_present(compose_config):
 
 def test_every_service_is_health_checked_or_waits_for_healthy_services(compose_config):
     services = compose_config["services"]
-    for name in ("postgres", "redis", "web", "worker", "beat"):
+    for name in ("postgres", "redis", "web", "worker", "beat", "feed"):
         service = services[name]
         waits_for_healthy = "service_healthy" in _conditions(service).values()
         assert "healthcheck" in service or waits_for_healthy, f"{name}: no healthcheck and no healthy dependency"

@@ -206,9 +206,9 @@ def test_make_run_starts_embedded_redis_only_without_redis_url(monkeypatch):
     from etrms.processes import processes
 
     monkeypatch.delenv("REDIS_URL", raising=False)
-    assert processes() == ["redis", "web", "worker", "beat"]
+    assert processes() == ["redis", "web", "worker", "beat", "feed"]
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
-    assert processes() == ["web", "worker", "beat"]
+    assert processes() == ["web", "worker", "beat", "feed"]
 
 
 # --- the middleware chain under ASGI ----------------------------------------------------------

@@ -6,7 +6,7 @@ import signal
 
 import redis.asyncio
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from realtime.feed.service import Feed
 
@@ -14,7 +14,20 @@ from realtime.feed.service import Feed
 class Command(BaseCommand):
     help = "Stream the monitored markets, publish ticks, move marks and evaluate risk in process."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--check", action="store_true", help="Exit 0 when a feed reported within the last seconds (health check)."
+        )
+
     def handle(self, *args, **options):
+        if options["check"]:
+            from accounts.services.monitoring import feed_status_read
+
+            status = feed_status_read()
+            if not status.get("alive"):
+                raise CommandError(f"No feed is reporting: {status}")
+            self.stdout.write(f"Feed alive (pid {status['pid']}, {status['ticks']} ticks).")
+            return
         asyncio.run(self._run())
 
     async def _run(self) -> None:
