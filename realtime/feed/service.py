@@ -39,7 +39,7 @@ from accounts.selectors import monitored_markets
 from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
 from realtime.feed.marks import MarkBatch, MarkGuard
-from realtime.feed.venues import VenueStreams
+from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
 from risk.services.index import RiskIndex, index_activate
@@ -269,8 +269,8 @@ class Feed:
         now = time.time()
         return {
             "pid": os.getpid(),
-            "started_at": self.started_at,
-            "reported_at": now,
+            "started_at": iso_from_unix(self.started_at),
+            "reported_at": iso_from_unix(now),
             "ticks": self.ticks,
             "batches": self.batches,
             "conflated": self.batch.conflated,

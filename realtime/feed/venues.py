@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from accounts.exchanges import ExchangeError, UnknownSymbol, exchange_open
 from accounts.exchanges import config as exchange_config
@@ -57,10 +58,16 @@ class VenueStatus:
             "symbols": self.symbols,
             "ticks": self.ticks,
             "ticks_per_second": self.ticks_per_second(now),
-            "last_tick_at": self.last_tick_at,
+            "last_tick_at": iso_from_unix(self.last_tick_at),
             "last_error": self.last_error or None,
-            "last_error_at": self.last_error_at,
+            "last_error_at": iso_from_unix(self.last_error_at),
         }
+
+
+def iso_from_unix(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class VenueStreams:
