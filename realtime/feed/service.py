@@ -69,6 +69,7 @@ class Feed:
         self.unpersisted: dict = {}  # {exchange: {symbol: (mark, at)}}
         self.reload_users: set = set()
         self.markets_dirty = asyncio.Event()
+        self.listening = asyncio.Event()  # set while subscribed to other processes' changes
         self.tick_hooks: list = []  # async callables (exchange, ticker) run on every tick
         self.price_alert_check = None  # callable(exchange, symbol, low, high, at), run in the worker thread
         self.ticks = self.batches = 0
@@ -229,6 +230,7 @@ class Feed:
             pubsub = self.listener.pubsub()
             try:
                 await pubsub.subscribe(MONITORING_CHANNEL, POSITIONS_CHANNEL, ALERTS_CHANNEL)
+                self.listening.set()
                 self._ok("listening to changes")
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -236,6 +238,7 @@ class Feed:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                self.listening.clear()
                 self._failed("listening to changes", error)
                 self.markets_dirty.set()  # whatever was missed meanwhile
                 await asyncio.sleep(1)

@@ -56,6 +56,7 @@ async def run_feed(body):
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
     try:
+        await asyncio.wait_for(feed.listening.wait(), timeout=10)
         await body(feed)
     finally:
         stop.set()
@@ -120,5 +121,51 @@ def test_monitoring_stop_and_start_are_picked_up_live(trader, long_btc):
         await sync_to_async(monitoring_start, thread_sensitive=False)(exchanges=["paper"], symbols=["SOLUSDT"])
         await eventually(lambda: "paper" in feed.venues, message="the venue to start again", timeout=5)
         assert feed.venues["paper"].status.symbols == ["BTCUSDT", "SOLUSDT"]
+
+    asyncio.run(run_feed(body))
+
+
+def test_a_venue_silent_longer_than_max_price_age_raises_data_stale_once_then_resolves(trader, long_btc):
+    """Issue 11: no ticks for longer than max_price_age_seconds -> one data_stale alert
+    (the position's breakers hold); ticks return -> it resolves."""
+    from risk.services.config import global_config_update
+    from risk.tests.factories import CircuitBreakerFactory
+
+    global_config_update(actor=None, settings={"max_price_age_seconds": 1})
+    CircuitBreakerFactory(name="stop", condition_type="pnl", threshold=D(1000000), action="close_position")
+    monitoring_start(exchanges=["paper"])
+
+    def stale_alerts(status=None):
+        alerts = RiskAlert.objects.filter(user=trader, alert_type="data_stale")
+        return list(alerts.filter(status=status) if status else alerts)
+
+    async def body(feed):
+        await eventually(lambda: feed.ticks > 0, message="ticks")
+        await sync_to_async(monitoring_stop, thread_sensitive=False)()  # the venue goes silent
+        await eventually(lambda: stale_alerts("triggered"), message="the data_stale alert", timeout=8)
+        await asyncio.sleep(2.5)  # more sweeps: still one alert
+        assert len(await sync_to_async(stale_alerts, thread_sensitive=False)()) == 1
+        await sync_to_async(monitoring_start, thread_sensitive=False)(exchanges=["paper"])
+        await eventually(lambda: stale_alerts("resolved"), message="the alert to resolve", timeout=8)
+
+    asyncio.run(run_feed(body))
+
+
+def test_binance_ticks_stream_through_ccxt_pro_and_move_marks(trader, binance_server, make_exchange_account):
+    """The local Binance server's WebSocket stream, through ccxt.pro, reaches the marks."""
+    account = make_exchange_account(trader, "binanceusdm")
+    binance_server.set_position("BTCUSDT", 0.5, entry_price=60000)
+    account_sync(account=account)
+    monitoring_start(exchanges=["binanceusdm"])
+
+    async def body(feed):
+        await eventually(lambda: "binanceusdm" in feed.venues and feed.ticks > 0, message="binance ticks")
+        assert feed.venues["binanceusdm"].status.state == "connected"
+        binance_server.set_price("BTCUSDT", 61000)
+        await eventually(
+            lambda: Position.objects.filter(account=account, mark_price=D(61000)).exists(),
+            message="the mark from the stream",
+        )
+        assert any(r.path.startswith("/fapi/v1/ticker") for r in binance_server.requests) is False  # no polling
 
     asyncio.run(run_feed(body))
