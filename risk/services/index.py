@@ -76,6 +76,7 @@ class RiskIndex:
         self.peaks_persisted_at = 0.0  # monotonic seconds
         self.evaluations = 0
         self.writes = 0
+        self._failing: set = set()  # what fails now (logged once until it works again)
 
     # --- loading --------------------------------------------------------------------------
     def load(self) -> "RiskIndex":
@@ -162,8 +163,9 @@ class RiskIndex:
         """Reload configuration, breakers and limits when another process changed them."""
         try:
             version = hooks.index_version()
-        except Exception:
-            logger.exception("Risk index: cannot read the version; keeping the loaded settings")
+            self._works("reading the settings version")
+        except Exception as error:
+            self._fails("reading the settings version", error)  # the loaded settings stay
             return False
         if self.config is not None and version == self.config.version:
             return False
@@ -220,8 +222,9 @@ class RiskIndex:
                     users.add(position.user_id)
             try:
                 prices.price_samples_record(samples, floors=self.config.volatility_floors())
-            except Exception:
-                logger.exception("Risk index: could not record price samples")
+                self._works("recording price samples")
+            except Exception as error:
+                self._fails("recording price samples", error)
             if self._desk_levels() != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
             self.evaluate(users, now=at)
@@ -245,6 +248,16 @@ class RiskIndex:
             if cap is not None:
                 levels.append(self.desk.exchange_exposure.get(exchange, ZERO) >= cap)
         return tuple(levels)
+
+    def _fails(self, what: str, error: Exception) -> None:
+        if what not in self._failing:
+            self._failing.add(what)
+            logger.warning("Risk index: %s failed: %s", what, error)
+
+    def _works(self, what: str) -> None:
+        if self._failing and what in self._failing:
+            self._failing.discard(what)
+            logger.warning("Risk index: %s works again", what)
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, user_ids: set, *, now: datetime | None = None) -> dict:
