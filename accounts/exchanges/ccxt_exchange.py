@@ -6,7 +6,6 @@ message and the ccxt exception not chained (its text can hold signed URLs).
 """
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
@@ -27,12 +26,13 @@ from accounts.exchanges.base import (
     Credentials,
     Exchange,
     FundingPayment,
+    Mark,
     OrderBook,
-    OrderResult,
     PositionInfo,
     Ticker,
     Trade,
 )
+from accounts.exchanges.ccxt_orders import CcxtOrders
 from accounts.exchanges.errors import (
     ExchangeAuthError,
     ExchangeError,
@@ -58,8 +58,6 @@ _CREDENTIAL_NAMES = {
     "wallet_address": "walletAddress",
     "private_key": "privateKey",
 }
-# Venues whose market orders need a reference price (ccxt derives the slippage limit).
-_MARKET_ORDERS_NEED_PRICE = frozenset({"hyperliquid"})
 _URL_ERROR_GROUPS = {"binanceusdm": "linear", "binancecoinm": "inverse", "binance": "spot"}
 # Binance's depth endpoint accepts only these limits.
 _BINANCE_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
@@ -131,17 +129,7 @@ def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
-def venue_client_order_id(exchange_id: str, client_order_id: str) -> str:
-    """A client order id every venue accepts: up to 32 alphanumerics as is, otherwise a
-    stable hash of it (Hyperliquid wants a 128-bit hex `cloid`)."""
-    if exchange_id == "hyperliquid":
-        return "0x" + hashlib.md5(client_order_id.encode(), usedforsecurity=False).hexdigest()
-    if re.fullmatch(r"[A-Za-z0-9]{1,32}", client_order_id):
-        return client_order_id
-    return "e" + hashlib.sha256(client_order_id.encode()).hexdigest()[:31]
-
-
-class CcxtExchange(Exchange):
+class CcxtExchange(CcxtOrders, Exchange):
     def __init__(
         self,
         exchange_id: str,
@@ -353,6 +341,7 @@ class CcxtExchange(Exchange):
             unrealized = _dec(raw.get("unrealizedPnl"))
             if unrealized is None:
                 unrealized = (mark - entry) * size * direction if mark is not None else Decimal(0)
+            market = self._client.markets.get(raw["symbol"]) or {}
             initial = _dec(raw.get("initialMargin"))
             leverage = _dec(raw.get("leverage"))
             if leverage is None and initial:
@@ -373,6 +362,9 @@ class CcxtExchange(Exchange):
                     initial_margin=initial,
                     hedged=bool(raw.get("hedged")),
                     timestamp=_dt(raw.get("timestamp")) if raw.get("timestamp") else None,
+                    # ccxt's position timestamp is the venue's last update (Binance's
+                    # `updateTime`), not the opening: `opened_at` stays unknown.
+                    quote=str(market.get("settle") or market.get("quote") or "USDT").upper(),
                 )
             )
         return result
@@ -401,6 +393,28 @@ class CcxtExchange(Exchange):
         raw = await self._call(self._client.fetch_ticker(unified))
         return self._ticker(raw, self._etrms(unified))
 
+    async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
+        """One call for every symbol where the venue allows it (mark prices, else
+        tickers); each mark is stamped with the moment the answer arrived."""
+        if not symbols:
+            return {}
+        symbol_map = await self.load_markets()
+        unified = {symbol_map.unified(symbol): symbol for symbol in symbols}
+        if self._client.has.get("fetchMarkPrices"):
+            raw, key = await self._call(self._client.fetch_mark_prices(list(unified))), "markPrice"
+        elif self._client.has.get("fetchTickers"):
+            raw, key = await self._call(self._client.fetch_tickers(list(unified))), "last"
+        else:
+            return await super().fetch_marks(symbols)
+        received_at = datetime.now(UTC)
+        marks = {}
+        for name, symbol in unified.items():
+            ticker = raw.get(name) or {}
+            price = _dec(ticker.get(key)) or _dec(ticker.get("last"))
+            if price is not None:
+                marks[symbol] = Mark(symbol=symbol, price=price, received_at=received_at)
+        return marks
+
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:
         unified = await self._unified(symbol)
         venue_limit = limit
@@ -414,12 +428,20 @@ class CcxtExchange(Exchange):
             timestamp=_dt(raw.get("timestamp")),
         )
 
-    def _trade(self, raw: dict, symbol: str) -> Trade:
+    def _trade(self, raw: dict, symbol: str, rates: dict[str, Decimal | None] | None = None) -> Trade:
+        """`rates`: USD price of each non-USD fee currency (None: no price known; such a
+        fee is left out of `fee` and named in `fee_unconverted`)."""
         info = raw.get("info") if isinstance(raw.get("info"), dict) else {}
         fee = Decimal(0)
-        for item in raw.get("fees") or ([raw["fee"]] if raw.get("fee") else []):
-            if item and str(item.get("currency") or "USDT").upper() in USD_QUOTES:
-                fee += _dec(item.get("cost")) or Decimal(0)
+        unconverted = []
+        for item in _fees(raw):
+            currency, cost = _fee_currency(item), _dec(item.get("cost")) or Decimal(0)
+            rate = Decimal(1) if currency in USD_QUOTES else (rates or {}).get(currency)
+            if rate is None:
+                if cost:
+                    unconverted.append(f"{cost} {currency}")
+                continue
+            fee += cost * rate
         position_side = str(info.get("positionSide") or "").lower()
         return Trade(
             symbol=symbol,
@@ -432,6 +454,7 @@ class CcxtExchange(Exchange):
             fee=fee,
             realized_pnl=_dec(info.get("realizedPnl")),
             position_side=position_side if position_side in (LONG, SHORT) else None,
+            fee_unconverted=", ".join(unconverted),
         )
 
     async def fetch_trades(self, symbol: str, limit: int = 50) -> list[Trade]:
@@ -444,7 +467,12 @@ class CcxtExchange(Exchange):
         if not self._client.has.get("fetchMyTrades"):
             return []
         raw = await self._call(self._client.fetch_my_trades(unified, _ms(since), limit))
-        trades = [self._trade(item, self._etrms(unified)) for item in raw]
+        # Fees paid in another currency (BNB) are converted at the venue's <ASSET>USDT
+        # price now (SPEC §3: never summed 1:1).
+        symbol_map = await self.load_markets()
+        currencies = {_fee_currency(item) for trade in raw for item in _fees(trade)} - set(USD_QUOTES)
+        rates = {currency: await self._usd_rate(currency, symbol_map) for currency in sorted(currencies)}
+        trades = [self._trade(item, self._etrms(unified), rates) for item in raw]
         return sorted(trades, key=lambda trade: (trade.timestamp, trade.id))
 
     async def fetch_funding_payments(self, symbol: str, since: datetime | None = None) -> list[FundingPayment]:
@@ -461,49 +489,6 @@ class CcxtExchange(Exchange):
             )
             for item in raw
         ]
-
-    # --- orders ----------------------------------------------------------------------
-    def _order(self, raw: dict, symbol: str, client_order_id: str) -> OrderResult:
-        return OrderResult(
-            id=str(raw.get("id")),
-            client_order_id=raw.get("clientOrderId") or client_order_id,
-            symbol=symbol,
-            side=raw.get("side"),
-            amount=_dec(raw.get("amount")) or Decimal(0),
-            filled=_dec(raw.get("filled")) or Decimal(0),
-            average_price=_dec(raw.get("average")) or _dec(raw.get("price")),
-            status=raw.get("status") or "open",
-            reduce_only=bool(raw.get("reduceOnly", True)),
-        )
-
-    async def create_reduce_only_market_order(
-        self, symbol: str, side: str, amount: Decimal, *, client_order_id: str, hedged: bool = False
-    ) -> OrderResult:
-        unified = await self._unified(symbol)
-        venue_id = venue_client_order_id(self.exchange_id, client_order_id)
-        params = {"reduceOnly": True, "clientOrderId": venue_id}
-        if hedged:
-            params["hedged"] = True
-        price = None
-        if self.exchange_id in _MARKET_ORDERS_NEED_PRICE:
-            price = float((await self.fetch_ticker(symbol)).last)
-        try:
-            raw = await self._call(self._client.create_order(unified, "market", side, float(amount), price, params))
-        except ExchangeError as error:
-            text = str(error.detail).lower()
-            if "duplicate" not in text and "-4116" not in text:
-                raise
-            # A retry of an order the venue already took: answer with that order.
-            raw = await self._call(self._client.fetch_order(None, unified, {"clientOrderId": venue_id}))
-        return self._order(raw, self._etrms(unified), venue_id)
-
-    async def cancel_all_orders(self, symbol: str) -> int | None:
-        unified = await self._unified(symbol)
-        count = None
-        if self._client.has.get("fetchOpenOrders"):
-            count = len(await self._call(self._client.fetch_open_orders(unified)))
-        await self._call(self._client.cancel_all_orders(unified))
-        return count
 
     # --- streams ---------------------------------------------------------------------
     async def _poll_wait(self, key: str) -> None:
@@ -526,6 +511,14 @@ class CcxtExchange(Exchange):
             return [self._trade(item, self._etrms(unified)) for item in raw]
         await self._poll_wait(f"trades:{unified}")
         return await self.fetch_trades(symbol)
+
+
+def _fees(raw: dict) -> list[dict]:
+    return [item for item in (raw.get("fees") or ([raw["fee"]] if raw.get("fee") else [])) if item]
+
+
+def _fee_currency(item: dict) -> str:
+    return str(item.get("currency") or "USDT").upper()
 
 
 def _assets(raw: dict) -> dict:

@@ -151,6 +151,26 @@ def paper_wallet_ensure(
     return wallet
 
 
+@transaction.atomic
+def paper_transfer(*, account: ExchangeAccount, amount: Decimal) -> PaperWallet:
+    """A deposit (amount > 0) into or a withdrawal (amount < 0) from the account's paper
+    wallet, as a venue's transfer: the wallet moves, no fill is recorded. A withdrawal
+    larger than the free margin is refused."""
+    amount = Decimal(amount)
+    if not amount:
+        raise OrderRejected("A transfer needs a non-zero amount.", exchange="paper")
+    wallet = _wallet_locked(account.pk)
+    if amount < 0:
+        balance, _ = paper_account_state(account_id=account.pk)
+        if -amount > balance.available:
+            raise OrderRejected(
+                f"Withdrawal of {-amount:.2f} exceeds the {balance.available:.2f} available.", exchange="paper"
+            )
+    wallet.balance += amount
+    wallet.save(update_fields=["balance", "updated_at"])
+    return wallet
+
+
 def _wallet_locked(account_id: int) -> PaperWallet:
     wallet = PaperWallet.objects.select_for_update().filter(account_id=account_id).first()
     if wallet is None:
@@ -230,6 +250,8 @@ def _state(
                 initial_margin=row["initial"],
                 hedged=wallet.hedge_mode,
                 timestamp=datetime.fromtimestamp(now, tz=UTC),
+                opened_at=position.opened_at,
+                quote=quotes[position.symbol].spec.quote if position.symbol in quotes else "USDT",
             )
         )
     return balance, result
