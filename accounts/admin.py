@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from rest_framework.exceptions import APIException
 
 from accounts.exchanges import Credentials
 from accounts.models import (
@@ -19,6 +20,7 @@ from accounts.models import (
     Position,
     User,
 )
+from accounts.services.balances import balance_peak_reset
 from accounts.services.credentials import exchange_account_credentials_set
 from accounts.services.exchange_accounts import exchange_account_create, exchange_validate
 
@@ -170,16 +172,41 @@ class BalanceAdmin(ReadOnlyAdmin):
         "margin_used",
         "margin_ratio",
         "peak_equity",
+        "net_transfers",
+        "peak_reset_at",
+        "peak_reset_by",
         "updated_at",
     ]
     list_filter = ["account__exchange"]
     search_fields = ["account__user__username", "account__label"]
-    list_select_related = ["account"]
+    list_select_related = ["account", "peak_reset_by"]
+    actions = ["reset_drawdown_peak"]
+
+    @admin.action(description="Reset drawdown peak (peak equity from the equity now)")
+    def reset_drawdown_peak(self, request, queryset):
+        done = 0
+        for balance in queryset.select_related("account"):
+            try:
+                balance_peak_reset(actor=request.user, account=balance.account)
+                done += 1
+            except APIException as error:
+                self.message_user(request, f"{balance.account}: {error.detail}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} drawdown peak(s) reset.", messages.SUCCESS)
 
 
 @admin.register(AccountDay)
 class AccountDayAdmin(ReadOnlyAdmin):
-    list_display = ["account", "date", "start_equity", "last_equity", "start_unrealized", "last_unrealized"]
+    list_display = [
+        "account",
+        "date",
+        "realized_pnl",
+        "transfers",
+        "start_equity",
+        "last_equity",
+        "start_unrealized",
+        "last_unrealized",
+    ]
     list_filter = ["account__exchange", "date"]
     search_fields = ["account__user__username"]
     list_select_related = ["account"]

@@ -15,7 +15,11 @@ def _exchange(value: str) -> str:
 
 
 class SyncPortfolioArgs(serializers.Serializer):
-    exchange = serializers.CharField(max_length=32, help_text="The exchange whose account to sync, e.g. 'paper'.")
+    exchange = serializers.CharField(
+        max_length=32,
+        required=False,
+        help_text="The exchange whose account to sync, e.g. 'paper'; default: every enabled account of the user.",
+    )
     user_id = serializers.UUIDField(required=False, help_text="Whose account (risk officers); default: the caller.")
 
     def validate_exchange(self, value):
@@ -36,12 +40,12 @@ class SyncAllPortfoliosArgs(serializers.Serializer):
 
 @job_handler(
     name="sync_portfolio",
-    description="Sync the balance and positions of one account from its exchange.",
+    description="Sync the balance and positions of a user's account on one exchange, or of all their accounts.",
     args=SyncPortfolioArgs,
     default_priority="high",
 )
-def sync_portfolio(job, *, exchange, user_id=None) -> dict:
-    return portfolio_sync(exchange=exchange, user_id=user_id or job.user_id)
+def sync_portfolio(job, *, exchange=None, user_id=None) -> dict:
+    return portfolio_sync(user_id=user_id or job.user_id, exchange=exchange)
 
 
 @job_handler(

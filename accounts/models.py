@@ -75,7 +75,10 @@ class Balance(models.Model):
 
     balance: wallet balance (unrealized PnL excluded); equity: balance + unrealized;
     margin_ratio: maintenance margin / equity (None when unknown); peak_equity: the
-    highest equity seen since the account was first synced.
+    highest equity seen since the account was first synced (or an officer's reset),
+    moved by transfers: a deposit raises it and a withdrawal lowers it by the amount, so
+    a transfer is never drawdown. net_transfers: net deposits since the first sync
+    (deposit positive), as sync detects them (`accounts.services.sync.ledger`).
     """
 
     account = models.OneToOneField(ExchangeAccount, on_delete=models.CASCADE, related_name="balance")
@@ -89,6 +92,12 @@ class Balance(models.Model):
     margin_ratio = optional_money()
     peak_equity = money()
     peak_equity_at = models.DateTimeField(null=True, blank=True)
+    net_transfers = money()
+    # The last officer's reset of the peak (audit: who and when; the log has the values).
+    peak_reset_at = models.DateTimeField(null=True, blank=True)
+    peak_reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -100,8 +109,10 @@ class AccountDay(models.Model):
 
     `start_*` are the values at 00:00 UTC (the last values seen before midnight, or the
     first sync of the day when there were none); `last_*` the latest. realized_pnl is the
-    wallet's change over the day (closed PnL, fees and funding; transfers would show as
-    PnL), so daily_pnl = realized + unrealized now - unrealized at 00:00.
+    sum of the day's fills (the venue's realized PnL minus fees) plus funding, counted by
+    sync with the fills; transfers is the day's net deposits (deposit positive), the
+    wallet change fills, fees and funding do not explain. Transfers never move
+    daily_pnl = realized + unrealized now - unrealized at 00:00.
     """
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="days")
@@ -112,6 +123,8 @@ class AccountDay(models.Model):
     last_balance = money()
     last_equity = money()
     last_unrealized = money()
+    realized_pnl = money()
+    transfers = money()
     updated_at = models.DateTimeField()
 
     class Meta:
@@ -120,10 +133,6 @@ class AccountDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} on {self.date}"
-
-    @property
-    def realized_pnl(self) -> Decimal:
-        return self.last_balance - self.start_balance
 
     @property
     def daily_pnl(self) -> Decimal:
@@ -136,7 +145,9 @@ class Position(models.Model):
     size > 0 in base units; notional = |size x mark|; unrealized_pnl on the mark;
     realized_pnl since opening, net of fees and funding; peak_pnl = max(realized +
     unrealized) since opening; best_price = best mark since opening (max for longs,
-    min for shorts). A flip to the other side closes this row and opens a new one.
+    min for shorts); peak_entry_notional = max |size x entry| since opening (the
+    `max_drawdown` denominator: reducing the size never lowers it). A flip to the other
+    side, or a close and reopen between two syncs, closes this row and opens a new one.
     """
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="positions")
@@ -156,6 +167,7 @@ class Position(models.Model):
     maintenance_margin = optional_money()
     peak_pnl = money()
     best_price = money()
+    peak_entry_notional = money()
     exit_price = optional_money()
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -1,8 +1,9 @@
 """Reads of the accounts app: snapshots for the API, the risk engine and the feed.
 
 Scoping: `user_id=None` means every user (a risk officer's view); otherwise one user's.
-Money is Decimal in the selectors; the ETRMS payload builders (`*_payload`) turn it
-into JSON numbers as ETRMS's WebSocket formats show.
+Money is Decimal in the selectors and in every sum the ETRMS payload builders
+(`*_payload`, `account_entry`) make; each number becomes a JSON number once, at the end
+(`json_numbers`), so a total reads 74946.49, never 74946.48999999999.
 """
 
 from collections import defaultdict
@@ -87,8 +88,9 @@ def account_day_list(*, user_id=None, day: date_type | None = None) -> QuerySet[
 
 
 def daily_pnl_get(*, user_id, day: date_type | None = None) -> Decimal:
-    """The user's PnL since 00:00 UTC over all accounts: realized (wallet change: fees
-    and funding included) + unrealized now - unrealized at 00:00. A loss is negative."""
+    """The user's PnL since 00:00 UTC over all accounts: realized from fills (fees and
+    funding included; transfers excluded) + unrealized now - unrealized at 00:00. A
+    loss is negative."""
     return sum((row.daily_pnl for row in account_day_list(user_id=user_id, day=day)), ZERO)
 
 
@@ -116,8 +118,19 @@ def monitored_markets() -> dict[str, list[str]]:
 
 
 # --- ETRMS payloads ---------------------------------------------------------------------
-def _num(value) -> float | None:
-    return None if value is None else float(value)
+def json_numbers(value):
+    """`value` with every Decimal turned into a JSON number (float), once."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(item) for item in value]
+    return value
+
+
+def _num(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def _iso(moment) -> str | None:
@@ -149,8 +162,8 @@ def position_item(position: Position, *, include_user: bool) -> dict:
 
 def _group(items: list[dict]) -> dict:
     return {
-        "total_position_value": sum(item["notional"] for item in items),
-        "total_unrealized_pnl": sum(item["unrealized_pnl"] for item in items),
+        "total_position_value": sum((item["notional"] for item in items), ZERO),
+        "total_unrealized_pnl": sum((item["unrealized_pnl"] for item in items), ZERO),
         "positions": items,
     }
 
@@ -171,15 +184,17 @@ def positions_payload(
     symbols = {}
     for symbol, items in sorted(by_symbol.items()):
         group = _group(items)
-        group["net_size"] = sum(item["size"] if item["side"] == "long" else -item["size"] for item in items)
+        group["net_size"] = sum((item["size"] if item["side"] == "long" else -item["size"] for item in items), ZERO)
         symbols[symbol] = group
     all_items = [item for items in by_exchange.values() for item in items]
-    return {
-        "total_position_value": sum(item["notional"] for item in all_items),
-        "total_unrealized_pnl": sum(item["unrealized_pnl"] for item in all_items),
-        "exchanges": {exchange: _group(items) for exchange, items in sorted(by_exchange.items())},
-        "positions_by_symbol": symbols,
-    }
+    return json_numbers(
+        {
+            "total_position_value": sum((item["notional"] for item in all_items), ZERO),
+            "total_unrealized_pnl": sum((item["unrealized_pnl"] for item in all_items), ZERO),
+            "exchanges": {exchange: _group(items) for exchange, items in sorted(by_exchange.items())},
+            "positions_by_symbol": symbols,
+        }
+    )
 
 
 def positions_view(*, user_id=None) -> tuple[list[Position], list[str]]:
@@ -190,26 +205,22 @@ def positions_view(*, user_id=None) -> tuple[list[Position], list[str]]:
     return positions, exchanges
 
 
+_SUMMED = ("balance", "equity", "available", "margin_used", "unrealized_pnl", "peak_equity", "net_transfers")
+
+
 def _account_numbers(account: ExchangeAccount) -> dict:
     balance = getattr(account, "balance", None)
     if balance is None:
-        return {
-            "balance": 0.0,
-            "equity": 0.0,
-            "available": 0.0,
-            "margin_used": 0.0,
-            "unrealized_pnl": 0.0,
-            "margin_ratio": None,
-            "peak_equity": 0.0,
-        }
+        return {**{name: ZERO for name in _SUMMED}, "margin_ratio": None}
     return {
-        "balance": float(balance.balance),
-        "equity": float(balance.equity),
-        "available": float(balance.available),
-        "margin_used": float(balance.margin_used),
-        "unrealized_pnl": float(balance.unrealized_pnl),
+        "balance": balance.balance,
+        "equity": balance.equity,
+        "available": balance.available,
+        "margin_used": balance.margin_used,
+        "unrealized_pnl": balance.unrealized_pnl,
         "margin_ratio": _num(balance.margin_ratio),
-        "peak_equity": float(balance.peak_equity),
+        "peak_equity": balance.peak_equity,
+        "net_transfers": balance.net_transfers,
     }
 
 
@@ -225,16 +236,17 @@ def _account_status(account: ExchangeAccount) -> dict:
     }
 
 
-_SUMMED = ("balance", "equity", "available", "margin_used", "unrealized_pnl", "peak_equity")
-
-
 def account_entry(accounts: list[ExchangeAccount], *, include_user: bool) -> dict:
     """One exchange's entry: its account's numbers and status (a trader), or the sum
     over every user's account on it with a `by_user` breakdown (an officer)."""
+    return json_numbers(_account_entry(accounts, include_user=include_user))
+
+
+def _account_entry(accounts: list[ExchangeAccount], *, include_user: bool) -> dict:
     if not include_user:
         account = accounts[0]
         return {**_account_numbers(account), **_account_status(account)}
-    entry = {name: 0.0 for name in _SUMMED}
+    entry = {name: ZERO for name in _SUMMED}
     ratios = []
     by_user = {}
     for account in accounts:
@@ -255,12 +267,14 @@ def accounts_payload(*, accounts: list[ExchangeAccount], include_user: bool) -> 
     grouped: dict[str, list[ExchangeAccount]] = defaultdict(list)
     for account in accounts:
         grouped[account.exchange].append(account)
-    entries = {exchange: account_entry(items, include_user=include_user) for exchange, items in sorted(grouped.items())}
+    entries = {
+        exchange: _account_entry(items, include_user=include_user) for exchange, items in sorted(grouped.items())
+    }
     totals = {
-        f"total_{name}": sum(entry[name] for entry in entries.values())
+        f"total_{name}": sum((entry[name] for entry in entries.values()), ZERO)
         for name in ("balance", "equity", "available", "margin_used", "unrealized_pnl")
     }
-    return {"accounts": entries, **totals}
+    return json_numbers({"accounts": entries, **totals})
 
 
 def monitoring_status_payload() -> dict:

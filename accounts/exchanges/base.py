@@ -16,13 +16,22 @@ prices and PnL are in the market's quote currency, and USD stablecoins count 1:1
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from accounts.exchanges.symbols import SymbolMap
 
 LONG, SHORT = "long", "short"
 BUY, SELL = "buy", "sell"
+
+# What an order really did (`OrderResult.status`), as the venue reports it.
+FILLED = "filled"  # filled == amount
+PARTIALLY_FILLED = "partially_filled"  # 0 < filled < amount, the rest still working
+NOT_FILLED = "new"  # acknowledged, nothing filled yet
+EXPIRED = "expired"  # the venue ended it; `filled` says how much filled before
+CANCELED = "canceled"
+REJECTED = "rejected"
+ORDER_STATUSES = (FILLED, PARTIALLY_FILLED, NOT_FILLED, EXPIRED, CANCELED, REJECTED)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,10 @@ class PositionInfo:
     initial_margin: Decimal | None = None
     hedged: bool = False  # the account runs in hedge mode (both sides may be open)
     timestamp: datetime | None = None
+    # When the venue opened the position, where it really says so (paper does; Binance's
+    # `updateTime` is the last change, not the opening, so ccxt venues leave it None).
+    opened_at: datetime | None = None
+    quote: str = "USDT"  # the market's quote currency (SPEC §3: only USD ones sum 1:1)
 
 
 @dataclass(frozen=True)
@@ -133,9 +146,10 @@ class Trade:
     side: str  # buy | sell (the taker's side for public trades)
     timestamp: datetime
     order_id: str | None = None
-    fee: Decimal = Decimal(0)  # in USD; positive is a cost
+    fee: Decimal = Decimal(0)  # in USD (other currencies converted); positive is a cost
     realized_pnl: Decimal | None = None  # the venue's figure, fees excluded, if it gives one
     position_side: str | None = None  # long | short in hedge mode
+    fee_unconverted: str = ""  # a fee in a currency with no USD price ("0.1 XYZ"), left out of `fee`
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,18 @@ class FundingPayment:
 
 
 @dataclass(frozen=True)
+class Mark:
+    symbol: str
+    price: Decimal
+    received_at: datetime  # when the venue's answer arrived (not when the request left)
+
+
+@dataclass(frozen=True)
 class OrderResult:
+    """What an order really did. `status` is one of ORDER_STATUSES: `filled` (all of
+    `amount`), `partially_filled`, `new` (acknowledged, 0 filled), `expired`,
+    `canceled`, `rejected`; `filled` is the quantity the venue says filled."""
+
     id: str
     client_order_id: str
     symbol: str
@@ -155,8 +180,33 @@ class OrderResult:
     amount: Decimal
     filled: Decimal
     average_price: Decimal | None
-    status: str  # open | closed | canceled | rejected
+    status: str
     reduce_only: bool = True
+
+    @property
+    def fully_filled(self) -> bool:
+        """Success for a close or reduce: the venue filled the whole amount."""
+        return self.status == FILLED and self.amount > 0 and self.filled >= self.amount
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.amount - self.filled)
+
+
+def order_status(*, status: str | None, amount: Decimal, filled: Decimal) -> str:
+    """One of ORDER_STATUSES from a ccxt-style status (open, closed, canceled, expired,
+    rejected) and the quantities: an open order is `new` or `partially_filled`; a
+    closed one `filled`, or `expired` when the venue closed it short of its amount."""
+    status = (status or "open").lower()
+    if status in (REJECTED, EXPIRED):
+        return status
+    if status in ("canceled", "cancelled"):
+        return CANCELED
+    if amount > 0 and filled >= amount:
+        return FILLED
+    if status in ("open", "new"):
+        return PARTIALLY_FILLED if filled > 0 else NOT_FILLED
+    return EXPIRED
 
 
 class Exchange(abc.ABC):
@@ -196,6 +246,16 @@ class Exchange(abc.ABC):
 
     @abc.abstractmethod
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
+        """Mark prices of `symbols`, each stamped with when its answer arrived. Venues
+        that can answer for every symbol in one call override this; the default asks
+        one ticker per symbol (its last price)."""
+        marks = {}
+        for symbol in symbols:
+            ticker = await self.fetch_ticker(symbol)
+            marks[symbol] = Mark(symbol=symbol, price=ticker.last, received_at=datetime.now(UTC))
+        return marks
 
     @abc.abstractmethod
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook: ...

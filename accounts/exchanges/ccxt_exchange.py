@@ -6,18 +6,14 @@ message and the ccxt exception not chained (its text can hold signed URLs).
 """
 
 import asyncio
-import hashlib
 import logging
 import re
-import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from urllib.parse import urlsplit, urlunsplit
+from decimal import Decimal
+from urllib.parse import urlsplit
 
 import ccxt
-import ccxt.async_support as ccxt_async
-import ccxt.pro as ccxt_pro
 
 from accounts.exchanges import config
 from accounts.exchanges.base import (
@@ -26,12 +22,21 @@ from accounts.exchanges.base import (
     BalanceInfo,
     Credentials,
     Exchange,
-    FundingPayment,
+    Mark,
     OrderBook,
-    OrderResult,
     PositionInfo,
     Ticker,
     Trade,
+)
+from accounts.exchanges.ccxt_fills import CcxtFills
+from accounts.exchanges.ccxt_orders import CcxtOrders
+from accounts.exchanges.ccxt_support import (
+    assets,
+    client_class,
+    dec,
+    dt,
+    markets_cache,
+    rewrite_urls,
 )
 from accounts.exchanges.errors import (
     ExchangeAuthError,
@@ -40,7 +45,6 @@ from accounts.exchanges.errors import (
     ExchangeRateLimited,
     ExchangeUnavailable,
     OrderRejected,
-    UnknownExchange,
     UnknownSymbol,
 )
 from accounts.exchanges.symbols import DERIVATIVES_VENUES, USD_QUOTES, SymbolMap
@@ -58,90 +62,13 @@ _CREDENTIAL_NAMES = {
     "wallet_address": "walletAddress",
     "private_key": "privateKey",
 }
-# Venues whose market orders need a reference price (ccxt derives the slippage limit).
-_MARKET_ORDERS_NEED_PRICE = frozenset({"hyperliquid"})
 _URL_ERROR_GROUPS = {"binanceusdm": "linear", "binancecoinm": "inverse", "binance": "spot"}
 # Binance's depth endpoint accepts only these limits.
 _BINANCE_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
 _SIGNATURE = re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE)
 
 
-class _MarketsCache:
-    """Loaded markets per process and venue (and host), so a new client costs no call."""
-
-    def __init__(self):
-        self._entries: dict[tuple, tuple[float, dict, dict | None, SymbolMap]] = {}
-
-    def get(self, key: tuple):
-        entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > config.markets_ttl_seconds():
-            return None
-        return entry
-
-    def put(self, key: tuple, markets: dict, currencies: dict | None, symbol_map: SymbolMap) -> None:
-        self._entries[key] = (time.monotonic(), markets, currencies, symbol_map)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-markets_cache = _MarketsCache()
-
-
-def client_class(exchange_id: str):
-    """ccxt.pro's class where the venue streams, else ccxt's async REST class."""
-    cls = getattr(ccxt_pro, exchange_id, None) if exchange_id in ccxt_pro.exchanges else None
-    if cls is None and exchange_id in ccxt.exchanges:
-        cls = getattr(ccxt_async, exchange_id, None)
-    if cls is None:
-        raise UnknownExchange(f"Unknown exchange {exchange_id!r}.")
-    return cls
-
-
-def _rewrite(value, base):
-    """Point every URL of a ccxt `urls['api']` tree at `base` (keeping the paths)."""
-    if isinstance(value, dict):
-        return {key: _rewrite(item, base) for key, item in value.items()}
-    if isinstance(value, str) and "://" in value:
-        parts = urlsplit(value)
-        scheme = base.scheme
-        if parts.scheme in ("ws", "wss"):
-            scheme = "wss" if base.scheme == "https" else "ws"
-        return urlunsplit((scheme, base.netloc, parts.path, parts.query, parts.fragment))
-    return value
-
-
-def _dec(value) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return result if result.is_finite() else None
-
-
-def _dt(ms) -> datetime:
-    if ms is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
-
-
-def venue_client_order_id(exchange_id: str, client_order_id: str) -> str:
-    """A client order id every venue accepts: up to 32 alphanumerics as is, otherwise a
-    stable hash of it (Hyperliquid wants a 128-bit hex `cloid`)."""
-    if exchange_id == "hyperliquid":
-        return "0x" + hashlib.md5(client_order_id.encode(), usedforsecurity=False).hexdigest()
-    if re.fullmatch(r"[A-Za-z0-9]{1,32}", client_order_id):
-        return client_order_id
-    return "e" + hashlib.sha256(client_order_id.encode()).hexdigest()[:31]
-
-
-class CcxtExchange(Exchange):
+class CcxtExchange(CcxtOrders, CcxtFills, Exchange):
     def __init__(
         self,
         exchange_id: str,
@@ -182,7 +109,7 @@ class CcxtExchange(Exchange):
                 raise ExchangeNotSupported(f"{exchange_id} has no testnet.") from None
         if api_url:
             base = urlsplit(api_url)
-            self._client.urls["api"] = _rewrite(self._client.urls["api"], base)
+            self._client.urls["api"] = rewrite_urls(self._client.urls["api"], base)
             # ccxt chooses Binance's per-market error codes by the URL's host; on another
             # host, keep them by making them the venue's general ones.
             group = _URL_ERROR_GROUPS.get(exchange_id)
@@ -279,17 +206,17 @@ class CcxtExchange(Exchange):
         if "totalWalletBalance" in info and "totalMarginBalance" in info:
             # Binance USD-M: the account's own USD totals across its margin assets.
             return BalanceInfo(
-                balance=_dec(info["totalWalletBalance"]) or Decimal(0),
-                equity=_dec(info["totalMarginBalance"]) or Decimal(0),
-                available=_dec(info.get("availableBalance")) or Decimal(0),
-                margin_used=_dec(info.get("totalInitialMargin")) or Decimal(0),
-                unrealized_pnl=_dec(info.get("totalUnrealizedProfit")) or Decimal(0),
-                maintenance_margin=_dec(info.get("totalMaintMargin")),
-                assets=_assets(raw),
+                balance=dec(info["totalWalletBalance"]) or Decimal(0),
+                equity=dec(info["totalMarginBalance"]) or Decimal(0),
+                available=dec(info.get("availableBalance")) or Decimal(0),
+                margin_used=dec(info.get("totalInitialMargin")) or Decimal(0),
+                unrealized_pnl=dec(info.get("totalUnrealizedProfit")) or Decimal(0),
+                maintenance_margin=dec(info.get("totalMaintMargin")),
+                assets=assets(raw),
             )
         equity = available = used = Decimal(0)
         for asset, total in (raw.get("total") or {}).items():
-            total = _dec(total) or Decimal(0)
+            total = dec(total) or Decimal(0)
             if not total:
                 continue
             rate = await self._usd_rate(asset, symbol_map)
@@ -297,8 +224,8 @@ class CcxtExchange(Exchange):
                 logger.info("%s: no USD price for %s; left out of the balance", self.exchange_id, asset)
                 continue
             equity += total * rate
-            available += (_dec((raw.get("free") or {}).get(asset)) or Decimal(0)) * rate
-            used += (_dec((raw.get("used") or {}).get(asset)) or Decimal(0)) * rate
+            available += (dec((raw.get("free") or {}).get(asset)) or Decimal(0)) * rate
+            used += (dec((raw.get("used") or {}).get(asset)) or Decimal(0)) * rate
         if self.exchange_id in DERIVATIVES_VENUES:
             if positions is None:
                 positions = await self.fetch_positions()
@@ -311,7 +238,7 @@ class CcxtExchange(Exchange):
                 margin_used=used,
                 unrealized_pnl=unrealized,
                 maintenance_margin=maintenance,
-                assets=_assets(raw),
+                assets=assets(raw),
             )
         return BalanceInfo(
             balance=equity,
@@ -320,7 +247,7 @@ class CcxtExchange(Exchange):
             margin_used=used,
             unrealized_pnl=Decimal(0),
             maintenance_margin=None,
-            assets=_assets(raw),
+            assets=assets(raw),
         )
 
     async def _usd_rate(self, asset: str, symbol_map: SymbolMap) -> Decimal | None:
@@ -339,22 +266,23 @@ class CcxtExchange(Exchange):
         raw_positions = await self._call(self._client.fetch_positions(unified))
         result = []
         for raw in raw_positions:
-            contracts = _dec(raw.get("contracts"))
+            contracts = dec(raw.get("contracts"))
             if not contracts or not symbol_map.lists_unified(raw.get("symbol")):
                 continue
-            size = abs(contracts) * (_dec(raw.get("contractSize")) or Decimal(1))
+            size = abs(contracts) * (dec(raw.get("contractSize")) or Decimal(1))
             side = raw.get("side")
             if side not in (LONG, SHORT):
                 side = LONG if contracts > 0 else SHORT
-            entry = _dec(raw.get("entryPrice")) or Decimal(0)
-            mark = _dec(raw.get("markPrice"))
-            notional = abs(_dec(raw.get("notional")) or (size * (mark or entry)))
+            entry = dec(raw.get("entryPrice")) or Decimal(0)
+            mark = dec(raw.get("markPrice"))
+            notional = abs(dec(raw.get("notional")) or (size * (mark or entry)))
             direction = 1 if side == LONG else -1
-            unrealized = _dec(raw.get("unrealizedPnl"))
+            unrealized = dec(raw.get("unrealizedPnl"))
             if unrealized is None:
                 unrealized = (mark - entry) * size * direction if mark is not None else Decimal(0)
-            initial = _dec(raw.get("initialMargin"))
-            leverage = _dec(raw.get("leverage"))
+            market = self._client.markets.get(raw["symbol"]) or {}
+            initial = dec(raw.get("initialMargin"))
+            leverage = dec(raw.get("leverage"))
             if leverage is None and initial:
                 leverage = (notional / initial).quantize(Decimal("0.01"))
             result.append(
@@ -367,39 +295,64 @@ class CcxtExchange(Exchange):
                     notional=notional,
                     unrealized_pnl=unrealized,
                     leverage=leverage,
-                    liquidation_price=_dec(raw.get("liquidationPrice")),
-                    margin_ratio=_dec(raw.get("marginRatio")),
-                    maintenance_margin=_dec(raw.get("maintenanceMargin")),
+                    liquidation_price=dec(raw.get("liquidationPrice")),
+                    margin_ratio=dec(raw.get("marginRatio")),
+                    maintenance_margin=dec(raw.get("maintenanceMargin")),
                     initial_margin=initial,
                     hedged=bool(raw.get("hedged")),
-                    timestamp=_dt(raw.get("timestamp")) if raw.get("timestamp") else None,
+                    timestamp=dt(raw.get("timestamp")) if raw.get("timestamp") else None,
+                    # ccxt's position timestamp is the venue's last update (Binance's
+                    # `updateTime`), not the opening: `opened_at` stays unknown.
+                    quote=str(market.get("settle") or market.get("quote") or "USDT").upper(),
                 )
             )
         return result
 
     # --- market data -----------------------------------------------------------------
     def _ticker(self, raw: dict, symbol: str) -> Ticker:
-        last = _dec(raw.get("last")) or _dec(raw.get("close"))
+        last = dec(raw.get("last")) or dec(raw.get("close"))
         if last is None:
             raise ExchangeError(f"No price for {symbol}.", exchange=self.exchange_id)
         return Ticker(
             symbol=symbol,
             last=last,
-            bid=_dec(raw.get("bid")),
-            ask=_dec(raw.get("ask")),
-            high=_dec(raw.get("high")),
-            low=_dec(raw.get("low")),
-            open=_dec(raw.get("open")),
-            volume=_dec(raw.get("baseVolume")),
-            quote_volume=_dec(raw.get("quoteVolume")),
-            change_pct=_dec(raw.get("percentage")),
-            timestamp=_dt(raw.get("timestamp")),
+            bid=dec(raw.get("bid")),
+            ask=dec(raw.get("ask")),
+            high=dec(raw.get("high")),
+            low=dec(raw.get("low")),
+            open=dec(raw.get("open")),
+            volume=dec(raw.get("baseVolume")),
+            quote_volume=dec(raw.get("quoteVolume")),
+            change_pct=dec(raw.get("percentage")),
+            timestamp=dt(raw.get("timestamp")),
         )
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         unified = await self._unified(symbol)
         raw = await self._call(self._client.fetch_ticker(unified))
         return self._ticker(raw, self._etrms(unified))
+
+    async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
+        """One call for every symbol where the venue allows it (mark prices, else
+        tickers); each mark is stamped with the moment the answer arrived."""
+        if not symbols:
+            return {}
+        symbol_map = await self.load_markets()
+        unified = {symbol_map.unified(symbol): symbol for symbol in symbols}
+        if self._client.has.get("fetchMarkPrices"):
+            raw, key = await self._call(self._client.fetch_mark_prices(list(unified))), "markPrice"
+        elif self._client.has.get("fetchTickers"):
+            raw, key = await self._call(self._client.fetch_tickers(list(unified))), "last"
+        else:
+            return await super().fetch_marks(symbols)
+        received_at = datetime.now(UTC)
+        marks = {}
+        for name, symbol in unified.items():
+            ticker = raw.get(name) or {}
+            price = dec(ticker.get(key)) or dec(ticker.get("last"))
+            if price is not None:
+                marks[symbol] = Mark(symbol=symbol, price=price, received_at=received_at)
+        return marks
 
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:
         unified = await self._unified(symbol)
@@ -409,101 +362,10 @@ class CcxtExchange(Exchange):
         raw = await self._call(self._client.fetch_order_book(unified, venue_limit))
         return OrderBook(
             symbol=self._etrms(unified),
-            bids=[(_dec(level[0]), _dec(level[1])) for level in raw.get("bids", [])[:limit]],
-            asks=[(_dec(level[0]), _dec(level[1])) for level in raw.get("asks", [])[:limit]],
-            timestamp=_dt(raw.get("timestamp")),
+            bids=[(dec(level[0]), dec(level[1])) for level in raw.get("bids", [])[:limit]],
+            asks=[(dec(level[0]), dec(level[1])) for level in raw.get("asks", [])[:limit]],
+            timestamp=dt(raw.get("timestamp")),
         )
-
-    def _trade(self, raw: dict, symbol: str) -> Trade:
-        info = raw.get("info") if isinstance(raw.get("info"), dict) else {}
-        fee = Decimal(0)
-        for item in raw.get("fees") or ([raw["fee"]] if raw.get("fee") else []):
-            if item and str(item.get("currency") or "USDT").upper() in USD_QUOTES:
-                fee += _dec(item.get("cost")) or Decimal(0)
-        position_side = str(info.get("positionSide") or "").lower()
-        return Trade(
-            symbol=symbol,
-            id=str(raw.get("id")),
-            price=_dec(raw.get("price")),
-            amount=_dec(raw.get("amount")),
-            side=raw.get("side"),
-            timestamp=_dt(raw.get("timestamp")),
-            order_id=raw.get("order"),
-            fee=fee,
-            realized_pnl=_dec(info.get("realizedPnl")),
-            position_side=position_side if position_side in (LONG, SHORT) else None,
-        )
-
-    async def fetch_trades(self, symbol: str, limit: int = 50) -> list[Trade]:
-        unified = await self._unified(symbol)
-        raw = await self._call(self._client.fetch_trades(unified, None, limit))
-        return [self._trade(item, self._etrms(unified)) for item in raw]
-
-    async def fetch_my_trades(self, symbol: str, since: datetime | None = None, limit: int = 500) -> list[Trade]:
-        unified = await self._unified(symbol)
-        if not self._client.has.get("fetchMyTrades"):
-            return []
-        raw = await self._call(self._client.fetch_my_trades(unified, _ms(since), limit))
-        trades = [self._trade(item, self._etrms(unified)) for item in raw]
-        return sorted(trades, key=lambda trade: (trade.timestamp, trade.id))
-
-    async def fetch_funding_payments(self, symbol: str, since: datetime | None = None) -> list[FundingPayment]:
-        unified = await self._unified(symbol)
-        if not self._client.has.get("fetchFundingHistory"):
-            return []
-        raw = await self._call(self._client.fetch_funding_history(unified, _ms(since)))
-        return [
-            FundingPayment(
-                symbol=self._etrms(unified),
-                amount=_dec(item.get("amount")) or Decimal(0),
-                timestamp=_dt(item.get("timestamp")),
-                id=str(item.get("id") or ""),
-            )
-            for item in raw
-        ]
-
-    # --- orders ----------------------------------------------------------------------
-    def _order(self, raw: dict, symbol: str, client_order_id: str) -> OrderResult:
-        return OrderResult(
-            id=str(raw.get("id")),
-            client_order_id=raw.get("clientOrderId") or client_order_id,
-            symbol=symbol,
-            side=raw.get("side"),
-            amount=_dec(raw.get("amount")) or Decimal(0),
-            filled=_dec(raw.get("filled")) or Decimal(0),
-            average_price=_dec(raw.get("average")) or _dec(raw.get("price")),
-            status=raw.get("status") or "open",
-            reduce_only=bool(raw.get("reduceOnly", True)),
-        )
-
-    async def create_reduce_only_market_order(
-        self, symbol: str, side: str, amount: Decimal, *, client_order_id: str, hedged: bool = False
-    ) -> OrderResult:
-        unified = await self._unified(symbol)
-        venue_id = venue_client_order_id(self.exchange_id, client_order_id)
-        params = {"reduceOnly": True, "clientOrderId": venue_id}
-        if hedged:
-            params["hedged"] = True
-        price = None
-        if self.exchange_id in _MARKET_ORDERS_NEED_PRICE:
-            price = float((await self.fetch_ticker(symbol)).last)
-        try:
-            raw = await self._call(self._client.create_order(unified, "market", side, float(amount), price, params))
-        except ExchangeError as error:
-            text = str(error.detail).lower()
-            if "duplicate" not in text and "-4116" not in text:
-                raise
-            # A retry of an order the venue already took: answer with that order.
-            raw = await self._call(self._client.fetch_order(None, unified, {"clientOrderId": venue_id}))
-        return self._order(raw, self._etrms(unified), venue_id)
-
-    async def cancel_all_orders(self, symbol: str) -> int | None:
-        unified = await self._unified(symbol)
-        count = None
-        if self._client.has.get("fetchOpenOrders"):
-            count = len(await self._call(self._client.fetch_open_orders(unified)))
-        await self._call(self._client.cancel_all_orders(unified))
-        return count
 
     # --- streams ---------------------------------------------------------------------
     async def _poll_wait(self, key: str) -> None:
@@ -526,11 +388,3 @@ class CcxtExchange(Exchange):
             return [self._trade(item, self._etrms(unified)) for item in raw]
         await self._poll_wait(f"trades:{unified}")
         return await self.fetch_trades(symbol)
-
-
-def _assets(raw: dict) -> dict:
-    return {
-        asset: str(total)
-        for asset, total in (raw.get("total") or {}).items()
-        if total not in (None, 0, "0") and isinstance(asset, str)
-    }

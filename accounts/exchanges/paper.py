@@ -23,11 +23,13 @@ from accounts.exchanges.base import (
     BalanceInfo,
     Exchange,
     FundingPayment,
+    Mark,
     OrderBook,
     OrderResult,
     PositionInfo,
     Ticker,
     Trade,
+    order_status,
 )
 from accounts.exchanges.errors import MissingCredentials, OrderRejected
 from accounts.exchanges.symbols import SymbolMap
@@ -146,7 +148,9 @@ class PaperExchange(Exchange):
             amount=order.amount,
             filled=order.filled,
             average_price=order.average_price,
-            status=order.status,
+            # Paper fills market orders at once at the mark: `filled` unless a
+            # reduce-only order was capped at a smaller position.
+            status=order_status(status=order.status, amount=order.amount, filled=order.filled),
             reduce_only=order.reduce_only,
         )
 
@@ -181,6 +185,13 @@ class PaperExchange(Exchange):
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self._ticker(await self._quote(symbol), time.time())
+
+    async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
+        quotes = {symbol: await self._quote(symbol) for symbol in symbols}
+        now = time.time()
+        marks = {symbol: quote.price_at(now) for symbol, quote in quotes.items()}
+        received_at = datetime.now(UTC)
+        return {symbol: Mark(symbol=symbol, price=price, received_at=received_at) for symbol, price in marks.items()}
 
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:
         quote = await self._quote(symbol)

@@ -17,6 +17,8 @@ layer rewrites every URL of ccxt's `urls['api']` to this host and turns off
     server.add_funding("BTCUSDT", -1.25)
     server.fail_next(status=429, retry_after=3)      # or 500/502/503, or
     server.fail_next(kind="bad_signature")           # or kind="timeout", delay=2
+    server.deposit(100000); server.withdraw(5000)    # wallet transfers (income TRANSFER)
+    server.script_next_order("NEW")                  # or "PARTIALLY_FILLED"/"EXPIRED", filled=...
     server.push_trade("BTCUSDT", 65010, 0.2, "buy")
     server.requests                                  # what ccxt sent: method, path, params
 
@@ -187,6 +189,7 @@ class LocalBinanceServer:
             self.income: list[dict] = []
             self.public_trades: dict[str, list[dict]] = {}
             self.failures: list[Failure] = []
+            self.order_script: list[tuple[str, Decimal | None]] = []
             self.requests: list[RecordedRequest] = []
             self._ids = itertools.count(1000)
 
@@ -250,10 +253,54 @@ class LocalBinanceServer:
             )
             self.wallet["USDT"] += Decimal(str(amount))
 
-    def fill(self, symbol: str, side: str, quantity, *, reduce_only: bool = False, position_side: str = "BOTH") -> dict:
-        """Trade on the account as if its owner sent a market order."""
+    def fill(
+        self,
+        symbol: str,
+        side: str,
+        quantity,
+        *,
+        reduce_only: bool = False,
+        position_side: str = "BOTH",
+        commission_asset: str = "USDT",
+    ) -> dict:
+        """Trade on the account as if its owner sent a market order. `commission_asset`
+        other than USDT (BNB) charges the fee in that asset at its USDT price."""
         with self._lock:
-            return self._market_order(symbol, side.upper(), Decimal(str(quantity)), reduce_only, position_side, None)
+            return self._market_order(
+                symbol, side.upper(), Decimal(str(quantity)), reduce_only, position_side, None, commission_asset
+            )
+
+    def deposit(self, amount, asset: str = "USDT") -> None:
+        """A transfer into the futures wallet (negative: a withdrawal), listed by the
+        income endpoint as `TRANSFER`, as Binance does."""
+        with self._lock:
+            amount = Decimal(str(amount))
+            self.wallet[asset] = self.wallet.get(asset, ZERO) + amount
+            self.income.append(
+                {
+                    "symbol": "",
+                    "incomeType": "TRANSFER",
+                    "income": _s(amount),
+                    "asset": asset,
+                    "info": "TRANSFER",
+                    "time": _ms(),
+                    "tranId": next(self._ids),
+                    "tradeId": "",
+                }
+            )
+
+    def withdraw(self, amount, asset: str = "USDT") -> None:
+        self.deposit(-Decimal(str(amount)), asset)
+
+    def script_next_order(self, status: str, *, filled=None, times: int = 1) -> None:
+        """The next `times` market orders sent through the API end as `status`: "NEW"
+        (accepted, nothing filled, stays open), "PARTIALLY_FILLED" (fills `filled`, the
+        rest stays open) or "EXPIRED" (fills `filled`, default 0, the rest expires)."""
+        if status not in ("NEW", "PARTIALLY_FILLED", "EXPIRED"):
+            raise ValueError(status)
+        with self._lock:
+            quantity = None if filled is None else Decimal(str(filled))
+            self.order_script.extend([(status, quantity)] * times)
 
     def fail_next(
         self,
@@ -350,6 +397,7 @@ class LocalBinanceServer:
             ("GET", "/fapi/v1/time"): (lambda params: {"serverTime": _ms()}, False),
             ("GET", "/fapi/v1/exchangeInfo"): (self._exchange_info, False),
             ("GET", "/fapi/v1/ticker/24hr"): (self._ticker, False),
+            ("GET", "/fapi/v1/premiumIndex"): (self._premium_index, False),
             ("GET", "/fapi/v1/depth"): (self._depth, False),
             ("GET", "/fapi/v1/aggTrades"): (self._agg_trades, False),
             ("GET", "/fapi/v1/trades"): (self._trades, False),
@@ -431,6 +479,25 @@ class LocalBinanceServer:
     def _ticker(self, params):
         return self._ticker_body(self._market(params))
 
+    def _premium_index(self, params):
+        """Mark prices: one symbol, or every market when none is named."""
+
+        def body(market: Market) -> dict:
+            return {
+                "symbol": market.symbol,
+                "markPrice": _s(market.price),
+                "indexPrice": _s(market.price),
+                "estimatedSettlePrice": _s(market.price),
+                "lastFundingRate": "0.0001",
+                "interestRate": "0.0001",
+                "nextFundingTime": _ms() + 3600000,
+                "time": _ms(),
+            }
+
+        if params.get("symbol"):
+            return body(self._market(params))
+        return [body(market) for market in self.markets.values()]
+
     def _depth(self, params):
         market = self._market(params)
         limit = int(params.get("limit", 20))
@@ -489,9 +556,15 @@ class LocalBinanceServer:
             )
         return rows
 
+    def _usd_price(self, asset: str) -> Decimal:
+        if asset in ("USDT", "USDC", "USD"):
+            return Decimal(1)
+        market = self.markets.get(asset + "USDT")
+        return market.price if market else ZERO
+
     def _totals(self):
         rows = self._position_numbers()
-        wallet = sum(self.wallet.values(), ZERO)
+        wallet = sum((amount * self._usd_price(asset) for asset, amount in self.wallet.items()), ZERO)
         unrealized = sum((row["unrealized"] for row in rows), ZERO)
         initial = sum((row["initial"] for row in rows), ZERO)
         open_initial = sum(
@@ -644,7 +717,10 @@ class LocalBinanceServer:
         self.orders.append(order)
         return order
 
-    def _market_order(self, symbol, side, quantity, reduce_only, position_side, client_id) -> dict:
+    def _market_order(
+        self, symbol, side, quantity, reduce_only, position_side, client_id, commission_asset="USDT", script=None
+    ) -> dict:
+        """`script` (status, filled) from `script_next_order`: only `filled` executes."""
         market = self.markets[symbol]
         if quantity <= 0 or (quantity / market.step) % 1:
             raise BinanceError(400, -1111, "Precision is over the maximum defined for this asset.")
@@ -664,6 +740,15 @@ class LocalBinanceServer:
             closing = holding is not None and (holding.amount > 0) != (direction > 0)
         if reduce_only and not closing:
             raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
+        ordered = quantity
+        if script is not None:
+            quantity = script[1] if script[1] is not None else ZERO
+            if script[0] == "NEW":
+                quantity = ZERO
+        if quantity <= 0:
+            order = self._new_order(symbol, side, "MARKET", ordered, ZERO, client_id, reduce_only, position_side)
+            order["status"] = script[0] if script else "NEW"
+            return order
         realized = ZERO
         filled = quantity
         if closing:
@@ -692,10 +777,17 @@ class LocalBinanceServer:
                 holding.amount += quantity * direction
                 holding.update_time = _ms()
         commission = (price * filled * TAKER_FEE).quantize(Decimal("0.00000001"))
-        self.wallet["USDT"] += realized - commission
-        order = self._new_order(symbol, side, "MARKET", quantity, ZERO, client_id, reduce_only, position_side)
+        self.wallet["USDT"] += realized
+        if commission_asset == "USDT":
+            self.wallet["USDT"] -= commission
+        else:
+            rate = self.markets[commission_asset + "USDT"].price
+            commission = (commission / rate).quantize(Decimal("0.00000001"))
+            self.wallet[commission_asset] = self.wallet.get(commission_asset, ZERO) - commission
+        order = self._new_order(symbol, side, "MARKET", ordered, ZERO, client_id, reduce_only, position_side)
+        status = "FILLED" if script is None else script[0]
         order.update(
-            status="FILLED",
+            status=status,
             avgPrice=_s(price),
             executedQty=_s(filled),
             cumQty=_s(filled),
@@ -705,7 +797,7 @@ class LocalBinanceServer:
             {
                 "buyer": side == "BUY",
                 "commission": _s(commission),
-                "commissionAsset": "USDT",
+                "commissionAsset": commission_asset,
                 "id": next(self._ids),
                 "maker": False,
                 "orderId": order["orderId"],
@@ -731,7 +823,14 @@ class LocalBinanceServer:
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         position_side = params.get("positionSide", "BOTH")
         if order_type == "MARKET":
-            return self._market_order(market.symbol, side, quantity, reduce_only, position_side, client_id)
+            script = self.order_script.pop(0) if self.order_script else None
+            order = self._market_order(
+                market.symbol, side, quantity, reduce_only, position_side, client_id, script=script
+            )
+            if params.get("newOrderRespType", "ACK").upper() == "RESULT":
+                return order
+            # ACK, Binance's default on futures: accepted, nothing about the execution.
+            return {**order, "status": "NEW", "executedQty": "0", "cumQty": "0", "cumQuote": "0", "avgPrice": "0.00"}
         if order_type == "LIMIT":
             return self._new_order(
                 market.symbol, side, "LIMIT", quantity, Decimal(params["price"]), client_id, reduce_only, position_side

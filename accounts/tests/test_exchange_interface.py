@@ -136,7 +136,8 @@ async def test_reduce_only_orders_reduce_close_and_never_flip(venue):
         order = await exchange.create_reduce_only_market_order(
             "BTCUSDT", "sell", Decimal("0.2"), client_order_id="breaker-1-pos-1"
         )
-        assert (order.filled, order.average_price, order.status) == (Decimal("0.2"), Decimal(60000), "closed")
+        assert (order.filled, order.average_price, order.status) == (Decimal("0.2"), Decimal(60000), "filled")
+        assert order.fully_filled
         again = await exchange.create_reduce_only_market_order(
             "BTCUSDT", "sell", Decimal("0.2"), client_order_id="breaker-1-pos-1"
         )

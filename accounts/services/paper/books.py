@@ -1,16 +1,7 @@
-"""The paper exchange's books: markets, prices, wallets, positions, orders and fills.
-
-This is the venue side of `paper` (what Binance keeps for a real account); ETRMS reads
-it through the exchange interface (`accounts.exchanges.paper.PaperExchange`) and its
-sync, exactly as it reads a real venue. Conventions follow Binance USD-M: cross margin,
-taker fee `PAPER_TAKER_FEE` on every fill, `realized_pnl` on a fill gross of its fee,
-one-way mode by default (hedge mode per wallet), market orders filled at the mark
-price, reduce-only orders never growing or flipping a position. Paper charges no
-funding and never liquidates (a liquidation price is reported, not enforced).
-"""
+"""Paper books: wallets (and transfers), the account state as a venue reports it,
+orders and fills. Conventions in `accounts.services.paper`."""
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 
@@ -18,12 +9,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.exchanges import config
 from accounts.exchanges.base import BUY, LONG, SELL, SHORT, BalanceInfo, PositionInfo, Trade
 from accounts.exchanges.errors import OrderRejected, UnknownSymbol
-from accounts.exchanges.paper_prices import DEFAULT_MARKETS, PaperMarketSpec, quantize_price, walk_price
 from accounts.exchanges.symbols import normalize_symbol
-from accounts.models import ExchangeAccount, PaperFill, PaperMarket, PaperOrder, PaperPosition, PaperWallet
+from accounts.models import ExchangeAccount, PaperFill, PaperOrder, PaperPosition, PaperWallet
+from accounts.services.paper.markets import paper_markets
 
 ZERO = Decimal(0)
 DEFAULT_PAPER_BALANCE = Decimal(100000)
@@ -31,105 +21,6 @@ DEFAULT_PAPER_BALANCE = Decimal(100000)
 
 def taker_fee_rate() -> Decimal:
     return Decimal(str(settings.PAPER_TAKER_FEE))
-
-
-# --- markets and prices ---------------------------------------------------------------
-@dataclass(frozen=True)
-class PaperQuote:
-    spec: PaperMarketSpec
-    override: Decimal | None
-
-    def price_at(self, at: float) -> Decimal:
-        if self.override is not None:
-            return self.override
-        return walk_price(self.spec, at=at, seed=config.paper_seed(), tick_seconds=config.paper_tick_seconds())
-
-
-def paper_markets() -> dict[str, PaperQuote]:
-    """Every paper market: the built-in ones, then the `PaperMarket` rows (one query)."""
-    quotes = {symbol: PaperQuote(spec, None) for symbol, spec in DEFAULT_MARKETS.items()}
-    for row in PaperMarket.objects.all():
-        spec = PaperMarketSpec(
-            symbol=row.symbol,
-            base=row.base,
-            quote=row.quote,
-            base_price=row.base_price,
-            volatility=row.volatility,
-            tick_size=row.tick_size,
-            step_size=row.step_size,
-            maintenance_margin_rate=row.maintenance_margin_rate,
-        )
-        override = quantize_price(row.price_override, row.tick_size) if row.price_override is not None else None
-        quotes[row.symbol] = PaperQuote(spec, override)
-    return quotes
-
-
-def paper_quote(symbol: str) -> PaperQuote:
-    symbol = normalize_symbol(symbol)
-    quote = paper_markets().get(symbol)
-    if quote is None:
-        raise UnknownSymbol(f"paper does not list {symbol}.")
-    return quote
-
-
-def paper_price(symbol: str, *, at: float | None = None) -> Decimal:
-    """The paper mark price of `symbol` now (or at unix time `at`)."""
-    return paper_quote(symbol).price_at(time.time() if at is None else at)
-
-
-@transaction.atomic
-def paper_price_set(*, symbol: str, price: Decimal | None) -> PaperMarket:
-    """Pin `symbol`'s paper price (None: back to the random walk). Creates the market
-    row from the built-in definition when needed."""
-    symbol = normalize_symbol(symbol)
-    row = PaperMarket.objects.select_for_update().filter(symbol=symbol).first()
-    if row is None:
-        spec = DEFAULT_MARKETS.get(symbol)
-        if spec is None:
-            raise UnknownSymbol(f"paper does not list {symbol}.")
-        row = PaperMarket(
-            symbol=symbol,
-            base=spec.base,
-            quote=spec.quote,
-            base_price=spec.base_price,
-            volatility=spec.volatility,
-            tick_size=spec.tick_size,
-            step_size=spec.step_size,
-            maintenance_margin_rate=spec.maintenance_margin_rate,
-        )
-    if price is not None and price <= 0:
-        raise OrderRejected("A paper price must be positive.")
-    row.price_override = price
-    row.save()
-    return row
-
-
-@transaction.atomic
-def paper_market_upsert(
-    *,
-    symbol: str,
-    base_price: Decimal,
-    volatility: float = 0.6,
-    tick_size: Decimal = Decimal("0.01"),
-    step_size: Decimal = Decimal("0.001"),
-    quote: str = "USDT",
-) -> PaperMarket:
-    """List a new paper market (or redefine one). `symbol` must end with `quote`."""
-    symbol = normalize_symbol(symbol)
-    if not symbol.endswith(quote) or symbol == quote:
-        raise UnknownSymbol(f"{symbol} is not a {quote}-quoted symbol.")
-    row, _ = PaperMarket.objects.update_or_create(
-        symbol=symbol,
-        defaults={
-            "base": symbol[: -len(quote)],
-            "quote": quote,
-            "base_price": base_price,
-            "volatility": volatility,
-            "tick_size": tick_size,
-            "step_size": step_size,
-        },
-    )
-    return row
 
 
 # --- wallets --------------------------------------------------------------------------
@@ -148,6 +39,26 @@ def paper_wallet_ensure(
         account=account,
         defaults={"balance": balance, "default_leverage": default_leverage, "hedge_mode": hedge_mode},
     )
+    return wallet
+
+
+@transaction.atomic
+def paper_transfer(*, account: ExchangeAccount, amount: Decimal) -> PaperWallet:
+    """A deposit (amount > 0) into or a withdrawal (amount < 0) from the account's paper
+    wallet, as a venue's transfer: the wallet moves, no fill is recorded. A withdrawal
+    larger than the free margin is refused."""
+    amount = Decimal(amount)
+    if not amount:
+        raise OrderRejected("A transfer needs a non-zero amount.", exchange="paper")
+    wallet = _wallet_locked(account.pk)
+    if amount < 0:
+        balance, _ = paper_account_state(account_id=account.pk)
+        if -amount > balance.available:
+            raise OrderRejected(
+                f"Withdrawal of {-amount:.2f} exceeds the {balance.available:.2f} available.", exchange="paper"
+            )
+    wallet.balance += amount
+    wallet.save(update_fields=["balance", "updated_at"])
     return wallet
 
 
@@ -230,6 +141,8 @@ def _state(
                 initial_margin=row["initial"],
                 hedged=wallet.hedge_mode,
                 timestamp=datetime.fromtimestamp(now, tz=UTC),
+                opened_at=position.opened_at,
+                quote=quotes[position.symbol].spec.quote if position.symbol in quotes else "USDT",
             )
         )
     return balance, result
