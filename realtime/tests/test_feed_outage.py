@@ -74,7 +74,9 @@ def test_the_feed_survives_a_redis_restart(trader, paper_account, worker_databas
         feed = subprocess.Popen([sys.executable, "manage.py", "run_feed"], cwd=ROOT, env=env, stdout=out, stderr=out)
 
     def marked_after(moment):
-        return Position.objects.filter(account=paper_account, closed_at__isnull=True, mark_updated_at__gt=moment).exists()
+        return Position.objects.filter(
+            account=paper_account, closed_at__isnull=True, mark_updated_at__gt=moment
+        ).exists()
 
     try:
         started = timezone.now()
