@@ -82,7 +82,6 @@ class CacheHealthApi(CacheApi):
     throttle_classes = [_HealthThrottle]
 
     @extend_schema(
-        auth=[],
         responses={200: HealthOutput, 503: HealthOutput},
         description="No auth. 503 with status unhealthy when Redis does not answer.",
     )

@@ -143,7 +143,7 @@ def price_alerts_check(
     *, exchange: str, symbol: str, price: Decimal, at: datetime, index: PriceAlertIndex | None = None
 ) -> list:
     """Fire every active alert of (exchange, symbol) that `price` crosses; the RiskAlerts raised."""
-    index = index or price_alert_index()
+    index = price_alert_index() if index is None else index
     index.refresh()
     crossed = index.crossed(exchange=exchange, symbol=symbol, price=price)
     return _fire(crossed, price, at) if crossed else []
@@ -154,7 +154,7 @@ async def price_alerts_check_async(
 ) -> list:
     """`price_alerts_check` for an asyncio loop: the database is reached (in a thread)
     only to reload or to fire."""
-    index = index or price_alert_index()
+    index = price_alert_index() if index is None else index
     if index.needs_reload():
         await sync_to_async(index.reload)()
     crossed = index.crossed(exchange=exchange, symbol=symbol, price=price)
