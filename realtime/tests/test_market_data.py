@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import caches
+from django.db import connection
 
 from accounts.exchanges import ExchangeUnavailable
 from realtime.handlers import refresh_market_data
@@ -77,6 +78,8 @@ def test_concurrent_misses_make_one_exchange_call(binance_server):
             results.append(price_get(symbol="BTCUSDT", exchange="binanceusdm"))
         except Exception as exc:
             errors.append(exc)
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=read) for _ in range(8)]
     for thread in threads:

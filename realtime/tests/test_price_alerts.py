@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from realtime.models import PriceAlert
 from realtime.services.price_alert_index import PriceAlertIndex, price_alerts_check, price_alerts_check_async
@@ -170,6 +171,8 @@ def test_a_burst_of_crossing_prices_fires_once(trader, settings):
                 )
         except Exception as exc:
             errors.append(exc)
+        finally:
+            connection.close()  # each thread's own database connection
 
     threads = [threading.Thread(target=ticks, args=(worker,)) for worker in range(8)]
     for thread in threads:
@@ -238,5 +241,6 @@ async def test_async_check_fires_and_publishes(trader, settings):
             break
         await asyncio.sleep(0)
     pubsub.close()
+    await sync_to_async(lambda: connection.close())()  # the connection of sync_to_async's thread
     assert messages and messages[0]["user_id"] == str(trader.pk)
     assert messages[0]["alert"]["alert_type"] == "price_alert" and messages[0]["alert"]["severity"] == "low"
