@@ -241,3 +241,11 @@ def market_data_put(
         book, recent = order_book, trades
     entry = market_data_entry(exchange=exchange, ticker=ticker, order_book=book, trades=recent)
     cache.cache_put(cache_type=MARKET_DATA, exchange=exchange, symbol=symbol, value=entry)
+
+
+async def cache_tick_hook(exchange: str, ticker: Ticker) -> None:
+    """The feed's tick hook (`FeedService.tick_hooks`): the price entry and the market-data
+    snapshot's price (book and trades kept). Three short Redis calls, made inline: no
+    thread hop per tick."""
+    price_put(exchange=exchange, symbol=ticker.symbol, price=ticker.last, at=ticker.timestamp)
+    market_data_put(exchange=exchange, symbol=ticker.symbol, ticker=ticker)

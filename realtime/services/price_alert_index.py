@@ -7,12 +7,13 @@ crosses nothing costs two bisects and no I/O. The index reloads the active alert
 the database when the Redis counter `realtime:price_alerts:version` has moved, checked
 at most every `PRICE_ALERT_INDEX_CHECK_SECONDS`.
 
-Feed entry points (the lead's feed process):
+Feed entry points:
 
-    price_alerts_check(exchange=..., symbol=..., price=Decimal, at=datetime)   # sync
-    await price_alerts_check_async(exchange=..., symbol=..., price=..., at=...)  # in the loop
+    price_alerts_check_range(exchange=..., symbol=..., low=..., high=..., at=...)  # sync, a batch's range
+    price_alerts_check(exchange=..., symbol=..., price=Decimal, at=datetime)      # sync, one price
+    await price_alerts_check_async(exchange=..., symbol=..., price=..., at=...)     # in the loop
 
-Both return the RiskAlerts raised (usually none). Crossed alerts leave the index at
+All return the RiskAlerts raised (usually none). Crossed alerts leave the index at
 once, so a burst of crossing ticks fires each alert once per process, and the
 conditional UPDATE in `price_alert_fire` makes it once across processes.
 """
@@ -91,20 +92,22 @@ class PriceAlertIndex:
             self.reload()
 
     # --- the check ------------------------------------------------------------------------
-    def crossed(self, *, exchange: str, symbol: str, price: Decimal) -> list[IndexedAlert]:
-        """The alerts `price` crosses, taken out of the index (pure: no I/O)."""
+    def crossed(self, *, exchange: str, symbol: str, low: Decimal, high: Decimal) -> list[tuple[IndexedAlert, Decimal]]:
+        """The alerts prices between `low` and `high` cross (above ones by `high`, below ones
+        by `low`), each with the price that crossed it, taken out of the index (no I/O)."""
         side = self._markets.get((exchange, symbol))
         if side is None:
             return []
         with self._lock:
-            above_end = bisect.bisect_right(side.above, (price, "\uffff"))
-            below_start = bisect.bisect_left(side.below, (price, ""))
+            above_end = bisect.bisect_right(side.above, (high, "\uffff"))
+            below_start = bisect.bisect_left(side.below, (low, ""))
             if not above_end and below_start >= len(side.below):
                 return []
-            hits = side.above[:above_end] + side.below[below_start:]
+            hits = [(alert_id, high) for _, alert_id in side.above[:above_end]]
+            hits += [(alert_id, low) for _, alert_id in side.below[below_start:]]
             del side.above[:above_end]
             del side.below[below_start:]
-            return [alert for _, alert_id in hits if (alert := self._alerts.pop(alert_id, None)) is not None]
+            return [(alert, price) for alert_id, price in hits if (alert := self._alerts.pop(alert_id, None))]
 
     def __len__(self) -> int:
         return len(self._alerts)
@@ -121,9 +124,9 @@ def price_alert_index() -> PriceAlertIndex:
     return _index
 
 
-def _fire(alerts: list[IndexedAlert], price: Decimal, at: datetime) -> list:
+def _fire(crossed: list[tuple[IndexedAlert, Decimal]], at: datetime) -> list:
     raised = []
-    for alert in alerts:
+    for alert, price in crossed:
         risk_alert = price_alert_fire(
             alert_id=alert.id,
             user_id=alert.user_id,
@@ -139,14 +142,29 @@ def _fire(alerts: list[IndexedAlert], price: Decimal, at: datetime) -> list:
     return raised
 
 
+def price_alerts_check_range(
+    *,
+    exchange: str,
+    symbol: str,
+    low: Decimal,
+    high: Decimal,
+    at: datetime,
+    index: PriceAlertIndex | None = None,
+) -> list:
+    """Fire every active alert of (exchange, symbol) crossed by a price between `low` and
+    `high` (a conflated batch's range, so no crossing is skipped); the RiskAlerts raised.
+    Sync: the feed's database thread calls it."""
+    index = price_alert_index() if index is None else index
+    index.refresh()
+    crossed = index.crossed(exchange=exchange, symbol=symbol, low=low, high=high)
+    return _fire(crossed, at) if crossed else []
+
+
 def price_alerts_check(
     *, exchange: str, symbol: str, price: Decimal, at: datetime, index: PriceAlertIndex | None = None
 ) -> list:
     """Fire every active alert of (exchange, symbol) that `price` crosses; the RiskAlerts raised."""
-    index = price_alert_index() if index is None else index
-    index.refresh()
-    crossed = index.crossed(exchange=exchange, symbol=symbol, price=price)
-    return _fire(crossed, price, at) if crossed else []
+    return price_alerts_check_range(exchange=exchange, symbol=symbol, low=price, high=price, at=at, index=index)
 
 
 async def price_alerts_check_async(
@@ -157,5 +175,5 @@ async def price_alerts_check_async(
     index = price_alert_index() if index is None else index
     if index.needs_reload():
         await sync_to_async(index.reload)()
-    crossed = index.crossed(exchange=exchange, symbol=symbol, price=price)
-    return await sync_to_async(_fire)(crossed, price, at) if crossed else []
+    crossed = index.crossed(exchange=exchange, symbol=symbol, low=price, high=price)
+    return await sync_to_async(_fire)(crossed, at) if crossed else []

@@ -173,3 +173,16 @@ def test_refresh_market_data_fails_when_the_venue_is_down(binance_server):
     binance_server.fail_next(status=503, path=TICKER, times=5)
     with pytest.raises(ExchangeUnavailable):
         refresh_market_data(None, symbols=["BTCUSDT"], exchange="binanceusdm")
+
+
+async def test_cache_tick_hook_writes_price_and_market_data():
+    from datetime import UTC, datetime
+
+    from accounts.exchanges import Ticker
+    from realtime.services.market_data import cache_tick_hook
+
+    at = datetime(2025, 12, 16, 10, 0, tzinfo=UTC)
+    ticker = Ticker("BTCUSDT", Decimal("43000"), None, None, None, None, None, None, None, None, at)
+    await cache_tick_hook("paper", ticker)
+    assert caches["price"].peek("paper:BTCUSDT")["price"] == "43000.00"
+    assert caches["market_data"].peek("paper:BTCUSDT")["price"] == "43000.00"

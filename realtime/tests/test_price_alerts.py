@@ -244,3 +244,18 @@ async def test_async_check_fires_and_publishes(trader, settings):
     await sync_to_async(lambda: connection.close())()  # the connection of sync_to_async's thread
     assert messages and messages[0]["user_id"] == str(trader.pk)
     assert messages[0]["alert"]["alert_type"] == "price_alert" and messages[0]["alert"]["severity"] == "low"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_range_fires_above_by_its_high_and_below_by_its_low(trader, settings):
+    from realtime.services.price_alert_index import price_alerts_check_range
+
+    settings.PRICE_ALERT_INDEX_CHECK_SECONDS = 0
+    up, down, untouched = _alert(trader, "above", "105"), _alert(trader, "below", "95"), _alert(trader, "above", "120")
+    raised = price_alerts_check_range(
+        exchange="paper", symbol="BTCUSDT", low=Decimal("94"), high=Decimal("110"), at=AT, index=PriceAlertIndex()
+    )
+    assert {alert.metadata["current_value"] for alert in raised} == {"110.00", "94.00"}
+    up.refresh_from_db(), down.refresh_from_db(), untouched.refresh_from_db()
+    assert (up.triggered_price, down.triggered_price) == (Decimal(110), Decimal(94))
+    assert untouched.status == "active"
