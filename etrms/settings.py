@@ -168,13 +168,38 @@ REDIS_DB_BROKER, REDIS_DB_RESULTS, REDIS_DB_CACHE, REDIS_DB_CHANNELS, REDIS_DB_P
 REDIS_PLATFORM_URL = REDIS.url(REDIS_DB_PLATFORM)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=500)
 
+# SPEC §8's cache types (realtime/cache.py): one alias each, own key prefix and TTL, so
+# clearing one is SCAN + UNLINK of its prefix; reads count hits and misses in Redis.
+CACHE_TTL_MARKET_DATA = env.int("CACHE_TTL_MARKET_DATA", default=300)
+CACHE_TTL_PRICE = env.int("CACHE_TTL_PRICE", default=60)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
+
+
+def _cache_type(name: str, timeout: int) -> dict:
+    return {
+        "BACKEND": "realtime.cache_backend.CountingRedisCache",
+        "LOCATION": REDIS.url(REDIS_DB_CACHE),
+        "KEY_PREFIX": f"etrms:{name}",
+        "CACHE_TYPE": name,
+        "TIMEOUT": timeout,
+        "OPTIONS": {"max_connections": REDIS_MAX_CONNECTIONS},
+    }
+
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS.url(REDIS_DB_CACHE),
         "OPTIONS": {"max_connections": REDIS_MAX_CONNECTIONS},
-    }
+    },
+    "market_data": _cache_type("market_data", CACHE_TTL_MARKET_DATA),
+    "price": _cache_type("price", CACHE_TTL_PRICE),
+    "user_session": _cache_type("user_session", SESSION_COOKIE_AGE),
 }
+# Price alerts (realtime): active alerts a user may hold at once.
+PRICE_ALERT_MAX_ACTIVE = env.int("PRICE_ALERT_MAX_ACTIVE", default=100)
+# How often (seconds) a process's price-alert index checks Redis for a changed alert set.
+PRICE_ALERT_INDEX_CHECK_SECONDS = env.float("PRICE_ALERT_INDEX_CHECK_SECONDS", default=0.25)
 
 CHANNEL_LAYERS = {
     "default": {
@@ -277,6 +302,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Security -------------------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "user_session"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 SESSION_COOKIE_HTTPONLY = True

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("jobs.urls")),
     path("", include("accounts.urls")),
     path("", include("risk.urls")),
+    path("", include("realtime.urls")),
 ]
 
 urlpatterns = [
