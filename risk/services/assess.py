@@ -36,8 +36,9 @@ class Metrics:
     margin_ratio: Decimal | None  # worst account; None: unknown or undefined
     margin_ratio_undefined: bool
     leverage: Decimal | None  # None: undefined (equity <= 0)
-    drawdown: Decimal  # worst account, from its peak equity since first sync
+    drawdown: Decimal  # worst account, from its peak equity (moved by transfers)
     account_equity: dict  # {account_id: equity now}
+    account_transfers: dict  # {account_id: net deposits since the first sync}
 
     @property
     def daily_loss(self) -> Decimal:
@@ -89,7 +90,7 @@ def metrics_compute(book: Book) -> Metrics:
         account_now = account.balance + upnl
         account_equity[account.id] = account_now
         equity += account_now
-        daily_pnl += account.balance - account.day_start_balance + upnl - account.day_start_unrealized
+        daily_pnl += account.daily_pnl(upnl)
         if account.maintenance_margin is not None:
             if account_now > 0:
                 ratio = account.maintenance_margin / account_now
@@ -110,6 +111,7 @@ def metrics_compute(book: Book) -> Metrics:
         leverage=leverage_of(exposure, equity, has_balance=has_balance),
         drawdown=drawdown,
         account_equity=account_equity,
+        account_transfers={account.id: account.net_transfers for account in book.accounts.values()},
     )
 
 
@@ -175,15 +177,20 @@ def _limit_value(limit: LimitView, metrics: Metrics, book: Book, assessment: Lim
     if kind == LimitType.LEVERAGE:
         return metrics.leverage
     if kind == LimitType.DRAWDOWN:
+        # Peaks are kept net of transfers (equity - net deposits), so a deposit raises the
+        # peak and a withdrawal lowers it by the amount moved: transfers are never
+        # drawdown (SPEC §4). The peak compared is the stored one plus today's transfers.
         worst = ZERO
         updates = {}
         for account_id, equity in metrics.account_equity.items():
+            transfers = metrics.account_transfers.get(account_id, ZERO)
+            net_equity = equity - transfers
             stored = limit.equity_peaks.get(str(account_id))
             stored = Decimal(stored) if stored is not None else None
-            peak = equity if stored is None or equity > stored else stored
+            peak = net_equity if stored is None or net_equity > stored else stored
             if stored is None or peak > stored:
                 updates[str(account_id)] = peak
-            worst = max(worst, _drawdown_pct(peak, equity))
+            worst = max(worst, _drawdown_pct(peak + transfers, equity))
         if updates:
             assessment.peak_updates[limit.id] = updates
         return worst
@@ -403,7 +410,8 @@ def _pnl(breaker, position, now, inputs):
 
 
 def _max_drawdown(breaker, position, now, inputs):
-    entry_notional = abs(position.size * position.entry_price)
+    # The peak entry notional since opening: size changes alone never move the drawdown.
+    entry_notional = max(position.peak_entry_notional, abs(position.size * position.entry_price))
     if entry_notional <= 0:
         return None
     pnl = position.realized_pnl + position.unrealized_pnl

@@ -121,7 +121,7 @@ class RiskIndex:
                 if account.has_balance:
                     upnl = unrealized.get(account.id, ZERO)
                     desk.equity += account.balance + upnl
-                    desk.daily_pnl += account.balance - account.day_start_balance + upnl - account.day_start_unrealized
+                    desk.daily_pnl += account.daily_pnl(upnl)
                     desk.balances += 1
         return desk
 

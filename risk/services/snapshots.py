@@ -48,6 +48,7 @@ class PositionView:
     peak_pnl: Decimal
     best_price: Decimal
     opened_at: datetime
+    peak_entry_notional: Decimal  # max |size x entry| since opening (max_drawdown's denominator)
 
     @property
     def direction(self) -> int:
@@ -81,12 +82,16 @@ class AccountView:
     has_balance: bool
     balance: Decimal = ZERO
     maintenance_margin: Decimal | None = None
-    peak_equity: Decimal = ZERO
-    # Start of the UTC day (SPEC §4 daily_loss): today's AccountDay start values, or,
-    # before the day's first sync, the last synced values (so the day's change so far
-    # is the unrealized move since then).
-    day_start_balance: Decimal = ZERO
+    peak_equity: Decimal = ZERO  # moved by transfers: a withdrawal is never drawdown
+    net_transfers: Decimal = ZERO  # net deposits since the first sync (deposits positive)
+    # The UTC day (SPEC §4 daily_loss): realized PnL since 00:00 from fills, fees and
+    # funding (transfers never count), and the unrealized PnL at 00:00; before the day's
+    # first sync, nothing realized yet and the last synced unrealized PnL.
+    day_realized: Decimal = ZERO
     day_start_unrealized: Decimal = ZERO
+
+    def daily_pnl(self, unrealized_now: Decimal) -> Decimal:
+        return self.day_realized + unrealized_now - self.day_start_unrealized
 
 
 @dataclass(slots=True, frozen=True)
@@ -195,6 +200,7 @@ POSITION_DECIMALS = (
     "leverage",
     "peak_pnl",
     "best_price",
+    "peak_entry_notional",
 )
 POSITION_DATETIMES = ("mark_updated_at", "opened_at")
 
@@ -238,7 +244,8 @@ def positions_load(*, accounts: dict, **filters) -> list[PositionView]:
             leverage,
             peak,
             best,
-        ) = row[:14]
+            peak_entry,
+        ) = row[:15]
         account = accounts[account_id]
         # Positional, in PositionView's field order (the hot loop of a 10,000-position book).
         append(
@@ -253,14 +260,15 @@ def positions_load(*, accounts: dict, **filters) -> list[PositionView]:
                 Decimal(size),
                 Decimal(entry),
                 Decimal(mark),
-                _datetime(row[14]),
+                _datetime(row[15]),
                 Decimal(notional),
                 Decimal(upnl),
                 Decimal(realized),
                 None if leverage is None else Decimal(leverage),
                 Decimal(peak),
                 Decimal(best),
-                _datetime(row[15]),
+                _datetime(row[16]),
+                Decimal(peak_entry),
             )
         )
     return views
@@ -276,6 +284,7 @@ ACCOUNT_VALUES = (
     "balance__unrealized_pnl",
     "balance__maintenance_margin",
     "balance__peak_equity",
+    "balance__net_transfers",
 )
 
 
@@ -287,7 +296,7 @@ def accounts_load(**filters) -> dict[int, AccountView]:
     """Accounts with their balance snapshot and the start of today's UTC day (2 queries)."""
     accounts: dict[int, AccountView] = {}
     for row in ExchangeAccount.objects.filter(**filters).values_list(*ACCOUNT_VALUES):
-        (account_id, user_id, exchange, failed, balance_id, balance, unrealized, maintenance, peak) = row
+        (account_id, user_id, exchange, failed, balance_id, balance, unrealized, maintenance, peak, transfers) = row
         has_balance = balance_id is not None
         accounts[account_id] = AccountView(
             id=account_id,
@@ -298,17 +307,17 @@ def accounts_load(**filters) -> dict[int, AccountView]:
             balance=balance if has_balance else ZERO,
             maintenance_margin=maintenance,
             peak_equity=peak if has_balance else ZERO,
-            day_start_balance=balance if has_balance else ZERO,
+            net_transfers=transfers if has_balance else ZERO,
             day_start_unrealized=unrealized if has_balance else ZERO,
         )
     if accounts:
         days = AccountDay.objects.filter(account_id__in=list(accounts), date=_today()).values_list(
-            "account_id", "start_balance", "start_unrealized"
+            "account_id", "realized_pnl", "start_unrealized"
         )
-        for account_id, start_balance, start_unrealized in days:
+        for account_id, realized, start_unrealized in days:
             account = accounts[account_id]
             if account.has_balance:
-                account.day_start_balance, account.day_start_unrealized = start_balance, start_unrealized
+                account.day_realized, account.day_start_unrealized = realized, start_unrealized
     return accounts
 
 
@@ -381,12 +390,12 @@ def desk_totals_load(*, config: "ConfigView", symbols: set, exchanges: set) -> D
         )
         totals = Balance.objects.annotate(
             upnl=Coalesce(Subquery(unrealized_now), Value(ZERO)),
-            start_balance=Coalesce(Subquery(today.values("start_balance")[:1]), F("balance")),
+            day_realized=Coalesce(Subquery(today.values("realized_pnl")[:1]), Value(ZERO)),
             start_unrealized=Coalesce(Subquery(today.values("start_unrealized")[:1]), F("unrealized_pnl")),
-        ).values_list("balance", "upnl", "start_balance", "start_unrealized")
-        for balance, upnl, start_balance, start_unrealized in totals:
+        ).values_list("balance", "upnl", "day_realized", "start_unrealized")
+        for balance, upnl, day_realized, start_unrealized in totals:
             desk.equity += balance + upnl
-            desk.daily_pnl += balance - start_balance + upnl - start_unrealized
+            desk.daily_pnl += day_realized + upnl - start_unrealized
             desk.balances += 1
     return desk
 

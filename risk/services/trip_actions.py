@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
 from risk.models import ActionStatus, BreakerAction, BreakerTrip, ConditionType
 from risk.services.alerts import alert_escalate
 from risk.services.breaker_params import DEFAULT_REDUCE_PCT
@@ -95,9 +96,12 @@ def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: st
         order = position_reduce(position=position, reduce_pct=pct, client_order_id=client_order_id)
         leg["target"] = fmt(target)
         wanted = missing
-    if order.status == "rejected":
+    if order.status == REJECTED:
         raise RuntimeError(f"the exchange rejected order {order.id} ({order.status}, filled {fmt(order.filled)})")
     leg["filled"] = fmt(Decimal(leg.get("filled") or 0) + order.filled)
+    # An order the venue left working (nothing or part filled) is cancelled before the
+    # remainder is sent again, so the two can never both fill.
+    leg["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
     return {
         "order_id": order.id,
         "client_order_id": order.client_order_id,
@@ -106,7 +110,7 @@ def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: st
         "filled": fmt(order.filled),
         "average_price": fmt(order.average_price) if order.average_price is not None else None,
         "status": order.status,
-        "complete": order.filled >= wanted,
+        "complete": order.fully_filled and order.filled >= wanted,
     }
 
 
@@ -127,6 +131,8 @@ def _execute(trip: BreakerTrip, params: dict, seq: int) -> tuple[str, str, dict]
     if not positions:
         return ActionStatus.SUCCEEDED, f"No order needed: the {trip.symbol} position on {trip.exchange} is closed", {}
     legs = dict(trip.action_details.get("legs") or {})
+    if any(leg.get("working") for leg in legs.values()):
+        orders_cancel_all(account=positions[0].account, symbol=trip.symbol)
     orders = []
     for position in positions:
         suffix = f"-{position.side[0]}" if len(positions) > 1 else ""

@@ -19,8 +19,9 @@ def account(
     balance="100000",
     peak_equity=None,
     maintenance_margin=None,
-    day_start_balance=None,
+    day_realized="0",
     day_start_unrealized="0",
+    net_transfers="0",
     failed: bool = False,
     with_balance: bool = True,
 ) -> ExchangeAccount:
@@ -33,12 +34,14 @@ def account(
             equity=D(balance),
             peak_equity=D(peak_equity if peak_equity is not None else balance),
             maintenance_margin=D(maintenance_margin) if maintenance_margin is not None else None,
+            net_transfers=D(net_transfers),
             updated_at=now,
         )
         AccountDay.objects.create(
             account=acct,
             date=datetime.now(UTC).date(),
-            start_balance=D(day_start_balance if day_start_balance is not None else balance),
+            start_balance=D(balance),
+            realized_pnl=D(day_realized),
             start_unrealized=D(day_start_unrealized),
             last_balance=D(balance),
             updated_at=now,
@@ -60,6 +63,7 @@ def position(
     leverage=None,
     opened_at=None,
     mark_age_seconds: float = 0,
+    peak_entry_notional=None,
 ) -> Position:
     size, entry = D(size), D(entry)
     mark = D(mark) if mark is not None else entry
@@ -73,6 +77,7 @@ def position(
         side=side,
         size=size,
         entry_price=entry,
+        peak_entry_notional=abs(size * entry) if peak_entry_notional is None else D(peak_entry_notional),
         mark_price=mark,
         mark_updated_at=now - timedelta(seconds=mark_age_seconds),
         notional=abs(size * mark),

@@ -52,6 +52,7 @@ def position(
         peak_pnl=D(realized),
         best_price=D(entry),
         opened_at=NOW - timedelta(minutes=opened_minutes_ago),
+        peak_entry_notional=abs(D(size) * D(entry)),
     )
     for index, mark in enumerate(marks):
         assert view.mark_apply(D(mark), NOW - timedelta(seconds=len(marks) - index))

@@ -36,7 +36,7 @@ def book_total_exposure(user):
 
 
 def book_daily_loss(user):
-    acct = books.account(user, balance="100000", day_start_balance="100300", day_start_unrealized="50")
+    acct = books.account(user, balance="100000", day_realized="-300", day_start_unrealized="50")
     books.position(acct, "BTCUSDT", "long", size="1", entry="100", mark="80")  # unrealized -20
     return D("370")  # -(-300 - 20 - 50)
 

@@ -54,7 +54,8 @@ def account_data(draw, exchange, min_positions=0):
         "balance": draw(balances),
         "peak_equity": draw(balances),
         "maintenance": draw(st.none() | small),
-        "start_balance": draw(balances),
+        "day_realized": draw(st.decimals(min_value="-50000", max_value="50000", places=2)),
+        "net_transfers": draw(st.decimals(min_value="-50000", max_value="50000", places=2)),
         "start_unrealized": draw(st.decimals(min_value="-5000", max_value="5000", places=2)),
         "today_row": draw(st.booleans()),
         "positions": draw(st.lists(position_data(), max_size=4, unique_by=lambda p: (p["symbol"], p["side"]))),
@@ -229,13 +230,14 @@ def _write(desk) -> tuple[list, dict]:
                     unrealized_pnl=acct["start_unrealized"],
                     maintenance_margin=acct["maintenance"],
                     peak_equity=acct["peak_equity"],
+                    net_transfers=acct["net_transfers"],
                     updated_at=now,
                 )
                 if acct["today_row"]:
                     AccountDay.objects.create(
                         account=account,
                         date=datetime.now(UTC).date(),
-                        start_balance=acct["start_balance"],
+                        realized_pnl=acct["day_realized"],
                         start_unrealized=acct["start_unrealized"],
                         updated_at=now,
                     )
@@ -299,8 +301,10 @@ def _account_figures(acct):
     """(equity now, daily pnl) of an account with a balance."""
     upnl = sum((_upnl(p) for p in acct["positions"]), ZERO)
     equity = acct["balance"] + upnl
-    start_balance = acct["start_balance"] if acct["today_row"] else acct["balance"]
-    daily = acct["balance"] - start_balance + upnl - acct["start_unrealized"]
+    # SPEC §4: realized since 00:00 from fills (none before the day's first sync) plus
+    # unrealized now minus unrealized at 00:00; the wallet balance (transfers) never counts.
+    realized = acct["day_realized"] if acct["today_row"] else ZERO
+    daily = realized + upnl - acct["start_unrealized"]
     return equity, daily
 
 
