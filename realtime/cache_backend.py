@@ -46,6 +46,9 @@ class CountingRedisCacheClient(RedisCacheClient):
     def peek(self, key, default):
         return super().get(key, default)
 
+    def peek_many(self, keys):
+        return super().get_many(keys)
+
     def get_many(self, keys):
         keys = list(keys)
         client = self.get_client(None)
@@ -103,6 +106,11 @@ class CountingRedisCache(RedisCache):
     def peek(self, key, default=None, version=None):
         key = self.make_and_validate_key(key, version=version)
         return self._cache.peek(key, default)
+
+    def peek_many(self, keys, version=None) -> dict:
+        """Uncounted `get_many` (a writer merging with what is cached)."""
+        made = {self.make_and_validate_key(key, version=version): key for key in keys}
+        return {made[key]: value for key, value in self._cache.peek_many(list(made)).items()}
 
     def redis(self):
         """The redis-py client of this cache's database."""

@@ -3,6 +3,7 @@ one is held until a second tick confirms it, so one bad print never closes a
 position; and ticks that come faster than evaluation are conflated per market."""
 
 import asyncio
+from dataclasses import dataclass
 from decimal import Decimal
 
 
@@ -36,14 +37,19 @@ class MarkBatch:
     every crossing however many ticks were conflated. Bounded by the number of
     markets, never by the tick rate."""
 
-    def __init__(self):
+    def __init__(self, *, recent_trades: int = 20):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
+        self.tickers: dict = {}  # {(exchange, symbol): the latest Ticker} for the caches
+        self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
         self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
         self.ready = asyncio.Event()
         self.conflated = 0
+        self.recent_trades = recent_trades
 
-    def put(self, market, *, price: Decimal, mark: Decimal | None, at) -> None:
+    def put(self, market, *, price: Decimal, mark: Decimal | None, at, ticker=None) -> None:
         """A tick of `market` at `price`, with the mark the guard accepted (None: held)."""
+        if ticker is not None:
+            self.tickers[market] = ticker
         if mark is not None:
             if market in self.latest:
                 self.conflated += 1
@@ -52,9 +58,22 @@ class MarkBatch:
         self.ranges[market] = (min(low, price), max(high, price), at)
         self.ready.set()
 
-    def drain(self) -> tuple[dict, dict]:
-        """({market: (price, at)}, {market: (low, high, at)}) since the last drain."""
-        latest, ranges = self.latest, self.ranges
-        self.latest, self.ranges = {}, {}
+    def trades_put(self, market, trades: list) -> None:
+        kept = self.trades.setdefault(market, [])
+        kept.extend(trades)
+        del kept[: -self.recent_trades]
+
+    def drain(self) -> "Drained":
+        """What came since the last drain."""
+        drained = Drained(latest=self.latest, ranges=self.ranges, tickers=self.tickers, trades=self.trades)
+        self.latest, self.ranges, self.tickers, self.trades = {}, {}, {}, {}
         self.ready.clear()
-        return latest, ranges
+        return drained
+
+
+@dataclass(slots=True)
+class Drained:
+    latest: dict  # {market: (mark, at)}: the latest accepted mark
+    ranges: dict  # {market: (low, high, at)}: every price, for price alerts
+    tickers: dict  # {market: Ticker}: the latest, for the caches
+    trades: dict  # {market: [Trade]}: the recent ones, for the market-data cache

@@ -3,15 +3,16 @@
 On every tick, with nothing per subscriber:
 1. the tick is PUBLISHed once on its Redis stream (`realtime.streams`), batched into one
    pipeline per event-loop turn;
-2. its hooks run (`tick_hooks`: the price and market-data caches);
-3. the mark guard accepts the mark (or holds a jump until a second tick confirms it)
-   and the mark joins the evaluation batch, conflated per market (latest wins), with
-   the lowest and highest price since the last batch for price alerts.
+2. the mark guard accepts the mark (or holds a jump until a second tick confirms it)
+   and the tick joins the next batch, conflated per market (latest wins), keeping the
+   lowest and highest price since the last batch for price alerts.
 
 One worker thread (`self.executor`) does everything that touches the database, in
-order: the risk index evaluates each batch (`RiskIndex.apply_marks`: marks in memory,
-alerts and trips written and published at once), price alerts are checked against
-each market's low and high, marks are persisted in bulk at least once a second, the
+order, one batch at a time: the risk index evaluates it (`RiskIndex.apply_marks`: marks
+in memory, alerts and trips written and published at once), price alerts are checked
+against each market's low and high, the price and market-data caches take the latest
+tickers and trades (three Redis round trips a venue), marks are persisted in bulk at
+least once a second, the
 index sweeps every user every two seconds (stale venues, time-based breakers), and it
 reloads users whose positions, alerts or trips changed in another process (Redis
 messages). A slow database delays the batches, which conflate; it never blocks the
@@ -40,6 +41,8 @@ from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.venues import VenueStreams, iso_from_unix
+from realtime.services.market_data import market_caches_put
+from realtime.services.price_alert_index import price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
 from risk.services.index import RiskIndex, index_activate
@@ -70,8 +73,6 @@ class Feed:
         self.reload_users: set = set()
         self.markets_dirty = asyncio.Event()
         self.listening = asyncio.Event()  # set while subscribed to other processes' changes
-        self.tick_hooks: list = []  # async callables (exchange, ticker) run on every tick
-        self.price_alert_check = None  # callable(exchange, symbol, low, high, at), run in the worker thread
         self.ticks = self.batches = 0
         self.started_at = time.time()
         self._failing: set = set()
@@ -108,18 +109,16 @@ class Feed:
         else its last price)."""
         self.ticks += 1
         self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
-        for hook in self.tick_hooks:
-            try:
-                await hook(exchange, ticker)
-            except Exception as error:
-                self._failed(f"tick hook {getattr(hook, '__name__', hook)}", error)
         price = getattr(ticker, "mark", None) or ticker.last
         market = (exchange, ticker.symbol)
-        self.batch.put(market, price=ticker.last, mark=self.guard.accept(market, price), at=ticker.timestamp)
+        mark = self.guard.accept(market, price)
+        self.batch.put(market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker)
 
     async def on_trades(self, exchange: str, trades: list) -> None:
         for trade in trades:
             self._publish(TRADES_CHANNEL, trade_frame(exchange=exchange, trade=trade))
+        if trades:
+            self.batch.trades_put((exchange, trades[0].symbol), trades)
 
     # --- loops ------------------------------------------------------------------------------
     async def _outbox_loop(self) -> None:
@@ -137,9 +136,9 @@ class Feed:
                 self._failed("publishing ticks", error)
                 await asyncio.sleep(1)
 
-    def _evaluate(self, latest: dict, ranges: dict) -> None:
+    def _evaluate(self, drained) -> None:
         by_exchange: dict = {}
-        for (exchange, symbol), (mark, at) in latest.items():
+        for (exchange, symbol), (mark, at) in drained.latest.items():
             by_exchange.setdefault(exchange, {})[symbol] = (mark, at)
             self.unpersisted.setdefault(exchange, {})[symbol] = (mark, at)
         for exchange, marks in by_exchange.items():
@@ -147,16 +146,29 @@ class Feed:
             self.index.apply_marks(
                 exchange=exchange, prices_by_symbol={symbol: mark for symbol, (mark, _) in marks.items()}, at=at
             )
-        if self.price_alert_check is not None:
-            for (exchange, symbol), (low, high, at) in ranges.items():
-                self.price_alert_check(exchange=exchange, symbol=symbol, low=low, high=high, at=at)
+        for (exchange, symbol), (low, high, at) in drained.ranges.items():
+            price_alerts_check_range(exchange=exchange, symbol=symbol, low=low, high=high, at=at)
+        try:
+            self._caches_write(drained)
+            self._ok("writing the caches")
+        except Exception as error:  # the caches are a convenience: evaluation goes on
+            self._failed("writing the caches", error)
+
+    @staticmethod
+    def _caches_write(drained) -> None:
+        venues: dict = {}
+        for (exchange, symbol), ticker in drained.tickers.items():
+            venues.setdefault(exchange, {})[symbol] = ticker
+        for exchange, tickers in venues.items():
+            trades = {symbol: drained.trades.get((exchange, symbol)) for symbol in tickers}
+            market_caches_put(exchange=exchange, tickers=tickers, trades={s: t for s, t in trades.items() if t})
 
     async def _evaluation_loop(self) -> None:
         while True:
             await self.batch.ready.wait()
-            latest, ranges = self.batch.drain()
+            drained = self.batch.drain()
             try:
-                await self.db(self._evaluate, latest, ranges)
+                await self.db(self._evaluate, drained)
                 self.batches += 1
                 self._ok("evaluating ticks")
             except Exception as error:

@@ -206,12 +206,6 @@ def market_data_refresh(*, exchange: str | None, symbols: list[str]) -> dict:
 
 
 # --- writes from the feed ----------------------------------------------------------------------
-def price_put(*, exchange: str, symbol: str, price: Decimal, at: datetime) -> None:
-    """The feed's tick: the price cache of (exchange, symbol)."""
-    value = price_entry(exchange=exchange, symbol=symbol, price=price, at=at)
-    cache.cache_put(cache_type=PRICE, exchange=exchange, symbol=symbol, value=value)
-
-
 def prices_put_many(*, exchange: str, prices: dict[str, tuple[Decimal, datetime]]) -> None:
     """Many ticks of one venue in one round trip (a conflated batch): {symbol: (price, at)}."""
     entries = {
@@ -223,29 +217,25 @@ def prices_put_many(*, exchange: str, prices: dict[str, tuple[Decimal, datetime]
     cache.cache_for(PRICE).set_many(entries)
 
 
-def market_data_put(
-    *,
-    exchange: str,
-    symbol: str,
-    ticker: Ticker,
-    trades: list[Trade] | None = None,
-    order_book: OrderBook | None = None,
-) -> None:
-    """The feed's snapshot of (exchange, symbol). A part given as None keeps what the
-    cache holds (one uncounted read); pass all three to skip that read."""
-    if trades is None or order_book is None:
-        current = cache.cache_peek(cache_type=MARKET_DATA, exchange=exchange, symbol=symbol) or {}
-        book = order_book if order_book is not None else current.get("order_book")
-        recent = trades if trades is not None else current.get("recent_trades", [])
-    else:
-        book, recent = order_book, trades
-    entry = market_data_entry(exchange=exchange, ticker=ticker, order_book=book, trades=recent)
-    cache.cache_put(cache_type=MARKET_DATA, exchange=exchange, symbol=symbol, value=entry)
-
-
-async def cache_tick_hook(exchange: str, ticker: Ticker) -> None:
-    """The feed's tick hook (`FeedService.tick_hooks`): the price entry and the market-data
-    snapshot's price (book and trades kept). Three short Redis calls, made inline: no
-    thread hop per tick."""
-    price_put(exchange=exchange, symbol=ticker.symbol, price=ticker.last, at=ticker.timestamp)
-    market_data_put(exchange=exchange, symbol=ticker.symbol, ticker=ticker)
+def market_caches_put(*, exchange: str, tickers: dict, trades: dict) -> None:
+    """The feed's conflated batch of one venue: `tickers` {symbol: Ticker} (the latest of
+    each) and `trades` {symbol: [Trade], newest last}. The price cache and the
+    market-data snapshots (the cached order book kept, the feed's recent trades) in
+    three round trips, whatever the number of symbols."""
+    if not tickers:
+        return
+    prices_put_many(exchange=exchange, prices={s: (t.last, t.timestamp) for s, t in tickers.items()})
+    market_data = cache.cache_for(MARKET_DATA)
+    keys = {cache.symbol_key(exchange=exchange, symbol=symbol): symbol for symbol in tickers}
+    current = market_data.peek_many(list(keys))
+    entries = {}
+    for key, symbol in keys.items():
+        cached = current.get(key) or {}
+        recent = trades.get(symbol)
+        entries[key] = market_data_entry(
+            exchange=exchange,
+            ticker=tickers[symbol],
+            order_book=cached.get("order_book"),
+            trades=recent or cached.get("recent_trades", []),
+        )
+    market_data.set_many(entries)

@@ -7,13 +7,12 @@ crosses nothing costs two bisects and no I/O. The index reloads the active alert
 the database when the Redis counter `realtime:price_alerts:version` has moved, checked
 at most every `PRICE_ALERT_INDEX_CHECK_SECONDS`.
 
-Feed entry points:
+The feed's entry point, called in its database thread with each conflated batch's
+lowest and highest price per market (so no crossing is skipped):
 
-    price_alerts_check_range(exchange=..., symbol=..., low=..., high=..., at=...)  # sync, a batch's range
-    price_alerts_check(exchange=..., symbol=..., price=Decimal, at=datetime)      # sync, one price
-    await price_alerts_check_async(exchange=..., symbol=..., price=..., at=...)     # in the loop
+    price_alerts_check_range(exchange=..., symbol=..., low=..., high=..., at=...)
 
-All return the RiskAlerts raised (usually none). Crossed alerts leave the index at
+It returns the RiskAlerts raised (usually none). Crossed alerts leave the index at
 once, so a burst of crossing ticks fires each alert once per process, and the
 conditional UPDATE in `price_alert_fire` makes it once across processes.
 """
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from realtime.models import PriceAlert, PriceAlertCondition, PriceAlertStatus
@@ -158,22 +156,3 @@ def price_alerts_check_range(
     index.refresh()
     crossed = index.crossed(exchange=exchange, symbol=symbol, low=low, high=high)
     return _fire(crossed, at) if crossed else []
-
-
-def price_alerts_check(
-    *, exchange: str, symbol: str, price: Decimal, at: datetime, index: PriceAlertIndex | None = None
-) -> list:
-    """Fire every active alert of (exchange, symbol) that `price` crosses; the RiskAlerts raised."""
-    return price_alerts_check_range(exchange=exchange, symbol=symbol, low=price, high=price, at=at, index=index)
-
-
-async def price_alerts_check_async(
-    *, exchange: str, symbol: str, price: Decimal, at: datetime, index: PriceAlertIndex | None = None
-) -> list:
-    """`price_alerts_check` for an asyncio loop: the database is reached (in a thread)
-    only to reload or to fire."""
-    index = price_alert_index() if index is None else index
-    if index.needs_reload():
-        await sync_to_async(index.reload)()
-    crossed = index.crossed(exchange=exchange, symbol=symbol, low=price, high=price)
-    return await sync_to_async(_fire)(crossed, at) if crossed else []

@@ -28,8 +28,8 @@ def test_batch_conflates_marks_and_keeps_the_range_of_every_price():
     batch = MarkBatch()
     for price, mark in ((100, 100), (90, 90), (130, None), (95, 95)):
         batch.put(M, price=D(price), mark=D(mark) if mark else None, at=price)
-    latest, ranges = batch.drain()
-    assert latest == {M: (D(95), 95)}  # latest accepted mark wins
-    assert ranges[M][:2] == (D(90), D(130))  # a held print still counts for price alerts
+    drained = batch.drain()
+    assert drained.latest == {M: (D(95), 95)}  # latest accepted mark wins
+    assert drained.ranges[M][:2] == (D(90), D(130))  # a held print still counts for price alerts
     assert batch.conflated == 2 and not batch.ready.is_set()
-    assert batch.drain() == ({}, {})
+    assert batch.drain().latest == {}

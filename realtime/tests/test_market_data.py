@@ -11,7 +11,7 @@ from django.db import connection
 
 from accounts.exchanges import ExchangeUnavailable
 from realtime.handlers import refresh_market_data
-from realtime.services.market_data import market_data_get, market_data_put, price_get, price_put
+from realtime.services.market_data import market_caches_put, market_data_get, price_get
 
 pytestmark = pytest.mark.django_db
 TICKER = "/fapi/v1/ticker/24hr"
@@ -127,7 +127,8 @@ def test_feed_writes_are_what_readers_get(trader_client):
     from accounts.exchanges import Ticker, Trade
 
     at = datetime(2025, 12, 16, 10, 0, tzinfo=UTC)
-    price_put(exchange="paper", symbol="BTCUSDT", price=Decimal("43250.5"), at=at)
+    btc = Ticker("BTCUSDT", Decimal("43250.5"), None, None, None, None, None, None, None, None, at)
+    market_caches_put(exchange="paper", tickers={"BTCUSDT": btc}, trades={})
     body = trader_client.get("/api/v1/cache/price/BTCUSDT?exchange=paper").json()
     assert body == {
         "symbol": "BTCUSDT",
@@ -139,7 +140,7 @@ def test_feed_writes_are_what_readers_get(trader_client):
     market_data_get(symbol="SOLUSDT", exchange="paper")  # a read-through leaves a book
     ticker = Ticker("SOLUSDT", Decimal("151.5"), None, None, None, None, None, None, None, None, at)
     trade = Trade("SOLUSDT", "7", Decimal("151.5"), Decimal("2"), "buy", at)
-    market_data_put(exchange="paper", symbol="SOLUSDT", ticker=ticker, trades=[trade])
+    market_caches_put(exchange="paper", tickers={"SOLUSDT": ticker}, trades={"SOLUSDT": [trade]})
     body = trader_client.get("/api/v1/cache/market-data/SOLUSDT?exchange=paper").json()
     assert body["price"] == "151.50" and body["cached"] is True
     assert body["recent_trades"] == [{"price": "151.50", "quantity": "2.00", "time": "2025-12-16T10:00:00Z"}]
@@ -173,16 +174,3 @@ def test_refresh_market_data_fails_when_the_venue_is_down(binance_server):
     binance_server.fail_next(status=503, path=TICKER, times=5)
     with pytest.raises(ExchangeUnavailable):
         refresh_market_data(None, symbols=["BTCUSDT"], exchange="binanceusdm")
-
-
-async def test_cache_tick_hook_writes_price_and_market_data():
-    from datetime import UTC, datetime
-
-    from accounts.exchanges import Ticker
-    from realtime.services.market_data import cache_tick_hook
-
-    at = datetime(2025, 12, 16, 10, 0, tzinfo=UTC)
-    ticker = Ticker("BTCUSDT", Decimal("43000"), None, None, None, None, None, None, None, None, at)
-    await cache_tick_hook("paper", ticker)
-    assert caches["price"].peek("paper:BTCUSDT")["price"] == "43000.00"
-    assert caches["market_data"].peek("paper:BTCUSDT")["price"] == "43000.00"

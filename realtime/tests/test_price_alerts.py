@@ -1,8 +1,6 @@
 """Price alerts: the endpoints (roles, validation, ownership, the cap), the admin, and
 firing exactly once through the index, whatever the burst of crossing prices."""
 
-import asyncio
-import json
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +10,7 @@ import pytest
 from django.db import connection
 
 from realtime.models import PriceAlert
-from realtime.services.price_alert_index import PriceAlertIndex, price_alerts_check, price_alerts_check_async
+from realtime.services.price_alert_index import PriceAlertIndex, price_alerts_check_range
 from realtime.services.price_alerts import price_alert_cancel, price_alert_create
 from risk.models import RiskAlert
 
@@ -165,8 +163,8 @@ def test_a_burst_of_crossing_prices_fires_once(trader, settings):
             for step in range(25):
                 price = Decimal(100 + step + worker)
                 fired.extend(
-                    price_alerts_check(
-                        exchange="paper", symbol="BTCUSDT", price=price, at=AT, index=indexes[worker % 2]
+                    price_alerts_check_range(
+                        exchange="paper", symbol="BTCUSDT", low=price, high=price, at=AT, index=indexes[worker % 2]
                     )
                 )
         except Exception as exc:
@@ -196,8 +194,8 @@ def test_only_crossed_thresholds_fire_and_the_index_follows_changes(trader, sett
     below = {target: _alert(trader, "below", target) for target in ("90", "80")}
     other_symbol = _alert(trader, "above", "1", symbol="ETHUSDT")
     index = PriceAlertIndex()
-    check = lambda price: price_alerts_check(  # noqa: E731
-        exchange="paper", symbol="BTCUSDT", price=Decimal(price), at=AT, index=index
+    check = lambda price: price_alerts_check_range(  # noqa: E731
+        exchange="paper", symbol="BTCUSDT", low=Decimal(price), high=Decimal(price), at=AT, index=index
     )
     assert check("100") == []
     assert len(index) == 6
@@ -212,38 +210,6 @@ def test_only_crossed_thresholds_fire_and_the_index_follows_changes(trader, sett
     assert PriceAlert.objects.get(pk=above["130"].pk).status == "active"
     assert PriceAlert.objects.get(pk=other_symbol.pk).status == "active"
     assert PriceAlert.objects.filter(status="triggered").count() == 4
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_async_check_fires_and_publishes(trader, settings):
-    from asgiref.sync import sync_to_async
-
-    from etrms.redis_client import platform_redis
-    from risk.publish import REDIS_ALERTS_CHANNEL
-
-    settings.PRICE_ALERT_INDEX_CHECK_SECONDS = 0
-    pubsub = platform_redis().pubsub()
-    pubsub.subscribe(REDIS_ALERTS_CHANNEL)
-    await sync_to_async(_alert)(trader, "below", "50")
-    index = PriceAlertIndex()
-    assert (
-        await price_alerts_check_async(exchange="paper", symbol="BTCUSDT", price=Decimal(60), at=AT, index=index) == []
-    )
-    raised = await price_alerts_check_async(
-        exchange="paper", symbol="BTCUSDT", price=Decimal("49.5"), at=AT, index=index
-    )
-    assert len(raised) == 1 and raised[0].alert_type == "price_alert"
-    messages = []
-    for _ in range(50):
-        message = pubsub.get_message(timeout=0.1)
-        if message and message["type"] == "message":
-            messages.append(json.loads(message["data"]))
-            break
-        await asyncio.sleep(0)
-    pubsub.close()
-    await sync_to_async(lambda: connection.close())()  # the connection of sync_to_async's thread
-    assert messages and messages[0]["user_id"] == str(trader.pk)
-    assert messages[0]["alert"]["alert_type"] == "price_alert" and messages[0]["alert"]["severity"] == "low"
 
 
 @pytest.mark.django_db(transaction=True)

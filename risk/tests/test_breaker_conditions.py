@@ -120,9 +120,10 @@ def test_max_drawdown_counts_realized_pnl_and_ignores_size_changes():
     p.mark_apply(D(130), NOW)
     assert p.realized_pnl + p.unrealized_pnl == 300
     assert not trips(breaker("max_drawdown", D("0.0001")), p)  # size change alone never trips
-    p.mark_apply(D(118), NOW + timedelta(seconds=1))  # PnL 150 + 90 = 240: fell 60 = 12% of 500
-    assert trips(breaker("max_drawdown", D(12)), p)
-    assert not trips(breaker("max_drawdown", D("12.0001")), p)
+    # PnL 150 + 90 = 240: fell 60 = 6% of the peak entry notional 1,000 (not 12% of the 500 left)
+    p.mark_apply(D(118), NOW + timedelta(seconds=1))
+    assert trips(breaker("max_drawdown", D(6)), p)
+    assert not trips(breaker("max_drawdown", D("6.0001")), p)
 
 
 @pytest.mark.parametrize(("case", "offset", "expected"), AROUND)

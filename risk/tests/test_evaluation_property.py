@@ -361,10 +361,13 @@ def reference(desk) -> dict:
         else:
             value = ZERO
             for a in funded:
+                # SPEC §4: transfers are never drawdown: a deposit raises the peak by the
+                # amount, a withdrawal lowers it (stored peaks are net of transfers).
                 eq = _account_figures(a)[0]
+                net_of_transfers = eq - a["net_transfers"]
                 stored = lim["peaks"].get(a["id"])
-                peak = eq if stored is None or eq > stored else stored
-                value = max(value, _dd(peak, eq))
+                peak = net_of_transfers if stored is None or net_of_transfers > stored else stored
+                value = max(value, _dd(peak + a["net_transfers"], eq))
         statuses.append((("limit", index, None), value, lim))
 
     # desk caps: sums over every user
@@ -428,7 +431,7 @@ def reference(desk) -> dict:
             "position_size": decimal_str(max(net.values(), default=ZERO)),
             "daily_pnl": decimal_str(daily),
             "total_exposure": decimal_str(exposure),
-            "margin_ratio": decimal_str(margin),
+            "margin_ratio": "Infinity" if undefined_margin else decimal_str(margin if margin is not None else ZERO),
             "leverage": decimal_str(leverage),
             "drawdown": decimal_str(drawdown),
             "daily_loss": decimal_str(max(ZERO, -daily)),
