@@ -343,7 +343,11 @@ class HealthApi(JobsApi):
     @extend_schema(responses={200: HealthOutput, 503: HealthOutput})
     def get(self, request):
         health = selectors.job_health()
-        return bare(health, status=status.HTTP_200_OK if health["running"] else status.HTTP_503_SERVICE_UNAVAILABLE)
+        if health["running"]:
+            return bare(health)
+        response = bare(health, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response._has_been_logged = True  # an answer, not an error: the request log's line is enough
+        return response
 
 
 # --- scheduled tasks --------------------------------------------------------------------------

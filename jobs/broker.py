@@ -7,8 +7,12 @@ from etrms.celery import PRIORITY_QUEUES, app
 
 @cache
 def broker_redis():
-    """The redis-py client kombu uses for the broker (TCP or unix socket alike)."""
-    connection = app.connection_for_write()
+    """The redis-py client kombu uses for the broker (TCP or unix socket alike).
+
+    Connecting fails at once when the broker is down (kombu would retry for seconds);
+    once made, the client reconnects by itself.
+    """
+    connection = app.connection_for_write(transport_options={"max_retries": 0})
     return connection.default_channel.client
 
 

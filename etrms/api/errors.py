@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from etrms.logging import request_id_var
+from etrms.outage import OUTAGE_ERRORS, dependency_of, describe
 
 logger = logging.getLogger("etrms.errors")
 
@@ -31,6 +32,23 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A service this request depends on is unavailable."
     default_code = "service_unavailable"
+
+
+# What a 503 for a dependency outage tells the client to wait before trying again.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+
+def outage_response(exc: BaseException) -> Response:
+    """503 in the error shape for Redis or the database being unavailable.
+
+    No log line here: the request log writes the one line for it, at WARNING, with
+    `describe(exc)` (see etrms.api.request_context); Django's own 5xx line is skipped.
+    """
+    body = error_body(f"Service unavailable: the {dependency_of(exc)} is not answering; try again shortly.")
+    response = Response(body, status=503, headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)})
+    response.outage = describe(exc)
+    response._has_been_logged = True
+    return response
 
 
 def error_body(message: str, *, errors: dict | None = None, data=None) -> dict:
@@ -84,6 +102,9 @@ def exception_handler(exc, context):
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
 
+    if isinstance(exc, OUTAGE_ERRORS):
+        set_rollback()
+        return outage_response(exc)
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
         set_rollback()
