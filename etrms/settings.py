@@ -267,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",
-        "WorkerStatusEnum": "jobs.api.WORKER_STATUSES",
+        "WorkerStatusEnum": "jobs.api.stats.WORKER_STATUSES",
     },
 }
 
