@@ -22,7 +22,21 @@ class DeadLetterQuery(PageQuery):
     default_limit = 100
 
 
+class BlankAsNull(serializers.CharField):
+    """A text column that stores "" for none, answered as null (as `/result` does)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class JobOutput(serializers.ModelSerializer):
+    error = BlankAsNull()
+    worker = BlankAsNull()
+    scheduled_task = BlankAsNull(help_text="The scheduled task that enqueued it, if any.")
+
     class Meta:
         model = Job
         fields = [

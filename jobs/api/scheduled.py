@@ -4,6 +4,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 
+from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer
 from etrms.api.responses import bare
 from jobs.api.common import JobsApi, datetime_text
@@ -61,12 +62,24 @@ def scheduled_task_output(task) -> dict:
     }
 
 
+class ScheduledQuery(PageQuery):
+    user_id = None  # scheduled tasks belong to the desk, not to a user
+
+
 class ScheduledListApi(JobsApi):
     permission_classes = [ReadAnyWriteRiskOfficer]
 
-    @extend_schema(responses=inline_serializer("ScheduledTasks", {"tasks": ScheduledTaskOutput(many=True)}))
+    @extend_schema(
+        parameters=[ScheduledQuery],
+        responses=inline_serializer(
+            "ScheduledTasks", {"count": serializers.IntegerField(), "tasks": ScheduledTaskOutput(many=True)}
+        ),
+    )
     def get(self, request):
-        return bare({"tasks": [scheduled_task_output(task) for task in scheduled_tasks()]})
+        query = query_validate(ScheduledQuery, request)
+        queryset = scheduled_tasks()
+        tasks = page(queryset, limit=query["limit"], offset=query["offset"])
+        return bare({"count": queryset.count(), "tasks": [scheduled_task_output(task) for task in tasks]})
 
 
 class ScheduledRegisterApi(JobsApi):
@@ -113,6 +126,12 @@ class ScheduledRegisterApi(JobsApi):
         task = scheduled_task_register(**definition)
         output = scheduled_task_output(task)
         return bare({key: output[key] for key in ("name", "job_name", "schedule_type", "next_run", "enabled")})
+
+    @extend_schema(exclude=True)  # documented as DELETE /jobs/scheduled/{task_name}
+    def delete(self, request):
+        """`register` is a valid task name: its item route is this one's path (the other
+        routes of a task, `/enable`, `/disable`, `/run`, do not collide)."""
+        return ScheduledItemApi().delete(request, task_name="register")
 
 
 class ScheduledItemApi(JobsApi):
