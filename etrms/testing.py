@@ -46,12 +46,12 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def redis_clients_pointed_at(url: str, settings):
-    """Point every Redis client of this process (platform state, cache, channel layer,
-    Celery's broker) at `url` for the duration; `settings` is pytest-django's fixture."""
+    """Point this process's Redis clients (platform state, rate limits, cache, channel
+    layer, Celery's broker) at `url` for the duration; `settings` is pytest-django's
+    fixture. Lua scripts other modules registered on the old client keep using it."""
     from etrms.api.throttles import RateLimiter
     from etrms.celery import app
     from etrms.redis_client import platform_redis
-    from jobs.broker import broker_redis
 
     location = RedisLocation.parse(url)
     original_broker = app.conf.broker_url
@@ -59,17 +59,13 @@ def redis_clients_pointed_at(url: str, settings):
     originals = {name: getattr(settings, name) for name in names}
 
     def reset(broker_url: str) -> None:
-        with contextlib.suppress(Exception):
-            app.pool.force_close_all()
         app.conf.broker_url = broker_url
-        app._after_fork()  # drops the connection and producer pools; the next use reconnects
+        # Drop the app's references to its connection and producer pools; the next use
+        # takes kombu's pools for the new URL. (Closing them would not do: kombu keeps
+        # one pool per URL for the process, and the old URL's pool is used again after.)
+        app._after_fork()
         platform_redis.cache_clear()
-        broker_redis.cache_clear()
-        RateLimiter.script = None
-        with contextlib.suppress(ImportError):
-            from risk.services import prices
-
-            prices._scripts.clear()  # scripts are bound to the client that registered them
+        RateLimiter.script = None  # a script is bound to the client that registered it
 
     settings.REDIS_PLATFORM_URL = location.url(settings.REDIS_DB_PLATFORM)
     settings.CACHES = {
