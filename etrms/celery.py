@@ -31,6 +31,10 @@ app.conf.update(
     timezone="UTC",
     enable_utc=True,
     broker_connection_retry_on_startup=True,
+    # Workers and beat outlive any broker outage: they retry until it answers (Celery
+    # would give up, and exit, after 100 attempts) and keep running tasks meanwhile.
+    broker_connection_max_retries=None,
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     broker_transport_options={"queue_order_strategy": "priority"},
     beat_scheduler="jobs.beat:Scheduler",
     worker_hijack_root_logger=False,

@@ -149,6 +149,10 @@ elif env.bool("DB_POOL", default=False):
     # runs in a thread of its own, so per-thread persistent connections would pile up
     # until PostgreSQL refuses clients. A pool per process bounds and reuses them.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django then gives the pool `check=ConnectionPool.check_connection`: a connection
+    # is tested as it leaves the pool, so one that PostgreSQL dropped (a restart, a
+    # terminated backend) is replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
@@ -296,7 +300,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",
-        "WorkerStatusEnum": "jobs.api.WORKER_STATUSES",
+        "WorkerStatusEnum": "jobs.api.stats.WORKER_STATUSES",
     },
 }
 

@@ -5,10 +5,17 @@ from functools import cache
 from etrms.celery import PRIORITY_QUEUES, app
 
 
-@cache
 def broker_redis():
-    """The redis-py client kombu uses for the broker (TCP or unix socket alike)."""
-    connection = app.connection_for_write()
+    """The redis-py client kombu uses for the broker (TCP or unix socket alike), one per
+    broker URL (tests point the app at a broker of their own)."""
+    return _broker_client(app.conf.broker_url)
+
+
+@cache
+def _broker_client(url: str):
+    """Connecting fails at once when the broker is down (kombu would retry for seconds);
+    once made, the client reconnects by itself."""
+    connection = app.connection_for_write(url, transport_options={"max_retries": 0})
     return connection.default_channel.client
 
 

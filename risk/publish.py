@@ -19,6 +19,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
 from risk.formatting import epoch_seconds, iso_utc
 from risk.models import AlertType, RiskAlert
@@ -86,10 +87,14 @@ def _send(user_id, payload: dict) -> None:
         layer = get_channel_layer()
         if layer is not None:
             async_to_sync(layer.group_send)(alerts_group(user_id), {"type": CHANNEL_MESSAGE_TYPE, "alert": payload})
+    except REDIS_ERRORS as exc:
+        degraded(logger, f"Alert {payload['id']}: not published", exc)
     except Exception:
         logger.exception("Alert %s: channel-layer publish failed", payload["id"])
     try:
         platform_redis().publish(REDIS_ALERTS_CHANNEL, json.dumps({"user_id": str(user_id), "alert": payload}))
+    except REDIS_ERRORS as exc:
+        degraded(logger, f"Alert {payload['id']}: not published", exc)
     except Exception:
         logger.exception("Alert %s: Redis publish failed", payload["id"])
 

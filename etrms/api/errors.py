@@ -8,7 +8,8 @@ Services raise the exceptions below (or DRF's); nothing else builds an error bod
 
 import logging
 
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from etrms.logging import request_id_var
+from etrms.outage import OUTAGE_ERRORS, dependency_of, describe
 
 logger = logging.getLogger("etrms.errors")
 
@@ -31,6 +33,31 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A service this request depends on is unavailable."
     default_code = "service_unavailable"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self):
+        super().__init__(f"Request body too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
+
+# What a 503 for a dependency outage tells the client to wait before trying again.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+
+def outage_response(exc: BaseException) -> Response:
+    """503 in the error shape for Redis or the database being unavailable.
+
+    No log line here: the request log writes the one line for it, at WARNING, with
+    `describe(exc)` (see etrms.api.request_context); Django's own 5xx line is skipped.
+    """
+    body = error_body(f"Service unavailable: the {dependency_of(exc)} is not answering; try again shortly.")
+    response = Response(body, status=503, headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)})
+    response.outage = describe(exc)
+    response._has_been_logged = True
+    return response
 
 
 def error_body(message: str, *, errors: dict | None = None, data=None) -> dict:
@@ -79,11 +106,18 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE, raised on reading the body
+        exc = PayloadTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError("Bad request")
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
 
+    if isinstance(exc, OUTAGE_ERRORS):
+        set_rollback()
+        return outage_response(exc)
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
         set_rollback()

@@ -68,14 +68,23 @@ class RequestContextMiddleware:
         user_id = str(user.pk) if user is not None and user.is_authenticated else "-"
         path = redact(request.get_full_path())
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        level = logging.ERROR if response.status_code >= 500 else logging.INFO
+        # 503 is a dependency down (SPEC §3), not a bug of ours: WARNING, with the reason.
+        outage = getattr(response, "outage", None)
+        level = (
+            logging.INFO
+            if response.status_code < 500
+            else logging.WARNING
+            if response.status_code == 503
+            else logging.ERROR
+        )
         logger.log(
             level,
-            "%s %s %s %.2fms",
+            "%s %s %s %.2fms%s",
             request.method,
             path,
             response.status_code,
             duration_ms,
+            f" {outage}" if outage else "",
             extra={
                 "user_id": user_id,
                 "method": request.method,

@@ -1,6 +1,8 @@
 """A URLconf of test-only views that raise what real views raise, so the platform's
 error handling is exercised end to end (used with @pytest.mark.urls)."""
 
+import redis
+from django.db import OperationalError
 from django.urls import include, path
 from rest_framework.views import APIView
 
@@ -26,6 +28,16 @@ class CrashApi(APIView):
         raise RuntimeError("boom: secret internals")
 
 
+class RedisDownApi(APIView):
+    def get(self, request):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+
+
+class DatabaseDownApi(APIView):
+    def get(self, request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+
 class ThrottledApi(APIView):
     throttle_scope = "risk"
 
@@ -38,6 +50,8 @@ urlpatterns = [
     path("api/v1/test/conflict", ConflictApi.as_view()),
     path("api/v1/test/crash", CrashApi.as_view()),
     path("api/v1/test/throttled", ThrottledApi.as_view()),
+    path("api/v1/test/redis-down", RedisDownApi.as_view()),
+    path("api/v1/test/database-down", DatabaseDownApi.as_view()),
     path("", include("etrms.urls")),
 ]
 

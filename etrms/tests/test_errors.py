@@ -117,3 +117,16 @@ def test_html_clients_outside_the_api_get_html_404(client):
     response = client.get("/no-such-page", HTTP_ACCEPT="text/html")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("client_name", ["anon_client", "trader_client"])
+def test_a_body_over_the_upload_limit_is_a_413_with_one_log_line(request, client_name, settings, caplog):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE was a 500 with an ERROR traceback, even unauthenticated."""
+    client = request.getfixturevalue(client_name)
+    big = '{"username": "' + "a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + '", "password": "x"}'
+    with caplog.at_level(logging.INFO):
+        response = client.post("/api/v1/auth/token", big, content_type="application/json")
+    body = assert_error_shape(response, 413)
+    assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in body["message"]
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert not any(r.exc_info for r in caplog.records)

@@ -2,6 +2,7 @@
 WebSocket token rule and bootstrap."""
 
 import io
+import os
 
 import pytest
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -10,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.urls import path
 
-from conftest import access_token_for
+from conftest import ROOT, access_token_for
 from etrms import embedded_redis
 from etrms.ws_auth import JWTQueryAuthMiddleware
 
@@ -239,3 +240,31 @@ def test_the_middleware_chain_runs_in_one_mode_under_asgi(settings):
     assert _middlewares_in_async_mode() == []
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "etrms.middleware.SyncMiddlewareChain"]
     assert "SessionMiddleware" in _middlewares_in_async_mode()
+
+
+# --- make run: a process that stops by itself says which and why -------------------------------
+def test_make_run_names_the_process_that_died_and_why_before_honcho_stops_the_rest(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    procfile = tmp_path / "Procfile"
+    wrap = f"{sys.executable} -m etrms.processes run"
+    procfile.write_text(
+        f"steady: {wrap} steady -- {sys.executable} -c 'import time; time.sleep(60)'\n"
+        f"broken: {wrap} broken -- {sys.executable} -c 'raise RuntimeError(\"the config file is unreadable\")'\n"
+    )
+    honcho = shutil.which("honcho", path=os.path.dirname(sys.executable))
+    result = subprocess.run(
+        [honcho, "start", "--no-prefix", "-f", str(procfile)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "etrms: process 'broken' stopped by itself (exit code 1): RuntimeError: the config file is unreadable" in output
+    )
+    assert "'steady'" not in output  # stopped by honcho, not by itself: no report

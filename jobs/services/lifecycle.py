@@ -1,5 +1,6 @@
 """Enqueue, cancel, retry from the dead-letter queue."""
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,8 +11,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.roles import is_risk_officer
 from etrms.api.errors import Conflict
+from etrms.outage import REDIS_ERRORS, degraded
 from jobs.models import NOT_STARTED, Job, JobPriority, JobStatus
 from jobs.registry import handler_get, handler_list
+
+logger = logging.getLogger("jobs.lifecycle")
 
 
 def job_publish(*, job_id, attempt: int, priority: str, timeout: int) -> None:
@@ -26,9 +30,33 @@ def job_publish(*, job_id, attempt: int, priority: str, timeout: int) -> None:
     )
 
 
+def job_publish_or_defer(*, job_id, attempt: int, priority: str, timeout: int) -> bool:
+    """Publish a pending job; if the broker is unavailable, leave it to the supervisor.
+
+    The row is the truth: a pending row with `run_at` set is not in the broker, and the
+    supervisor publishes it (with a new attempt) once the broker answers. A message that
+    did reach the broker despite the error is then dropped by the worker (old attempt).
+    Returns whether the job was published now.
+    """
+    try:
+        job_publish(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout)
+        return True
+    except REDIS_ERRORS as exc:
+        degraded(logger, f"job {job_id}: not published, the supervisor will publish it", exc)
+    job_publication_defer(job_id=job_id, attempt=attempt)
+    return False
+
+
+def job_publication_defer(*, job_id, attempt: int) -> None:
+    """Mark a pending job as not in the broker: the supervisor publishes it when it can."""
+    Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.PENDING).update(run_at=timezone.now())
+
+
 def _publish_on_commit(job: Job) -> None:
     job_id, attempt, priority, timeout = job.id, job.attempt, job.priority, job.timeout
-    transaction.on_commit(lambda: job_publish(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout))
+    transaction.on_commit(
+        lambda: job_publish_or_defer(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout)
+    )
 
 
 def _handler_or_400(name: str, *, field: str):

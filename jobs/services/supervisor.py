@@ -25,12 +25,13 @@ from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
+from etrms.outage import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog
 from etrms.redis_client import platform_redis
 from jobs.broker import broker_redis
 from jobs.models import Job, JobStatus
 from jobs.services.execution import job_fail
 from jobs.services.heartbeats import worker_alive, worker_gone, worker_heartbeat, workers_alive
-from jobs.services.lifecycle import job_publish
+from jobs.services.lifecycle import job_publication_defer, job_publish
 
 logger = logging.getLogger("jobs.supervisor")
 TICK_LOCK = "jobs:supervisor:tick"
@@ -51,7 +52,12 @@ def _republish(rows, *, from_status: str) -> int:
             started_at=None,
         )
         if updated:
-            job_publish(job_id=row["id"], attempt=row["attempt"] + 1, priority=row["priority"], timeout=row["timeout"])
+            attempt = row["attempt"] + 1
+            try:
+                job_publish(job_id=row["id"], attempt=attempt, priority=row["priority"], timeout=row["timeout"])
+            except REDIS_ERRORS:
+                job_publication_defer(job_id=row["id"], attempt=attempt)  # a later tick publishes it
+                raise
             published += 1
     return published
 
@@ -60,8 +66,10 @@ _FIELDS = ("id", "attempt", "priority", "timeout")
 
 
 def publish_due(*, now) -> int:
+    """Publish jobs whose time came: scheduled and retrying ones, and pending ones whose
+    publication failed (the broker was down; `run_at` marks them, see job_publish_or_defer)."""
     published = 0
-    for status in (JobStatus.SCHEDULED, JobStatus.RETRYING):
+    for status in (JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.PENDING):
         rows = Job.objects.filter(status=status, run_at__lte=now).order_by("run_at").values(*_FIELDS)[:BATCH]
         published += _republish(list(rows), from_status=status)
     return published
@@ -141,13 +149,18 @@ class Supervisor(threading.Thread):
         interval = settings.JOB_SUPERVISOR_INTERVAL_SECONDS
         heartbeat_every = settings.JOB_WORKER_HEARTBEAT_SECONDS / 3
         last_heartbeat = 0.0
+        outage = OutageLog(logger, "supervisor")
         while not self._stop_event.is_set():
             try:
                 if time.monotonic() - last_heartbeat >= heartbeat_every or not worker_alive(self.hostname):
                     worker_heartbeat(hostname=self.hostname, started_at=self.started_at)
                     last_heartbeat = time.monotonic()
                 supervise_once(hostname=self.hostname)
-            except Exception:  # the supervisor must outlive a Redis or database blip
+                outage.ok()
+            except OUTAGE_ERRORS as exc:  # Redis or the database is down: once in the log, retried every tick
+                outage.failed(exc)
+                close_old_connections()
+            except Exception:  # anything else is a bug, but the supervisor must keep going
                 logger.exception("supervisor tick failed")
                 close_old_connections()
             self._stop_event.wait(interval)

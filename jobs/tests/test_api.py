@@ -401,3 +401,34 @@ def test_bootstrap_adds_the_daily_cleanup(officer_client):
     assert len(cleanup) == 1
     assert cleanup[0]["job_name"] == "cleanup"
     assert cleanup[0]["cron"] == "30 3 * * *"
+
+
+def test_job_detail_answers_null_for_no_error_worker_or_scheduled_task(trader_client, trader):
+    job = make_job(trader)
+    detail = trader_client.get(f"/api/v1/jobs/job/{job.pk}").json()
+    assert (detail["error"], detail["worker"], detail["scheduled_task"]) == (None, None, None)
+    done = make_job(trader, status="failed", error="boom", worker="w1@host", scheduled_task="nightly")
+    detail = trader_client.get(f"/api/v1/jobs/job/{done.pk}").json()
+    assert (detail["error"], detail["worker"], detail["scheduled_task"]) == ("boom", "w1@host", "nightly")
+
+
+def test_scheduled_tasks_page_with_offset_and_count(officer_client):
+    for name in ("a", "b", "c"):
+        scheduled_task_upsert(name=name, job_name="ping", interval_seconds=60)
+    body = officer_client.get("/api/v1/jobs/scheduled", {"limit": 2, "offset": 1}).json()
+    assert body["count"] == 3
+    assert [task["name"] for task in body["tasks"]] == ["b", "c"]
+    assert officer_client.get("/api/v1/jobs/scheduled", {"limit": 0}).status_code == 400
+
+
+def test_a_scheduled_task_named_register_can_be_listed_run_enabled_disabled_and_deleted(officer_client):
+    response = register(officer_client, name="register", job_name="ping", schedule_type="interval", interval_seconds=60)
+    assert response.status_code == 200, response.json()
+    assert [task["name"] for task in officer_client.get("/api/v1/jobs/scheduled").json()["tasks"]] == ["register"]
+    assert officer_client.post("/api/v1/jobs/scheduled/register/disable").json()["enabled"] is False
+    assert officer_client.post("/api/v1/jobs/scheduled/register/enable").json()["enabled"] is True
+    run = officer_client.post("/api/v1/jobs/scheduled/register/run").json()
+    assert Job.objects.get(pk=run["job_id"]).scheduled_task == "register"
+    assert officer_client.delete("/api/v1/jobs/scheduled/register").status_code == 204
+    assert officer_client.get("/api/v1/jobs/scheduled").json()["tasks"] == []
+    assert officer_client.delete("/api/v1/jobs/scheduled/register").status_code == 404

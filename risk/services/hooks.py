@@ -10,6 +10,7 @@ import logging
 
 from django.db import transaction
 
+from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def _bump(reason: str) -> None:
         client = platform_redis()
         version = client.incr(INDEX_VERSION_KEY)
         client.publish(INDEX_CHANNEL, f"{version}:{reason}")
+    except REDIS_ERRORS as exc:  # readers find Redis down too and read the database (snapshots.config_view_get)
+        degraded(logger, f"risk index version not bumped ({reason})", exc)
     except Exception:
         logger.exception("Could not bump the risk index version (%s)", reason)
 
