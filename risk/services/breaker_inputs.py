@@ -10,6 +10,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
 from accounts.models import ClosedTrade
+from etrms.outage import REDIS_ERRORS, degraded
 from risk.models import BreakerTrip, ConditionType
 from risk.services import assess, prices
 from risk.services.snapshots import Book, ConfigView
@@ -65,7 +66,11 @@ def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
     for breaker in breakers:
         window = int(breaker.additional_params.get("window_seconds", 300))
         requests |= {(exchange, symbol, window) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
-    return prices.price_ranges_get(requests, floors=config.volatility_floors(), now=now.timestamp())
+    try:
+        return prices.price_ranges_get(requests, floors=config.volatility_floors(), now=now.timestamp())
+    except REDIS_ERRORS as error:  # volatility breakers cannot tell: they do not trip
+        degraded(logger, "Volatility ranges unavailable", error)
+        return {}
 
 
 _recorded_marks: dict = {}
@@ -87,8 +92,8 @@ def marks_record(book: Book, *, floors: dict) -> None:
     if samples:
         try:
             prices.price_samples_record(list(samples.values()), floors=floors)
-        except Exception:
-            logger.exception("Could not record price samples")
+        except REDIS_ERRORS as error:
+            degraded(logger, "Price samples not recorded", error)
 
 
 def recorded_marks_clear() -> None:

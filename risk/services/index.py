@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from etrms.outage import REDIS_ERRORS, OutageLog
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply, peaks_persist
@@ -76,7 +77,8 @@ class RiskIndex:
         self.peaks_persisted_at = 0.0  # monotonic seconds
         self.evaluations = 0
         self.writes = 0
-        self._failing: set = set()  # what fails now (logged once until it works again)
+        self.version_outage = OutageLog(logger, "Risk index: reading the settings version")
+        self.samples_outage = OutageLog(logger, "Risk index: recording price samples")
 
     # --- loading --------------------------------------------------------------------------
     def load(self) -> "RiskIndex":
@@ -163,15 +165,18 @@ class RiskIndex:
         """Reload configuration, breakers and limits when another process changed them."""
         try:
             version = hooks.index_version()
-            self._works("reading the settings version")
-        except Exception as error:
-            self._fails("reading the settings version", error)  # the loaded settings stay
+            self.version_outage.ok()
+        except REDIS_ERRORS as error:
+            self.version_outage.failed(error)  # the loaded settings stay
             return False
         if self.config is not None and version == self.config.version:
             return False
         with self.lock:
             self.config = config_view_get()
             self._limits_reload()
+            # Latches released and alerts resolved elsewhere (dry run switched off, an
+            # officer's re-arm) move the version too: what is open is read again.
+            self._states_load(list(self.books))
         return True
 
     # --- events ---------------------------------------------------------------------------
@@ -222,9 +227,9 @@ class RiskIndex:
                     users.add(position.user_id)
             try:
                 prices.price_samples_record(samples, floors=self.config.volatility_floors())
-                self._works("recording price samples")
-            except Exception as error:
-                self._fails("recording price samples", error)
+                self.samples_outage.ok()
+            except REDIS_ERRORS as error:
+                self.samples_outage.failed(error)
             if self._desk_levels() != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
             self.evaluate(users, now=at)
@@ -248,16 +253,6 @@ class RiskIndex:
             if cap is not None:
                 levels.append(self.desk.exchange_exposure.get(exchange, ZERO) >= cap)
         return tuple(levels)
-
-    def _fails(self, what: str, error: Exception) -> None:
-        if what not in self._failing:
-            self._failing.add(what)
-            logger.warning("Risk index: %s failed: %s", what, error)
-
-    def _works(self, what: str) -> None:
-        if self._failing and what in self._failing:
-            self._failing.discard(what)
-            logger.warning("Risk index: %s works again", what)
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, user_ids: set, *, now: datetime | None = None) -> dict:

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from risk.models import ActionStatus, AlertSeverity, AlertType, BreakerTrip, CircuitBreaker
+from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
 from risk.services.common import actor_id
 from risk.services.trip_actions import client_order_id_for, fmt, trip_action_run
@@ -168,6 +169,7 @@ def trip_rearm(*, actor, trip: BreakerTrip) -> BreakerTrip:
     """An officer re-arms a latched trip. For consecutive_losses this also restarts the
     streak count: losses closed before now no longer count."""
     trips_release(trip_ids=[trip.pk], reason="rearmed", now=timezone.now(), actor=actor)
+    hooks.breakers_changed()  # long-lived evaluators (the feed's index) read the latches again
     trip.refresh_from_db()
     return trip
 
@@ -181,6 +183,7 @@ def dry_run_trips_release(*, actor, reason: str, breaker: CircuitBreaker | None 
         trips = trips.filter(breaker=breaker)
     trip_ids = list(trips.values_list("pk", flat=True))
     released = trips_release(trip_ids=trip_ids, reason=reason, actor=actor)
+    hooks.breakers_changed()
     if released:
         logger.info("Released %d dry-run trip latch(es): %s", released, reason)
     return released

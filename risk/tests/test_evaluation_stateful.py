@@ -436,6 +436,7 @@ class EvaluationPaths(RuleBasedStateMachine):
             match = [t for t in trips[side] if _trip_identity(t) == (chosen.breaker, chosen.role, chosen.triggered_at)]
             if match:
                 trip_rearm(actor=self.officer, trip=match[0])
+        platform_redis().incr(INDEX_VERSION_KEY)  # what the re-arm's after-commit hook does
         self._step(a_event=lambda: None, b_event=self._index_sweep)
 
     # --- what must hold after every step ------------------------------------------------
@@ -587,12 +588,15 @@ def test_index_dry_run_switched_off_then_a_tick_past_the_stop_acts_live(trader, 
     assert live.count() == 1, "the index still holds the released dry-run latch: no live action"
 
 
-def test_index_officer_rearm_then_a_tick_past_the_stop_trips_again(trader, officer, stopped_index):
+def test_index_officer_rearm_then_a_tick_past_the_stop_trips_again(
+    trader, officer, stopped_index, django_capture_on_commit_callbacks
+):
     """Feed path: an officer re-arms a latched stop; the condition still holds, so the next
     tick trips again (no live action yet, so no cooldown), as `evaluation_run` does."""
     t0 = timezone.now()
     stopped_index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(85)}, at=t0)
-    trip_rearm(actor=officer, trip=BreakerTrip.objects.get())
+    with django_capture_on_commit_callbacks(execute=True):  # the re-arm's after-commit notice
+        trip_rearm(actor=officer, trip=BreakerTrip.objects.get())
     stopped_index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(84)}, at=t0 + timedelta(seconds=1))
     assert BreakerTrip.objects.count() == 2, "the index still holds the re-armed latch: no second trip"
     assert BreakerTrip.objects.filter(released_at__isnull=True).count() == 1
