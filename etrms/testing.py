@@ -68,8 +68,10 @@ def redis_clients_pointed_at(url: str, settings):
         RateLimiter.script = None  # a script is bound to the client that registered it
 
     settings.REDIS_PLATFORM_URL = location.url(settings.REDIS_DB_PLATFORM)
+    # Every cache alias (default and the three cache types) keeps its options, on `url`.
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location.url(2)}
+        alias: {**conf, "LOCATION": location.url(settings.REDIS_DB_CACHE)}
+        for alias, conf in originals["CACHES"].items()
     }
     settings.CHANNEL_LAYERS = {
         "default": {
