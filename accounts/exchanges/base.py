@@ -16,8 +16,10 @@ prices and PnL are in the market's quote currency, and USD stablecoins count 1:1
 
 import abc
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+
+from django.utils import timezone
 
 from accounts.exchanges.symbols import SymbolMap
 
@@ -247,6 +249,12 @@ class Exchange(abc.ABC):
     @abc.abstractmethod
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
+    @property
+    def has_mark_prices(self) -> bool:
+        """Does the venue publish a mark price of its own (distinct from the last trade)?
+        The feed then marks positions from `fetch_marks`, not from tickers (SPEC §5)."""
+        return False
+
     async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
         """Mark prices of `symbols`, each stamped with when its answer arrived. Venues
         that can answer for every symbol in one call override this; the default asks
@@ -254,7 +262,7 @@ class Exchange(abc.ABC):
         marks = {}
         for symbol in symbols:
             ticker = await self.fetch_ticker(symbol)
-            marks[symbol] = Mark(symbol=symbol, price=ticker.last, received_at=datetime.now(UTC))
+            marks[symbol] = Mark(symbol=symbol, price=ticker.last, received_at=timezone.now())
         return marks
 
     @abc.abstractmethod

@@ -9,11 +9,11 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import ccxt
+from django.utils import timezone
 
 from accounts.exchanges import config
 from accounts.exchanges.base import (
@@ -332,6 +332,10 @@ class CcxtExchange(CcxtOrders, CcxtFills, Exchange):
         raw = await self._call(self._client.fetch_ticker(unified))
         return self._ticker(raw, self._etrms(unified))
 
+    @property
+    def has_mark_prices(self) -> bool:
+        return bool(self._client.has.get("fetchMarkPrices"))
+
     async def fetch_marks(self, symbols: list[str]) -> dict[str, Mark]:
         """One call for every symbol where the venue allows it (mark prices, else
         tickers); each mark is stamped with the moment the answer arrived."""
@@ -345,7 +349,7 @@ class CcxtExchange(CcxtOrders, CcxtFills, Exchange):
             raw, key = await self._call(self._client.fetch_tickers(list(unified))), "last"
         else:
             return await super().fetch_marks(symbols)
-        received_at = datetime.now(UTC)
+        received_at = timezone.now()
         marks = {}
         for name, symbol in unified.items():
             ticker = raw.get(name) or {}

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from accounts.exchanges import config
 from accounts.exchanges.base import (
@@ -190,7 +191,7 @@ class PaperExchange(Exchange):
         quotes = {symbol: await self._quote(symbol) for symbol in symbols}
         now = time.time()
         marks = {symbol: quote.price_at(now) for symbol, quote in quotes.items()}
-        received_at = datetime.now(UTC)
+        received_at = timezone.now()
         return {symbol: Mark(symbol=symbol, price=price, received_at=received_at) for symbol, price in marks.items()}
 
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:

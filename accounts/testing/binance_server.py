@@ -11,6 +11,7 @@ layer rewrites every URL of ccxt's `urls['api']` to this host and turns off
 `fetchCurrencies`). Script it from a test:
 
     server.set_price("BTCUSDT", 65000)               # also pushed on the WebSocket
+    server.set_mark_price("BTCUSDT", 64990)          # premiumIndex's mark (default: the price)
     server.set_position("BTCUSDT", 0.5, entry_price=60000)   # negative amount: short
     server.set_wallet(10000)
     server.add_open_order("BTCUSDT", "BUY", 0.1, price=50000)
@@ -90,6 +91,7 @@ class Market:
     high: Decimal
     low: Decimal
     leverage: int = 10
+    mark: Decimal | None = None  # the venue's mark price; the last price when not set
 
 
 @dataclass
@@ -200,6 +202,11 @@ class LocalBinanceServer:
             market.high = max(market.high, market.price)
             market.low = min(market.low, market.price)
         self._notify(symbol)
+
+    def set_mark_price(self, symbol: str, price) -> None:
+        """The mark price `premiumIndex` reports (None: the last price again)."""
+        with self._lock:
+            self.markets[symbol].mark = None if price is None else Decimal(str(price))
 
     def add_market(self, symbol: str, base: str, quote: str, price, *, tick="0.01", step="0.001") -> None:
         with self._lock:
@@ -485,7 +492,7 @@ class LocalBinanceServer:
         def body(market: Market) -> dict:
             return {
                 "symbol": market.symbol,
-                "markPrice": _s(market.price),
+                "markPrice": _s(market.mark if market.mark is not None else market.price),
                 "indexPrice": _s(market.price),
                 "estimatedSettlePrice": _s(market.price),
                 "lastFundingRate": "0.0001",

@@ -58,6 +58,13 @@ class MarkBatch:
         self.ranges[market] = (min(low, price), max(high, price), at)
         self.ready.set()
 
+    def mark_put(self, market, *, mark: Decimal, at) -> None:
+        """A mark from the venue's own mark prices (not a trade price: no price alert)."""
+        if market in self.latest:
+            self.conflated += 1
+        self.latest[market] = (mark, at)
+        self.ready.set()
+
     def trades_put(self, market, trades: list) -> None:
         kept = self.trades.setdefault(market, [])
         kept.extend(trades)

@@ -105,14 +105,22 @@ class Feed:
         self.outbox_ready.set()
 
     async def on_ticker(self, exchange: str, ticker) -> None:
-        """One ticker update of `exchange` (the venue's mark where the ticker carries one,
-        else its last price)."""
+        """One ticker update of `exchange`. Its last price marks positions unless the
+        venue publishes mark prices of its own (then `on_marks` does)."""
         self.ticks += 1
         self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
-        price = getattr(ticker, "mark", None) or ticker.last
         market = (exchange, ticker.symbol)
-        mark = self.guard.accept(market, price)
+        venue = self.venues.get(exchange)
+        mark = None if venue is not None and venue.has_mark_prices else self.guard.accept(market, ticker.last)
         self.batch.put(market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker)
+
+    async def on_marks(self, exchange: str, marks: dict) -> None:
+        """The venue's own mark prices ({symbol: accounts.exchanges.Mark})."""
+        for symbol, mark in marks.items():
+            market = (exchange, symbol)
+            accepted = self.guard.accept(market, mark.price)
+            if accepted is not None:
+                self.batch.mark_put(market, mark=accepted, at=mark.received_at)
 
     async def on_trades(self, exchange: str, trades: list) -> None:
         for trade in trades:
@@ -232,7 +240,7 @@ class Feed:
             venue = self.venues.get(exchange)
             if venue is None:
                 venue = self.venues[exchange] = VenueStreams(
-                    exchange, on_ticker=self.on_ticker, on_trades=self.on_trades
+                    exchange, on_ticker=self.on_ticker, on_trades=self.on_trades, on_marks=self.on_marks
                 )
             venue.symbols_set(set(symbols))
 

@@ -19,6 +19,7 @@ logger = logging.getLogger("realtime.feed")
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 FAILURES_BEFORE_POLLING = 3
 POLLING_SECONDS = 60.0  # how long to poll before trying the stream again
+MARKS_SECONDS = 1.0  # how often a venue's own mark prices are read (one call for all symbols)
 
 
 def backoff_delay(failures: int) -> float:
@@ -71,27 +72,32 @@ def iso_from_unix(seconds: float | None) -> str | None:
 
 
 class VenueStreams:
-    """The streams of one exchange. `on_ticker(exchange, ticker)` and
-    `on_trades(exchange, trades)` are awaited for every update, in arrival order per
-    stream."""
+    """The streams of one exchange. `on_ticker(exchange, ticker)`, `on_trades(exchange,
+    trades)` and, where the venue publishes mark prices of its own, `on_marks(exchange,
+    marks)` (every `MARKS_SECONDS`, all symbols in one call) are awaited for every
+    update, in arrival order per stream."""
 
-    def __init__(self, exchange: str, *, on_ticker, on_trades):
+    def __init__(self, exchange: str, *, on_ticker, on_trades, on_marks):
         self.exchange = exchange
         self.status = VenueStatus(exchange=exchange)
-        self.on_ticker, self.on_trades = on_ticker, on_trades
-        self.tasks: dict = {}  # {(kind, symbol): task}
+        self.on_ticker, self.on_trades, self.on_marks = on_ticker, on_trades, on_marks
+        self.tasks: dict = {}  # {(kind, symbol): task}; the marks task is ("marks", "*")
         self.client = None
+        self.has_mark_prices = False  # known once the client is open
 
     async def _client(self):
         if self.client is None:
             self.client = exchange_open(self.exchange)
             await self.client.__aenter__()
+            self.has_mark_prices = self.client.has_mark_prices
         return self.client
 
     def symbols_set(self, symbols: set) -> None:
-        """Stream exactly `symbols` (tickers and trades) from now on."""
+        """Stream exactly `symbols` (tickers, trades and marks) from now on."""
         self.status.symbols = sorted(symbols)
         wanted = {(kind, symbol) for symbol in symbols for kind in ("ticker", "trades")}
+        if symbols:
+            wanted.add(("marks", "*"))
         for key in set(self.tasks) - wanted:
             self.tasks.pop(key).cancel()
         for key in wanted - set(self.tasks):
@@ -111,6 +117,9 @@ class VenueStreams:
 
     async def _next(self, kind: str, symbol: str, polling: bool):
         client = await self._client()
+        if kind == "marks":
+            await asyncio.sleep(MARKS_SECONDS)
+            return await client.fetch_marks(self.status.symbols) if client.has_mark_prices else None
         if polling:
             await asyncio.sleep(exchange_config.poll_seconds())
             return await (client.fetch_ticker(symbol) if kind == "ticker" else client.fetch_trades(symbol, limit=20))
@@ -143,6 +152,11 @@ class VenueStreams:
                 await asyncio.sleep(backoff_delay(failures))
                 continue
             failures = 0
+            if kind == "marks":
+                if update is None:
+                    return  # the venue has no mark prices of its own: tickers mark positions
+                await self.on_marks(self.exchange, update)
+                continue
             self.status.state = "polling" if polling else "connected"
             if kind == "ticker":
                 self.status.tick(time.time())

@@ -151,8 +151,11 @@ def test_a_venue_silent_longer_than_max_price_age_raises_data_stale_once_then_re
     asyncio.run(run_feed(body))
 
 
-def test_binance_ticks_stream_through_ccxt_pro_and_move_marks(trader, binance_server, make_exchange_account):
-    """The local Binance server's WebSocket stream, through ccxt.pro, reaches the marks."""
+def test_binance_tickers_stream_through_ccxt_pro_and_positions_take_the_venues_mark(
+    trader, binance_server, make_exchange_account
+):
+    """The local Binance server's ticker stream, through ccxt.pro, reaches the feed; the
+    positions' marks are the venue's mark prices (premiumIndex), not the last trade."""
     account = make_exchange_account(trader, "binanceusdm")
     binance_server.set_position("BTCUSDT", 0.5, entry_price=60000)
     account_sync(account=account)
@@ -161,11 +164,13 @@ def test_binance_ticks_stream_through_ccxt_pro_and_move_marks(trader, binance_se
     async def body(feed):
         await eventually(lambda: "binanceusdm" in feed.venues and feed.ticks > 0, message="binance ticks")
         assert feed.venues["binanceusdm"].status.state == "connected"
-        binance_server.set_price("BTCUSDT", 61000)
+        binance_server.set_price("BTCUSDT", 61000)  # the last trade, on the ticker stream
+        binance_server.set_mark_price("BTCUSDT", 60500)  # the venue's mark: breakers act on it (SPEC §5)
         await eventually(
-            lambda: Position.objects.filter(account=account, mark_price=D(61000)).exists(),
-            message="the mark from the stream",
+            lambda: Position.objects.filter(account=account, mark_price=D(60500)).exists(),
+            message="the venue's mark price",
         )
-        assert any(r.path.startswith("/fapi/v1/ticker") for r in binance_server.requests) is False  # no polling
+        assert not any(r.path.startswith("/fapi/v1/ticker") for r in binance_server.requests)  # tickers stream
+        assert binance_server.requests_to("/fapi/v1/premiumIndex")  # marks: one call for every symbol
 
     asyncio.run(run_feed(body))

@@ -78,15 +78,21 @@ def test_the_feed_survives_a_redis_restart(trader, paper_account, worker_databas
             account=paper_account, closed_at__isnull=True, mark_updated_at__gt=moment
         ).exists()
 
+    def waited(predicate, message):
+        try:
+            wait_for(predicate, timeout=30, message=message)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nfeed log:\n{log.read_text()[-3000:]}") from None
+
     try:
         started = timezone.now()
-        wait_for(lambda: marked_after(started), timeout=30, message="marks from the feed")
+        waited(lambda: marked_after(started), "marks from the feed")
         redis.stop()
         time.sleep(3)
         assert feed.poll() is None, "the feed exited while Redis was down"
         redis.start()
         restarted = timezone.now()
-        wait_for(lambda: marked_after(restarted), timeout=30, message="marks after the restart")
+        waited(lambda: marked_after(restarted), "marks after the restart")
         assert feed.poll() is None
     finally:
         feed.send_signal(signal.SIGINT)

@@ -266,3 +266,28 @@ def test_a_succeeded_trip_does_not_keep_its_user_critical(trader, officer, losin
     assert BreakerTrip.objects.get().action_status == ActionStatus.SUCCEEDED
     assert result.risk_level != "critical"
     assert RiskAlert.objects.filter(alert_type="circuit_breaker", status="triggered").exists()
+
+
+def test_a_losing_streak_on_a_hedged_symbol_closes_both_legs(trader, officer, paper_account):
+    """B10: consecutive_losses latches on (account, symbol) and its close acts on each
+    leg the account holds there, each with its own client order id."""
+    from accounts.models import PaperWallet
+
+    long_lived_marks()
+    live(officer)
+    PaperWallet.objects.filter(account=paper_account).update(hedge_mode=True)
+    paper_price_set(symbol="BTCUSDT", price=D(60000))
+    paper_order_execute(account_id=paper_account.pk, symbol="BTCUSDT", side="buy", amount=D(2), position_side="long")
+    paper_order_execute(account_id=paper_account.pk, symbol="BTCUSDT", side="sell", amount=D(1), position_side="short")
+    account_sync(account=paper_account)
+    for minutes in (30, 20):
+        books.closed_trade(paper_account, "BTCUSDT", "-5", minutes_ago=minutes)
+    CircuitBreakerFactory(name="two-losses", condition_type="consecutive_losses", threshold=2, action="close_position")
+    evaluation_run(user_id=trader.pk)
+    trip = BreakerTrip.objects.get()
+    assert trip.action_status == ActionStatus.SUCCEEDED, trip.action_result
+    assert not PaperPosition.objects.filter(account=paper_account).exists()
+    ids = set(
+        PaperOrder.objects.filter(account=paper_account, reduce_only=True).values_list("client_order_id", flat=True)
+    )
+    assert ids == {f"{trip.client_order_id}-l", f"{trip.client_order_id}-s"}
