@@ -22,7 +22,7 @@ from rest_framework.exceptions import NotFound
 
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
-from risk.models import ExchangeConfig, GlobalConfig, SymbolConfig
+from risk.models import ExchangeConfig, GlobalConfig, LimitType, SymbolConfig, TradingLevel, TradingState
 from risk.services import assess
 from risk.services.check_order_rules import (
     Breach,
@@ -33,11 +33,12 @@ from risk.services.check_order_rules import (
     order_assess,
 )
 from risk.services.snapshots import book_load, config_view_get, desk_totals_load, limits_load
-from risk.services.trading_state import effective_of, trading_states_load
+from risk.services.trading_state import effective_of
 
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 60
+CHECKED_LIMIT_TYPES = frozenset({LimitType.POSITION_SIZE, LimitType.TOTAL_EXPOSURE, LimitType.LEVERAGE})
 RATE_KEY = "risk:order-rate:{user_id}"
 # An exact sliding window: one sorted-set member per allowed check, scored by its time.
 _RATE_TAKE = """
@@ -55,39 +56,64 @@ return {1, count + 1}
 _rules_lock = threading.Lock()
 _rules_cache: dict = {}
 _local_rates: dict = {}  # user id -> deque of times, while Redis is down
+LIMITS_CACHED_USERS = 4096  # per process; the whole cache is dropped when the version moves
 
 
-def _rules_tables(version: int) -> tuple[dict, dict, int | None]:
-    """({symbol: (trading_enabled, max_order_notional)}, {exchange: trading_enabled},
-    max_orders_per_minute), cached per process with the configuration's version."""
+def _versioned(version: int) -> dict:
+    """What the check reads that only changes with `risk:index:version` (limits,
+    configuration and trading states all bump it after commit): the rules tables, every
+    trading state row (one per level and scope: few), and users' enabled limits
+    (filled on demand). Rebuilt when the version moves; never cached while Redis is
+    down (version -1)."""
     with _rules_lock:
-        cached = _rules_cache.get("tables")
-        if cached is not None and cached[0] == version and version >= 0:
-            return cached[1]
-    tables = (
-        {
-            s: (enabled, cap)
-            for s, enabled, cap in SymbolConfig.objects.values_list("symbol", "trading_enabled", "max_order_notional")
-        },
-        dict(ExchangeConfig.objects.values_list("exchange", "trading_enabled")),
-        GlobalConfig.objects.filter(pk=GlobalConfig.SINGLETON_PK)
-        .values_list("max_orders_per_minute", flat=True)
-        .first(),
+        cached = _rules_cache.get("versioned")
+        if cached is not None and cached["version"] == version and version >= 0:
+            return cached
+    symbols = SymbolConfig.objects.values_list("symbol", "trading_enabled", "max_order_notional")
+    global_rate = GlobalConfig.objects.filter(pk=GlobalConfig.SINGLETON_PK).values_list(
+        "max_orders_per_minute", flat=True
     )
+    fresh = {
+        "version": version,
+        "symbols": {symbol: (enabled, cap) for symbol, enabled, cap in symbols},
+        "exchanges": dict(ExchangeConfig.objects.values_list("exchange", "trading_enabled")),
+        "rate": global_rate.first(),
+        "states": list(TradingState.objects.all()),
+        "limits": {},
+    }
     with _rules_lock:
-        _rules_cache["tables"] = (version, tables)
-    return tables
+        _rules_cache["versioned"] = fresh
+    return fresh
 
 
 def order_rules_get(*, version: int, exchange: str, symbol: str) -> OrderRules:
-    symbols, exchanges, rate = _rules_tables(version)
-    symbol_enabled, order_cap = symbols.get(symbol, (True, None))
+    tables = _versioned(version)
+    symbol_enabled, order_cap = tables["symbols"].get(symbol, (True, None))
     return OrderRules(
         symbol_trading_enabled=symbol_enabled,
-        exchange_trading_enabled=exchanges.get(exchange, True),
+        exchange_trading_enabled=tables["exchanges"].get(exchange, True),
         max_order_notional=order_cap,
-        max_orders_per_minute=rate,
+        max_orders_per_minute=tables["rate"],
     )
+
+
+def _limits_get(version: int, user_id) -> list:
+    tables = _versioned(version)
+    limits = tables["limits"].get(user_id)
+    if limits is None:
+        limits = [v for v in limits_load(user_id=user_id) if v.limit_type in CHECKED_LIMIT_TYPES]
+        if len(tables["limits"]) >= LIMITS_CACHED_USERS:
+            tables["limits"].clear()
+        tables["limits"][user_id] = limits
+    return limits
+
+
+def _states_get(version: int, user_id) -> list:
+    return [
+        row
+        for row in _versioned(version)["states"]
+        if row.level != TradingLevel.USER or str(row.user_id) == str(user_id)
+    ]
 
 
 def order_rules_cache_clear() -> None:
@@ -96,15 +122,19 @@ def order_rules_cache_clear() -> None:
 
 
 def _venue_read(account_id: int, exchange: str, symbol: str, *, need_mark: bool) -> tuple[list, Decimal | None]:
-    """The user's resting orders on `symbol` and, when asked, the venue's mark."""
-    from accounts.exchanges import PAPER, exchange_open
+    """The user's resting orders on `symbol` and, when asked, the venue's mark: paper's
+    own book and price (in this process, no exchange session), else the venue through
+    the exchange interface."""
+    from accounts.exchanges import PAPER
     from accounts.models import ExchangeAccount
     from accounts.services.exchange_accounts import account_exchange
 
     if exchange == PAPER:
-        client = exchange_open(PAPER, account_id=account_id)
-    else:
-        client = account_exchange(ExchangeAccount.objects.get(pk=account_id))
+        from accounts.services.paper import paper_open_orders, paper_price
+
+        orders = paper_open_orders(account_id=account_id, symbol=symbol)
+        return orders, paper_price(symbol) if need_mark else None
+    client = account_exchange(ExchangeAccount.objects.get(pk=account_id))
 
     async def read():
         async with client:
@@ -154,11 +184,11 @@ def order_check(*, user_id, order: OrderRequest) -> CheckResult:
     desk = None
     if config.needs_desk_totals:
         desk = desk_totals_load(config=config, symbols={order.symbol}, exchanges={order.exchange})
-    rows = trading_states_load(user_id=user_id, exchange=order.exchange)
+    rows = _states_get(config.version, user_id)
     inputs = CheckInputs(
         book=book,
         metrics=assess.metrics_compute(book),
-        limits=limits_load(user_id=user_id),
+        limits=_limits_get(config.version, user_id),
         config=config,
         desk=desk,
         rules=order_rules_get(version=config.version, exchange=order.exchange, symbol=order.symbol),

@@ -28,8 +28,25 @@ D = Decimal
 
 @pytest.fixture
 def _rules_fresh():
+    """The check caches limits, rules and trading states per index version, which only
+    the services' after-commit bump moves (never inside a test transaction): as the root
+    conftest does for the configuration, any save or delete here drops that cache."""
+    from django.db.models.signals import post_delete, post_save
+
+    from risk.models import RiskLimit, TradingState
+
+    def clear(**kwargs):
+        order_rules_cache_clear()
+
+    models = (RiskLimit, TradingState, SymbolConfig, ExchangeConfig, GlobalConfig)
+    for model in models:
+        post_save.connect(clear, sender=model, weak=False, dispatch_uid=f"check-order-{model.__name__}")
+        post_delete.connect(clear, sender=model, weak=False, dispatch_uid=f"check-order-del-{model.__name__}")
     order_rules_cache_clear()
     yield
+    for model in models:
+        post_save.disconnect(sender=model, dispatch_uid=f"check-order-{model.__name__}")
+        post_delete.disconnect(sender=model, dispatch_uid=f"check-order-del-{model.__name__}")
     order_rules_cache_clear()
 
 
