@@ -270,6 +270,7 @@ RATE_LIMITS = {
     "config": env.str("RATE_LIMIT_CONFIG", default="60/min"),
     "cache": env.str("RATE_LIMIT_CACHE", default="120/min"),
     "jobs": env.str("RATE_LIMIT_JOBS", default="60/min"),
+    "check_order": env.str("RATE_LIMIT_CHECK_ORDER", default="6000/min"),  # the pre-trade check (SPEC §12)
     "default": env.str("RATE_LIMIT_DEFAULT", default="120/min"),
     "login": env.str("RATE_LIMIT_LOGIN", default="10/min"),
 }

@@ -464,14 +464,14 @@ class SymbolConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_editable = ("max_position_size", "max_leverage", "trading_enabled")
     list_filter = ("trading_enabled",)
     search_fields = ("symbol",)
-    fields = ("symbol", "max_position_size", "max_leverage", "trading_enabled", "updated_at")
+    fields = ("symbol", "max_position_size", "max_leverage", "trading_enabled", "max_order_notional", "updated_at")
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "symbol") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        fields = ("max_position_size", "max_leverage", "trading_enabled")
+        fields = ("max_position_size", "max_leverage", "trading_enabled", "max_order_notional")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         with transaction.atomic():
             saved = symbol_config_update(
@@ -490,14 +490,14 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_editable = ("max_exposure", "enabled", "testnet")
     list_filter = ("enabled", "testnet")
     search_fields = ("exchange",)
-    fields = ("exchange", "max_exposure", "enabled", "testnet", "updated_at")
+    fields = ("exchange", "max_exposure", "enabled", "testnet", "trading_enabled", "updated_at")
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "exchange") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        fields = ("max_exposure", "enabled", "testnet")
+        fields = ("max_exposure", "enabled", "testnet", "trading_enabled")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         saved = exchange_config_update(
             actor=request.user, exchange=obj.exchange, settings={k: _plain(v) for k, v in values.items()}
@@ -550,3 +550,5 @@ class HistoryAdmin(admin.ModelAdmin):
 
 for audited in (RiskLimit, CircuitBreaker, GlobalConfig, SymbolConfig, ExchangeConfig):
     admin.site.register(audited.history.model, HistoryAdmin)
+
+from risk import admin_beyond  # noqa: E402, F401  (issue 15: trading states, ...)

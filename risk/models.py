@@ -145,6 +145,7 @@ class AlertType:
     CIRCUIT_BREAKER = "circuit_breaker"
     DATA_STALE = "data_stale"
     PRICE_ALERT = "price_alert"
+    TRADING_STATE = "trading_state"  # issue 15
 
     @staticmethod
     def warning(limit_type: str) -> str:
@@ -220,6 +221,9 @@ class BreakerAction(models.TextChoices):
     CLOSE_POSITION = "close_position", "Close position"
     CANCEL_ALL_ORDERS = "cancel_all_orders", "Cancel all orders"
     REDUCE_POSITION_SIZE = "reduce_position_size", "Reduce position size"
+    # Issue 15: act on the position owner's user-level trading state.
+    SET_REDUCING = "set_reducing", "Set the owner's trading state to reducing"
+    HALT_TRADING = "halt_trading", "Halt the owner's trading"
 
 
 class CircuitBreaker(models.Model):
@@ -355,6 +359,8 @@ class GlobalConfig(models.Model):
     monitoring_interval_seconds = models.PositiveIntegerField(default=60)
     alert_cooldown_seconds = models.PositiveIntegerField(default=300)
     max_price_age_seconds = models.PositiveIntegerField(default=10)
+    # Issue 15: orders per user per minute the pre-trade check allows (null: no cap).
+    max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True, default=None)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = _history()
@@ -376,6 +382,7 @@ class SymbolConfig(models.Model):
     max_position_size = _cap()
     max_leverage = _cap()
     trading_enabled = models.BooleanField(default=True)
+    max_order_notional = _cap()  # issue 15: the pre-trade check's cap on one order
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -396,6 +403,7 @@ class ExchangeConfig(models.Model):
     max_exposure = _cap()
     enabled = models.BooleanField(default=True)
     testnet = models.BooleanField(default=False)
+    trading_enabled = models.BooleanField(default=True)  # issue 15: the pre-trade check refuses when false
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -407,3 +415,7 @@ class ExchangeConfig(models.Model):
 
     def __str__(self) -> str:
         return self.exchange
+
+
+# --- Beyond the seeds (issue 15): trading states; kept in their own module -----------------
+from risk.models_beyond import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401

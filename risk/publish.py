@@ -53,7 +53,7 @@ def alert_payload(alert: RiskAlert) -> dict:
     meta = alert.metadata or {}
     if alert.alert_type == AlertType.CIRCUIT_BREAKER:
         kind, condition_name = AlertType.CIRCUIT_BREAKER, meta.get("breaker") or alert.alert_type
-    elif alert.alert_type in (AlertType.DATA_STALE, AlertType.PRICE_ALERT):
+    elif alert.alert_type in (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE):
         kind, condition_name = alert.alert_type, alert.alert_type
     else:
         kind, condition_name = "risk_limit", alert.alert_type

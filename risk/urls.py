@@ -3,6 +3,8 @@
 from django.urls import path
 
 from risk.api import alerts, breakers, config, evaluate, limits
+from risk.api import check_order as check_order_api  # issue 15
+from risk.api import trading_state as trading_state_api  # issue 15
 
 urlpatterns = [
     # Phase 4
@@ -12,6 +14,9 @@ urlpatterns = [
     path("risk/alerts", alerts.AlertListApi.as_view(), name="risk-alerts"),
     path("risk/alerts/<uuid:alert_id>/acknowledge", alerts.AlertAcknowledgeApi.as_view(), name="risk-alert-ack"),
     path("risk/alerts/<uuid:alert_id>/resolve", alerts.AlertResolveApi.as_view(), name="risk-alert-resolve"),
+    # Beyond the seeds (issue 15)
+    path("risk/trading-state", trading_state_api.TradingStateApi.as_view(), name="risk-trading-state"),
+    path("risk/check-order", check_order_api.CheckOrderApi.as_view(), name="risk-check-order"),
     # ETRMS
     path("risk/circuit-breakers", breakers.RiskBreakerListApi.as_view(), name="risk-breakers"),
     path("risk/circuit-breakers/<str:name>", breakers.RiskBreakerDetailApi.as_view(), name="risk-breaker"),

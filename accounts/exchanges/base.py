@@ -195,6 +195,25 @@ class OrderResult:
         return max(Decimal(0), self.amount - self.filled)
 
 
+@dataclass(frozen=True)
+class OpenOrder:
+    """An order resting on the venue (issue 15: the pre-trade check counts them).
+    `price` is None for an order without a limit price (a stop-market, say)."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    amount: Decimal
+    filled: Decimal
+    price: Decimal | None
+    reduce_only: bool = False
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.amount - self.filled)
+
+
 def order_status(*, status: str | None, amount: Decimal, filled: Decimal) -> str:
     """One of ORDER_STATUSES from a ccxt-style status (open, closed, canceled, expired,
     rejected) and the quantities: an open order is `new` or `partially_filled`; a
@@ -286,6 +305,10 @@ class Exchange(abc.ABC):
     ) -> OrderResult:
         """A market order that can only shrink a position: `sell` reduces a long, `buy` a
         short. `client_order_id` makes a retry idempotent where the venue supports it."""
+
+    @abc.abstractmethod
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        """The account's orders resting on `symbol` (new or partially filled)."""
 
     @abc.abstractmethod
     async def cancel_all_orders(self, symbol: str) -> int | None:

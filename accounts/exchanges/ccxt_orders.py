@@ -8,7 +8,7 @@ import hashlib
 import re
 from decimal import Decimal
 
-from accounts.exchanges.base import NOT_FILLED, PARTIALLY_FILLED, OrderResult, order_status
+from accounts.exchanges.base import NOT_FILLED, PARTIALLY_FILLED, OpenOrder, OrderResult, order_status
 from accounts.exchanges.errors import ExchangeError
 
 # Venues whose market orders need a reference price (ccxt derives the slippage limit).
@@ -85,6 +85,23 @@ class CcxtOrders:
             raw = await self._call(self._client.fetch_order(order_id, unified, query))
             result = self._order(raw, self._etrms(unified), venue_id, amount)
         return result
+
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        unified = await self._unified(symbol)
+        raws = await self._call(self._client.fetch_open_orders(unified))
+        return [
+            OpenOrder(
+                id=str(raw.get("id")),
+                client_order_id=raw.get("clientOrderId") or "",
+                symbol=self._etrms(unified),
+                side=raw.get("side"),
+                amount=_dec(raw.get("amount")),
+                filled=_dec(raw.get("filled")),
+                price=_dec(raw.get("price")) or None,
+                reduce_only=bool(raw.get("reduceOnly")),
+            )
+            for raw in raws
+        ]
 
     async def cancel_all_orders(self, symbol: str) -> int | None:
         unified = await self._unified(symbol)

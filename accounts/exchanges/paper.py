@@ -25,6 +25,7 @@ from accounts.exchanges.base import (
     Exchange,
     FundingPayment,
     Mark,
+    OpenOrder,
     OrderBook,
     OrderResult,
     PositionInfo,
@@ -154,6 +155,12 @@ class PaperExchange(Exchange):
             status=order_status(status=order.status, amount=order.amount, filled=order.filled),
             reduce_only=order.reduce_only,
         )
+
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        from accounts.services.paper import paper_open_orders
+
+        name = (await self._quote(symbol)).spec.symbol
+        return await sync_to_async(paper_open_orders)(account_id=self._account(), symbol=name)
 
     async def cancel_all_orders(self, symbol: str) -> int | None:
         from accounts.services.paper import paper_orders_cancel_all

@@ -133,7 +133,7 @@ def client_ip(request) -> str:
 
 
 class ScopedRateThrottle(BaseThrottle):
-    """Scope from the view's `throttle_scope` (risk, config, cache, jobs), else default."""
+    """Scope from the view's `throttle_scope` (risk, config, cache, jobs, check_order), else default."""
 
     def allow_request(self, request, view) -> bool:
         scope = getattr(view, "throttle_scope", "default")

@@ -133,6 +133,7 @@ def global_out(config: GlobalConfig) -> dict:
         "monitoring_interval_seconds": config.monitoring_interval_seconds,
         "alert_cooldown_seconds": config.alert_cooldown_seconds,
         "max_price_age_seconds": config.max_price_age_seconds,
+        "max_orders_per_minute": config.max_orders_per_minute,
         "updated_at": iso_utc(config.updated_at),
     }
 
@@ -145,6 +146,7 @@ def symbol_config_out(config: SymbolConfig | None, *, symbol: str) -> dict:
         "max_position_size": number(config.max_position_size),
         "max_leverage": number(config.max_leverage),
         "trading_enabled": config.trading_enabled,
+        "max_order_notional": number(config.max_order_notional),
         "configured": config.pk is not None,
         "updated_at": iso_utc(config.updated_at),
     }
@@ -157,6 +159,7 @@ def exchange_config_out(config: ExchangeConfig | None, *, exchange: str) -> dict
         "max_exposure": number(config.max_exposure),
         "enabled": config.enabled,
         "testnet": config.testnet,
+        "trading_enabled": config.trading_enabled,
         "configured": config.pk is not None,
         "updated_at": iso_utc(config.updated_at),
     }

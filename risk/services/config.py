@@ -46,18 +46,21 @@ class GlobalSettings(serializers.Serializer):
     monitoring_interval_seconds = serializers.IntegerField(min_value=1, max_value=86400)
     alert_cooldown_seconds = serializers.IntegerField(min_value=0, max_value=86400)
     max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
+    max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
 
 
 class SymbolSettings(serializers.Serializer):
     max_position_size = _cap()
     max_leverage = _cap()
     trading_enabled = serializers.BooleanField()
+    max_order_notional = _cap()  # issue 15
 
 
 class ExchangeSettings(serializers.Serializer):
     max_exposure = _cap()
     enabled = serializers.BooleanField()
     testnet = serializers.BooleanField()
+    trading_enabled = serializers.BooleanField()  # issue 15
 
 
 def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:

@@ -33,6 +33,8 @@ RETRY_JOB = "breaker_action_retry"
 ACTION_LEASE_SECONDS = 120  # longer than any exchange call with its retries
 HUNDRED = Decimal(100)
 RUNNABLE = (ActionStatus.PENDING, ActionStatus.FAILED, ActionStatus.PARTIAL)
+# Issue 15: actions on the position owner's user-level trading state, and the state each sets.
+STATE_ACTIONS = {BreakerAction.SET_REDUCING: "reducing", BreakerAction.HALT_TRADING: "halted"}
 
 
 def fmt(value) -> str:
@@ -72,6 +74,8 @@ def _describe(trip: BreakerTrip, position, params: dict) -> tuple[str, str, Deci
     order_side = "sell" if side == "long" else "buy"
     if trip.action == BreakerAction.CANCEL_ALL_ORDERS:
         return f"cancel all open {trip.symbol} orders on {trip.exchange}", "", None
+    if trip.action in STATE_ACTIONS:
+        return f"set the position owner's trading state to {STATE_ACTIONS[trip.action]}", "", None
     held = f"the {side} {fmt(size)} {trip.symbol} position on {trip.exchange}"
     if trip.action == BreakerAction.CLOSE_POSITION:
         return f"close {held} with a reduce-only market {order_side} of {fmt(size)}", order_side, size
@@ -119,6 +123,8 @@ def _execute(trip: BreakerTrip, params: dict, seq: int) -> tuple[str, str, dict]
     exchange layer's errors."""
     from accounts.services.trading import orders_cancel_all
 
+    if trip.action in STATE_ACTIONS:
+        return _state_execute(trip)
     positions = _targets(trip)
     if trip.action == BreakerAction.CANCEL_ALL_ORDERS:
         account = positions[0].account if positions else None
@@ -158,6 +164,24 @@ def _execute(trip: BreakerTrip, params: dict, seq: int) -> tuple[str, str, dict]
     )
     status = ActionStatus.SUCCEEDED if complete else (ActionStatus.PARTIAL if filled_any else ActionStatus.FAILED)
     return status, f"{verb}: {words}", {"orders": orders, "legs": legs}
+
+
+def _state_execute(trip: BreakerTrip) -> tuple[str, str, dict]:
+    """`set_reducing` / `halt_trading` (issue 15): the owner's user level, only stricter."""
+    from risk.services.trading_state import trading_state_tighten
+
+    state = STATE_ACTIONS[trip.action]
+    changed = trading_state_tighten(
+        level="user",
+        user_id=trip.user_id,
+        state=state,
+        reason=f"Circuit breaker {trip.breaker_name} tripped on {trip.exchange} {trip.symbol}",
+        source=f"circuit_breaker:{trip.breaker_name}",
+    )
+    words = f"Trading state of the position's owner set to {state}"
+    if changed is None:
+        words = f"The position owner's trading state was already {state} or stricter"
+    return ActionStatus.SUCCEEDED, words, {"trading_state": state}
 
 
 def _lease(trip: BreakerTrip, now) -> bool:

@@ -73,6 +73,7 @@ def test_symbol_config_created_on_put_and_defaults_when_absent(officer_client, t
         "max_position_size": None,
         "max_leverage": None,
         "trading_enabled": True,
+        "max_order_notional": None,
         "configured": False,
         "updated_at": None,
     }

@@ -368,6 +368,26 @@ def paper_orders_cancel_all(*, account_id: int, symbol: str) -> int:
     ).update(status=PaperOrder.Status.CANCELED, updated_at=timezone.now())
 
 
+def paper_open_orders(*, account_id: int, symbol: str) -> list:
+    """The account's resting orders on `symbol`, as the exchange interface answers them."""
+    from accounts.exchanges.base import OpenOrder
+
+    orders = PaperOrder.objects.filter(account_id=account_id, symbol=normalize_symbol(symbol), status="open")
+    return [
+        OpenOrder(
+            id=str(order.pk),
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            amount=order.amount,
+            filled=order.filled,
+            price=order.price,
+            reduce_only=order.reduce_only,
+        )
+        for order in orders.order_by("created_at", "id")
+    ]
+
+
 def paper_fills(*, account_id: int, symbol: str, since: datetime | None = None, limit: int = 500) -> list[Trade]:
     fills = PaperFill.objects.filter(account_id=account_id, symbol=normalize_symbol(symbol))
     if since is not None:

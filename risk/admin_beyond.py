@@ -1,0 +1,59 @@
+"""The officer's console for issue 15 (SPEC §12): trading states, each change audited.
+
+Saves call the same service as `PUT /api/v1/risk/trading-state`. Imported by
+`risk.admin`.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.exceptions import APIException
+from simple_history.admin import SimpleHistoryAdmin
+
+from risk.models import TradingState
+from risk.services.trading_state import trading_state_set
+
+
+@admin.register(TradingState)
+class TradingStateAdmin(SimpleHistoryAdmin):
+    list_display = ("level", "exchange", "user", "state", "reason", "source", "set_by", "set_at")
+    list_filter = ("level", "state")
+    search_fields = ("exchange", "user__username", "reason")
+    list_select_related = ("user", "set_by")
+    fields = ("level", "exchange", "user", "state", "reason", "source", "set_by", "set_at")
+    readonly_fields = ("source", "set_by", "set_at")
+    history_list_display = ("state", "reason", "source")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The scope of an existing level does not change; only its state and reason.
+        if obj is not None:
+            return (*self.readonly_fields, "level", "exchange", "user")
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # back to active is a state change with a reason, not a deletion
+
+    def save_model(self, request, obj, form, change):
+        try:
+            saved = trading_state_set(
+                actor=request.user,
+                level=obj.level,
+                state=obj.state,
+                reason=obj.reason,
+                exchange=obj.exchange or None,
+                user_id=obj.user_id,
+            )
+        except (APIException, DjangoValidationError) as exc:
+            detail = getattr(exc, "detail", None) or "; ".join(getattr(exc, "messages", [str(exc)]))
+            self.message_user(request, f"Not saved: {detail}", level=messages.ERROR)
+            return
+        obj.pk, obj.set_by_id, obj.set_at, obj.source = saved.pk, saved.set_by_id, saved.set_at, saved.source
+        obj._state.adding = False
+
+
+def _history_admin():
+    from risk.admin import HistoryAdmin  # defined before risk.admin imports this module
+
+    return HistoryAdmin
+
+
+admin.site.register(TradingState.history.model, _history_admin())
