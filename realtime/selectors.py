@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 from realtime.models import PriceAlert
 from risk.formatting import decimal_str, iso_utc
 

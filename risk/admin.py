@@ -14,16 +14,8 @@ from django.utils.html import format_html
 from rest_framework.exceptions import APIException
 from simple_history.admin import SimpleHistoryAdmin
 
-from risk.models import (
-    AlertStatus,
-    BreakerTrip,
-    CircuitBreaker,
-    ExchangeConfig,
-    GlobalConfig,
-    RiskAlert,
-    RiskLimit,
-    SymbolConfig,
-)
+from risk.constants import AlertStatus
+from risk.models import BreakerTrip, CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
 from risk.services.alerts import alert_acknowledge, alert_resolve
 from risk.services.breakers import breaker_create, breaker_delete, breaker_set_enabled, breaker_update
 from risk.services.config import (

@@ -8,7 +8,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 
 from accounts.events import positions_changed_on_commit
 from accounts.models import Balance, ExchangeAccount
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 
 logger = logging.getLogger("accounts.audit")
 

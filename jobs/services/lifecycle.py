@@ -9,9 +9,9 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from accounts.roles import is_risk_officer
 from etrms.api.errors import Conflict
 from etrms.outage import REDIS_ERRORS, degraded
+from etrms.roles import is_risk_officer
 from jobs.models import NOT_STARTED, Job, JobPriority, JobStatus
 from jobs.registry import handler_get, handler_list
 

@@ -20,8 +20,8 @@ from etrms.api.errors import Conflict
 from etrms.redis_client import platform_redis
 from realtime.models import PriceAlert, PriceAlertCondition, PriceAlertStatus
 from realtime.services.market_data import exchange_resolve
+from risk.constants import AlertSeverity, AlertType
 from risk.formatting import decimal_str
-from risk.models import AlertSeverity, AlertType
 from risk.services.alerts import AlertSpec, alert_raise
 
 logger = logging.getLogger(__name__)

@@ -4,13 +4,14 @@ put, patch, delete). Bare objects, decimal strings."""
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 
-from accounts.roles import is_risk_officer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
+from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
-from risk.models import MONEY, LimitType
+from risk.constants import LimitType
+from risk.models import MONEY
 from risk.selectors import limit_get, limit_list
 from risk.services.limits import limit_create, limit_delete, limit_update
 from risk.validators import symbol_normalize

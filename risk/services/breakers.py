@@ -7,12 +7,13 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from etrms.api.errors import Conflict
+from risk.constants import BreakerAction, ConditionType
 from risk.history import history_actor_set
-from risk.models import MONEY, BreakerAction, BreakerTrip, CircuitBreaker, ConditionType
+from risk.models import MONEY, BreakerTrip, CircuitBreaker
 from risk.services import hooks
-from risk.services.breaker_params import breaker_definition_validate
 from risk.services.common import actor_id
 from risk.services.trips import dry_run_trips_release
+from risk.validators import breaker_definition_validate
 
 
 class BreakerFields(serializers.Serializer):
