@@ -5,9 +5,9 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from redis.exceptions import RedisError
-from rest_framework.exceptions import NotFound
 
 from etrms.celery import PRIORITY_QUEUES
+from etrms.errors import NotFound
 from etrms.roles import is_risk_officer
 from jobs.broker import broker_depths
 from jobs.models import NOT_STARTED, Job, JobStatus

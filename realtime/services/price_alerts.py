@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.exchanges import exchange_open, normalize_symbol
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict
 from etrms.redis_client import platform_redis
 from realtime.models import PriceAlert, PriceAlertCondition, PriceAlertStatus
 from realtime.services.market_data import exchange_resolve

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied
 
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, PermissionDenied
 from risk.constants import AlertSeverity, AlertStatus
 from risk.models import RiskAlert
 from risk.publish import alert_publish
