@@ -156,9 +156,11 @@ class CacheClearApi(CacheApi):
         parameters=[
             OpenApiParameter("cache_type", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(CLEARABLE)),
         ],
-        responses=inline_serializer(
-            "CacheCleared", {"cleared": serializers.IntegerField(), "cache_type": serializers.CharField()}
-        ),
+        responses={
+            200: inline_serializer(
+                "CacheCleared", {"cleared": serializers.IntegerField(), "cache_type": serializers.CharField()}
+            )
+        },
         description="Risk officers. Removes that cache type's keys only (SCAN + UNLINK).",
     )
     def delete(self, request, cache_type):
