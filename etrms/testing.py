@@ -68,9 +68,8 @@ def redis_clients_pointed_at(url: str, settings):
         RateLimiter.script = None  # a script is bound to the client that registered it
 
     settings.REDIS_PLATFORM_URL = location.url(settings.REDIS_DB_PLATFORM)
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location.url(2)}
-    }
+    # Every cache alias (default, market_data, price, user_session) moves, not only default.
+    settings.CACHES = {alias: {**config, "LOCATION": location.url(2)} for alias, config in settings.CACHES.items()}
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
