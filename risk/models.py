@@ -146,6 +146,7 @@ class AlertType:
     DATA_STALE = "data_stale"
     PRICE_ALERT = "price_alert"
     TRADING_STATE = "trading_state"  # issue 15
+    KILL_SWITCH = "kill_switch"  # issue 15
 
     @staticmethod
     def warning(limit_type: str) -> str:
@@ -419,3 +420,4 @@ class ExchangeConfig(models.Model):
 
 # --- Beyond the seeds (issue 15): trading states; kept in their own module -----------------
 from risk.models_beyond import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401
+from risk.models_kill_switch import KillAction, KillActionKind, KillScope, KillSwitch, KillSwitchStatus  # noqa: E402, F401
