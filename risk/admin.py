@@ -551,4 +551,4 @@ class HistoryAdmin(admin.ModelAdmin):
 for audited in (RiskLimit, CircuitBreaker, GlobalConfig, SymbolConfig, ExchangeConfig):
     admin.site.register(audited.history.model, HistoryAdmin)
 
-from risk import admin_beyond  # noqa: E402, F401  (issue 15: trading states, ...)
+from risk import admin_beyond, admin_kill_switch  # noqa: E402, F401  (issue 15: trading states, kill switch, ...)

@@ -234,3 +234,28 @@ def test_a_close_another_call_is_running_is_reported_pending_and_not_sent_again(
     (entry,) = report["positions"]
     assert entry["status"] == "pending" and entry["kill_switch_id"] == str(running.id)
     assert report["status"] == "partial" and order_posts(binance_server) == []
+
+
+def test_the_admin_engages_only_after_its_confirmation_page(client, officer, trader, paper_book):
+    client.force_login(officer)
+    url = "/admin/risk/killswitch/engage/"
+    assert client.get(url).status_code == 200
+    assert client.get("/admin/risk/killswitch/add/").url == url
+    form = {"scope": "user", "user": str(trader.pk), "exchange": "", "reason": "runaway bot"}
+    page = client.post(url, form)
+    assert page.status_code == 200 and b"Are you sure?" in page.content
+    assert b"closes 2 open position(s) on 1 account(s)" in page.content and b"Dry run is on" in page.content
+    assert not KillSwitch.objects.exists()  # nothing happens before the confirmation
+
+    done = client.post(url, {**form, "confirmed": "yes"})
+    kill = KillSwitch.objects.get()
+    assert done.status_code == 302 and done.url.endswith(f"/admin/risk/killswitch/{kill.pk}/change/")
+    assert kill.status == "dry_run" and kill.requested_by_id == officer.pk
+    assert trading_state_effective(user_id=trader.pk).state == "halted"
+    assert client.get(done.url).status_code == 200
+
+
+def test_a_trader_cannot_reach_the_admin_kill_switch(client, trader):
+    client.force_login(trader)
+    assert client.post("/admin/risk/killswitch/engage/", {"scope": "desk", "reason": "x"}).status_code == 302
+    assert not KillSwitch.objects.exists()
