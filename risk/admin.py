@@ -20,6 +20,7 @@ from risk.models import (
     CircuitBreaker,
     ExchangeConfig,
     GlobalConfig,
+    LimitChange,
     RiskAlert,
     RiskLimit,
     SymbolConfig,
@@ -36,7 +37,8 @@ from risk.services.config import (
     symbol_config_update,
 )
 from risk.services.evaluation import evaluation_run
-from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_delete, limit_drawdown_reset, limit_update
+from risk.services.limit_changes import FOUR_EYES_HELD, limit_delete_or_request, limit_update_or_request
+from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_drawdown_reset, limit_update
 from risk.services.sweep import evaluation_sweep
 from risk.services.trips import trip_rearm
 
@@ -126,7 +128,11 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             original = RiskLimit.objects.get(pk=obj.pk)
-            saved = limit_update(actor=request.user, limit=original, changes=self._changes(form, UPDATABLE_FIELDS))
+            changes = self._changes(form, UPDATABLE_FIELDS)
+            saved = limit_update_or_request(actor=request.user, limit=original, changes=changes)
+            if isinstance(saved, LimitChange):  # issue 15: four eyes held a loosening back
+                self.message_user(request, f"{FOUR_EYES_HELD} (change {saved.pk}).", level=messages.WARNING)
+                saved = original
         else:
             saved = limit_create(
                 actor=request.user,
@@ -142,7 +148,9 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         obj._state.adding = False
 
     def delete_model(self, request, obj):
-        limit_delete(actor=request.user, limit=obj)
+        held = limit_delete_or_request(actor=request.user, limit=obj)
+        if held is not None:  # issue 15: four eyes
+            self.message_user(request, f"{obj}: {FOUR_EYES_HELD} (change {held.pk}).", level=messages.WARNING)
 
     @admin.action(description="Enable selected limits")
     def enable_limits(self, request, queryset):
@@ -160,7 +168,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             self,
             request,
             queryset,
-            lambda limit: limit_update(actor=request.user, limit=limit, changes={"enabled": False}),
+            lambda limit: limit_update_or_request(actor=request.user, limit=limit, changes={"enabled": False}),
             done="limit(s) disabled",
         )
 
@@ -551,4 +559,4 @@ class HistoryAdmin(admin.ModelAdmin):
 for audited in (RiskLimit, CircuitBreaker, GlobalConfig, SymbolConfig, ExchangeConfig):
     admin.site.register(audited.history.model, HistoryAdmin)
 
-from risk import admin_beyond, admin_kill_switch  # noqa: E402, F401  (issue 15: trading states, kill switch, ...)
+from risk import admin_beyond, admin_kill_switch, admin_limit_changes  # noqa: E402, F401  (issue 15)
