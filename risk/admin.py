@@ -14,7 +14,16 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
 from risk.constants import AlertStatus
-from risk.models import BreakerTrip, CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
+from risk.models import (
+    BreakerTrip,
+    CircuitBreaker,
+    ExchangeConfig,
+    GlobalConfig,
+    LimitChange,
+    RiskAlert,
+    RiskLimit,
+    SymbolConfig,
+)
 from risk.services.alerts import alert_acknowledge, alert_resolve
 from risk.services.breakers import breaker_create, breaker_delete, breaker_set_enabled, breaker_update
 from risk.services.config import (
@@ -27,7 +36,8 @@ from risk.services.config import (
     symbol_config_update,
 )
 from risk.services.evaluation import evaluation_run
-from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_delete, limit_drawdown_reset, limit_update
+from risk.services.limit_changes import FOUR_EYES_HELD, limit_delete_or_request, limit_update_or_request
+from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_drawdown_reset, limit_update
 from risk.services.sweep import evaluation_sweep
 from risk.services.trips import trip_rearm
 
@@ -81,7 +91,11 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             original = RiskLimit.objects.get(pk=obj.pk)
-            saved = limit_update(actor=request.user, limit=original, changes=self._changes(form, UPDATABLE_FIELDS))
+            changes = self._changes(form, UPDATABLE_FIELDS)
+            saved = limit_update_or_request(actor=request.user, limit=original, changes=changes)
+            if isinstance(saved, LimitChange):  # issue 15: four eyes held a loosening back
+                self.message_user(request, f"{FOUR_EYES_HELD} (change {saved.pk}).", level=messages.WARNING)
+                saved = original
         else:
             saved = limit_create(
                 actor=request.user,
@@ -97,10 +111,16 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         obj._state.adding = False
 
     def delete_model(self, request, obj):
-        limit_delete(actor=request.user, limit=obj)
+        held = limit_delete_or_request(actor=request.user, limit=obj)
+        if held is not None:  # issue 15: four eyes
+            self.message_user(request, f"{obj}: {FOUR_EYES_HELD} (change {held.pk}).", level=messages.WARNING)
 
+    # A disable is a loosening of an officer-set limit: with four eyes it waits for approval.
     enable_limits, disable_limits = enable_actions(
-        "limit", lambda request, limit, on: limit_update(actor=request.user, limit=limit, changes={"enabled": on})
+        "limit",
+        lambda request, limit, on: (limit_update if on else limit_update_or_request)(
+            actor=request.user, limit=limit, changes={"enabled": on}
+        ),
     )
 
     @admin.action(description="Evaluate now (the owners of the selected limits)")
@@ -465,4 +485,4 @@ class HistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 for audited in (RiskLimit, CircuitBreaker, GlobalConfig, SymbolConfig, ExchangeConfig):
     admin.site.register(audited.history.model, HistoryAdmin)
 
-from risk import admin_beyond  # noqa: E402, F401  (issue 15: trading states, ...)
+from risk import admin_trading_state, admin_kill_switch, admin_limit_changes  # noqa: E402, F401  (issue 15)

@@ -40,6 +40,7 @@ class AlertType:
     DATA_STALE = "data_stale"
     PRICE_ALERT = "price_alert"
     TRADING_STATE = "trading_state"
+    KILL_SWITCH = "kill_switch"
 
     @staticmethod
     def warning(limit_type: str) -> str:

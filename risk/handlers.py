@@ -5,6 +5,8 @@ from rest_framework import serializers
 from jobs.registry import job_handler
 from jobs.services.cleanup import cleanup_step
 from risk.services.alerts import alerts_delete_resolved
+from risk.services.kill_actions import RETRY_JOB as KILL_RETRY_JOB
+from risk.services.kill_actions import kill_action_retry
 from risk.services.sweep import evaluation_sweep
 from risk.services.trip_actions import RETRY_JOB, trip_action_retry
 from risk.validators import symbol_normalize
@@ -41,6 +43,22 @@ class BreakerActionRetryArgs(serializers.Serializer):
 )
 def breaker_action_retry(job, *, trip_id) -> dict:
     return trip_action_retry(trip_id=trip_id)
+
+
+# --- Issue 15: the kill switch's failed or partial actions ----------------------------------
+class KillSwitchRetryArgs(serializers.Serializer):
+    action_id = serializers.UUIDField(help_text="The kill-switch action (a cancel or a close) that failed.")
+
+
+@job_handler(
+    name=KILL_RETRY_JOB,
+    description="Retry a failed kill-switch cancel or close with the same client order id.",
+    args=KillSwitchRetryArgs,
+    default_priority="critical",
+    officer_only=True,
+)
+def kill_switch_retry(job, *, action_id) -> dict:
+    return kill_action_retry(action_id=action_id)
 
 
 @cleanup_step("resolved_alerts")

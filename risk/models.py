@@ -302,6 +302,8 @@ class GlobalConfig(models.Model):
     max_price_age_seconds = models.PositiveIntegerField(default=10)
     # Issue 15: orders per user per minute the pre-trade check allows (null: no cap).
     max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True, default=None)
+    # Issue 15: loosening an officer-set limit waits for a second officer's approval.
+    four_eyes = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = _history()
@@ -359,4 +361,6 @@ class ExchangeConfig(models.Model):
 
 
 # --- Beyond the seeds (issue 15): trading states; kept in their own module -----------------
-from risk.models_beyond import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401
+from risk.models_trading_state import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401
+from risk.models_kill_switch import KillAction, KillActionKind, KillScope, KillSwitch, KillSwitchStatus  # noqa: E402, F401
+from risk.models_limit_changes import LimitChange, LimitChangeKind, LimitChangeStatus  # noqa: E402, F401

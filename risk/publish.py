@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 REDIS_ALERTS_CHANNEL = "etrms:alerts"
 CHANNEL_MESSAGE_TYPE = "alert.message"
+# Alert types whose `type` and `condition_name` are their own name.
+SELF_NAMED_TYPES = (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE, AlertType.KILL_SWITCH)
 # Metadata keys that ETRMS's `context` carries as numbers for limit alerts.
 _CONTEXT_NUMBERS = ("current_value", "threshold", "warning_value")
 
@@ -54,7 +56,7 @@ def alert_payload(alert: RiskAlert) -> dict:
     meta = alert.metadata or {}
     if alert.alert_type == AlertType.CIRCUIT_BREAKER:
         kind, condition_name = AlertType.CIRCUIT_BREAKER, meta.get("breaker") or alert.alert_type
-    elif alert.alert_type in (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE):
+    elif alert.alert_type in SELF_NAMED_TYPES:
         kind, condition_name = alert.alert_type, alert.alert_type
     else:
         kind, condition_name = "risk_limit", alert.alert_type

@@ -4,6 +4,8 @@ from django.urls import path
 
 from risk.api import alerts, breakers, config, evaluate, limits
 from risk.api import check_order as check_order_api  # issue 15
+from risk.api import kill_switch as kill_switch_api  # issue 15
+from risk.api import limit_changes as limit_changes_api  # issue 15
 from risk.api import trading_state as trading_state_api  # issue 15
 
 urlpatterns = [
@@ -17,6 +19,19 @@ urlpatterns = [
     # Beyond the seeds (issue 15)
     path("risk/trading-state", trading_state_api.TradingStateApi.as_view(), name="risk-trading-state"),
     path("risk/check-order", check_order_api.CheckOrderApi.as_view(), name="risk-check-order"),
+    path("risk/limit-changes", limit_changes_api.LimitChangeListApi.as_view(), name="risk-limit-changes"),
+    path(
+        "risk/limit-changes/<uuid:change_id>/approve",
+        limit_changes_api.LimitChangeApproveApi.as_view(),
+        name="risk-limit-change-approve",
+    ),
+    path(
+        "risk/limit-changes/<uuid:change_id>/withdraw",
+        limit_changes_api.LimitChangeWithdrawApi.as_view(),
+        name="risk-limit-change-withdraw",
+    ),
+    path("risk/kill-switch", kill_switch_api.KillSwitchApi.as_view(), name="risk-kill-switch"),
+    path("risk/kill-switch/<uuid:kill_id>", kill_switch_api.KillSwitchDetailApi.as_view(), name="risk-kill-switch-one"),
     # ETRMS
     path("risk/circuit-breakers", breakers.RiskBreakerListApi.as_view(), name="risk-breakers"),
     path("risk/circuit-breakers/<str:name>", breakers.RiskBreakerDetailApi.as_view(), name="risk-breaker"),

@@ -10,11 +10,13 @@ from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
+from risk.api.limit_changes import pending_out  # issue 15: four eyes
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
 from risk.constants import LimitType
-from risk.models import MONEY
+from risk.models import MONEY, LimitChange
 from risk.selectors import limit_get, limit_list
-from risk.services.limits import limit_create, limit_delete, limit_update
+from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
+from risk.services.limits import limit_create
 from risk.validators import symbol_normalize
 
 
@@ -90,6 +92,8 @@ class LimitListCreateApi(RiskApi):
 
 class LimitDetailApi(RiskApi):
     def _item(self, request, limit):
+        if isinstance(limit, LimitChange):  # four eyes held a loosening back
+            return bare(pending_out(limit), status=status.HTTP_202_ACCEPTED)
         return bare(limit_out(limit, with_user=is_risk_officer(request.user)))
 
     def get(self, request, limit_id):
@@ -101,7 +105,7 @@ class LimitDetailApi(RiskApi):
         data = LimitInput(data=request.data)
         data.is_valid(raise_exception=True)
         changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
-        return self._item(request, limit_update(actor=request.user, limit=limit, changes=changes))
+        return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
     @extend_schema(request=LimitInput(partial=True), description="Change some fields of a limit.")
     def patch(self, request, limit_id):
@@ -111,8 +115,10 @@ class LimitDetailApi(RiskApi):
         changes = dict(data.validated_data)
         if "enabled" not in request.data:
             changes.pop("enabled", None)  # the field's default must not apply to a PATCH
-        return self._item(request, limit_update(actor=request.user, limit=limit, changes=changes))
+        return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
     def delete(self, request, limit_id):
-        limit = limit_delete(actor=request.user, limit=limit_get(viewer=request.user, limit_id=limit_id))
-        return bare(limit, status=status.HTTP_204_NO_CONTENT)
+        held = limit_delete_or_request(actor=request.user, limit=limit_get(viewer=request.user, limit_id=limit_id))
+        if held is not None:
+            return bare(pending_out(held), status=status.HTTP_202_ACCEPTED)
+        return bare(None, status=status.HTTP_204_NO_CONTENT)

@@ -134,6 +134,7 @@ def global_out(config: GlobalConfig) -> dict:
         "alert_cooldown_seconds": config.alert_cooldown_seconds,
         "max_price_age_seconds": config.max_price_age_seconds,
         "max_orders_per_minute": config.max_orders_per_minute,
+        "four_eyes": config.four_eyes,
         "updated_at": iso_utc(config.updated_at),
     }
 

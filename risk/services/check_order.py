@@ -18,8 +18,8 @@ from collections import deque
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
-from rest_framework.exceptions import NotFound
 
+from etrms.errors import NotFound
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
 from risk.constants import LimitType

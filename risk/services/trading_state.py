@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
+from etrms.errors import InvalidInput, NotFound, PermissionDenied
 from etrms.roles import is_risk_officer
 from risk.constants import AlertSeverity, AlertStatus, AlertType
 from risk.history import history_actor_set
@@ -74,23 +74,23 @@ def trading_state_effective(*, user_id, exchange: str | None = None) -> Effectiv
 def _scope(level: str, exchange: str | None, user_id) -> dict:
     if level == TradingLevel.DESK:
         if exchange or user_id:
-            raise ValidationError({"level": ["The desk level takes neither exchange nor user_id."]})
+            raise InvalidInput({"level": ["The desk level takes neither exchange nor user_id."]})
         return {"level": level, "exchange": "", "user_id": None}
     if level == TradingLevel.EXCHANGE:
         if not exchange:
-            raise ValidationError({"exchange": ["The exchange level needs an exchange."]})
+            raise InvalidInput({"exchange": ["The exchange level needs an exchange."]})
         if user_id:
-            raise ValidationError({"user_id": ["The exchange level takes no user_id."]})
+            raise InvalidInput({"user_id": ["The exchange level takes no user_id."]})
         return {"level": level, "exchange": exchange_normalize(exchange), "user_id": None}
     if level == TradingLevel.USER:
         if not user_id:
-            raise ValidationError({"user_id": ["The user level needs a user_id."]})
+            raise InvalidInput({"user_id": ["The user level needs a user_id."]})
         if exchange:
-            raise ValidationError({"exchange": ["The user level takes no exchange."]})
+            raise InvalidInput({"exchange": ["The user level takes no exchange."]})
         if not get_user_model().objects.filter(pk=user_id).exists():
             raise NotFound("User not found.")
         return {"level": level, "exchange": "", "user_id": user_id}
-    raise ValidationError({"level": [f"Must be one of {', '.join(TradingLevel.values)}."]})
+    raise InvalidInput({"level": [f"Must be one of {', '.join(TradingLevel.values)}."]})
 
 
 def _describe_scope(row: TradingState) -> str:
@@ -172,9 +172,9 @@ def trading_state_set(
     if not is_risk_officer(actor):
         raise PermissionDenied("Only a risk officer sets trading states.")
     if state not in S.values:
-        raise ValidationError({"state": [f"Must be one of {', '.join(S.values)}."]})
+        raise InvalidInput({"state": [f"Must be one of {', '.join(S.values)}."]})
     if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError({"reason": ["A reason is required."]})
+        raise InvalidInput({"reason": ["A reason is required."]})
     scope = _scope(level, exchange, user_id)
     return _write(scope=scope, state=state, reason=reason.strip(), actor=actor, source="officer", only_stricter=False)
 

@@ -5,10 +5,9 @@ Saves call the same service as `PUT /api/v1/risk/trading-state`. Imported by
 """
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import APIException
 from simple_history.admin import SimpleHistoryAdmin
 
+from etrms.admin_tools import SERVICE_ERRORS, error_text
 from risk.models import TradingState
 from risk.services.trading_state import trading_state_set
 
@@ -42,9 +41,8 @@ class TradingStateAdmin(SimpleHistoryAdmin):
                 exchange=obj.exchange or None,
                 user_id=obj.user_id,
             )
-        except (APIException, DjangoValidationError) as exc:
-            detail = getattr(exc, "detail", None) or "; ".join(getattr(exc, "messages", [str(exc)]))
-            self.message_user(request, f"Not saved: {detail}", level=messages.ERROR)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, f"Not saved: {error_text(exc)}", level=messages.ERROR)
             return
         obj.pk, obj.set_by_id, obj.set_at, obj.source = saved.pk, saved.set_by_id, saved.set_at, saved.source
         obj._state.adding = False
