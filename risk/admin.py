@@ -485,4 +485,4 @@ class HistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 for audited in (RiskLimit, CircuitBreaker, GlobalConfig, SymbolConfig, ExchangeConfig):
     admin.site.register(audited.history.model, HistoryAdmin)
 
-from risk import admin_trading_state, admin_kill_switch, admin_limit_changes  # noqa: E402, F401  (issue 15)
+from risk import admin_kill_switch, admin_limit_changes, admin_trading_state  # noqa: E402, F401  (issue 15)

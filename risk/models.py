@@ -361,6 +361,6 @@ class ExchangeConfig(models.Model):
 
 
 # --- Beyond the seeds (issue 15): trading states; kept in their own module -----------------
-from risk.models_trading_state import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401
 from risk.models_kill_switch import KillAction, KillActionKind, KillScope, KillSwitch, KillSwitchStatus  # noqa: E402, F401
 from risk.models_limit_changes import LimitChange, LimitChangeKind, LimitChangeStatus  # noqa: E402, F401
+from risk.models_trading_state import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401
