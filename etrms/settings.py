@@ -306,6 +306,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.JobStatus",
         "WorkerStatusEnum": "jobs.api.stats.WORKER_STATUSES",
+        # The trading-state level and the kill switch's scope are one choice set.
+        "TradingLevelEnum": "risk.models_trading_state.TradingLevel",
     },
 }
 

@@ -19,12 +19,10 @@ from django.utils import timezone
 
 from risk.constants import ActionStatus
 from risk.models import EXCHANGE_MAX_LENGTH, MONEY, SYMBOL_MAX_LENGTH
+from risk.models_trading_state import TradingLevel
 
-
-class KillScope(models.TextChoices):
-    DESK = "desk", "Desk"
-    EXCHANGE = "exchange", "Exchange"
-    USER = "user", "User"
+# A kill switch's scope is a trading-state level: the level it halts.
+KillScope = TradingLevel
 
 
 class KillSwitchStatus(models.TextChoices):

@@ -45,6 +45,9 @@ LOOSE_INPUTS = {
     "GET /api/v1/risk/alerts",
     "POST /api/v1/accounts/monitor/start",
     "POST /api/v1/config/save",
+    "POST /api/v1/risk/check-order",
+    "POST /api/v1/risk/kill-switch",
+    "PUT /api/v1/risk/trading-state",
 }
 
 

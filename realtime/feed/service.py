@@ -264,8 +264,8 @@ class Feed:
                 self.markets_dirty.set()  # whatever was missed meanwhile
                 await asyncio.sleep(1)
             finally:
-                try:
-                    await pubsub.aclose()
+                try:  # a subscription on a dead link may never answer its close
+                    await asyncio.wait_for(pubsub.aclose(), timeout=2)
                 except Exception:
                     logger.debug("closing a dead pubsub failed", exc_info=True)
 
@@ -341,7 +341,7 @@ class Feed:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=SHUTDOWN_STEP_SECONDS)
             await self._shutdown()
 
     async def _shutdown(self) -> None:
