@@ -31,7 +31,7 @@ window.ETRMS = window.ETRMS || {};
       else if (key === "dataset") Object.assign(node.dataset, value);
       else node.setAttribute(key, value);
     });
-    children.flat().forEach((child) => {
+    children.flat(Infinity).forEach((child) => {
       if (child !== null && child !== undefined) node.append(child);
     });
     return node;
@@ -123,7 +123,7 @@ window.ETRMS = window.ETRMS || {};
         { class: "user-risk", dataset: { user: user.user_id } },
         el("h3", {}, ctx.config.officer ? adminLink(ctx.config, `accounts/user/${user.user_id}/change/`, user.username) : "Your book",
           el("span", { class: "level", dataset: { level: user.risk_level }, text: user.risk_level })),
-        el("dl", { class: "metrics" }, METRICS.map(([key, label, digits]) => [el("dt", { text: label }), el("dd", { dataset: { metric: key }, text: fmt(user.metrics[key], digits) })])),
+        el("dl", { class: "metrics" }, METRICS.map(([key, label, digits]) => el("div", {}, el("dt", { text: label }), el("dd", { dataset: { metric: key }, text: fmt(user.metrics[key], digits) })))),
         bars.length ? el("div", { class: "bars" }, bars.map((s) => bar(s, ctx.config))) : el("p", { class: "muted", text: "No limit applies." }),
       );
     });
