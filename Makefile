@@ -24,6 +24,7 @@ run: venv
 	$(BIN)/python manage.py bootstrap
 	@echo ""
 	@echo "  ETRMS is starting on http://$(HOST):$(PORT)/"
+	@echo "    dashboard:      http://$(HOST):$(PORT)/   (login 'admin', password printed above)"
 	@echo "    admin console:  http://$(HOST):$(PORT)/admin/   (login 'admin', password printed above)"
 	@echo "    API docs:       http://$(HOST):$(PORT)/api/docs/"
 	@echo "    API token:      curl -X POST http://$(HOST):$(PORT)/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"username\":\"admin\",\"password\":\"...\"}'"

@@ -135,19 +135,26 @@ def _watch_alerts(page) -> None:
     )
 
 
-@pytest.mark.skipif(not ws_route_present(), reason="no WebSocket consumer is routed at /api/v1/ws yet (issue 12)")
-def test_live_prices_alerts_breakers_and_reconnect(browser, make_user, api_client_for, trader, paper_account, stack):
+@pytest.fixture
+def live_book(make_user, trader, paper_account):
+    """A paper position in BTCUSDT for `trader`, monitored, under a limit far away
+    (set up before Playwright's event loop runs in this thread)."""
     from accounts.services.monitoring import monitoring_start
     from accounts.services.paper import paper_order_execute
     from accounts.services.sync import account_sync
-    from risk.models import CircuitBreaker
 
     make_user("live-officer", officer=True)
     paper_order_execute(account_id=paper_account.pk, symbol="BTCUSDT", side="buy", amount=Decimal("0.2"))
     account_sync(account=paper_account)
     monitoring_start(exchanges=["paper"], symbols=["BTCUSDT"])
-    limit = RiskLimitFactory(user=trader, symbol="BTCUSDT", threshold_value=Decimal(10**9), warning_value=None)
+    return RiskLimitFactory(user=trader, symbol="BTCUSDT", threshold_value=Decimal(10**9), warning_value=None)
 
+
+@pytest.mark.skipif(not ws_route_present(), reason="no WebSocket consumer is routed at /api/v1/ws yet (issue 12)")
+def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, api_client_for, trader):
+    from risk.models import CircuitBreaker
+
+    limit = live_book
     page = logged_in(browser, stack.url, "live-officer")
     sent = []
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
