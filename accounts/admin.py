@@ -3,7 +3,6 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
-from rest_framework.exceptions import APIException
 
 from accounts.exchanges import Credentials
 from accounts.models import (
@@ -23,6 +22,7 @@ from accounts.models import (
 from accounts.services.balances import balance_peak_reset
 from accounts.services.credentials import exchange_account_credentials_set
 from accounts.services.exchange_accounts import exchange_account_create, exchange_validate
+from etrms.admin_tools import ReadOnlyAdminMixin, run_each
 
 admin.site.register(User, UserAdmin)
 
@@ -64,17 +64,8 @@ class ExchangeAccountForm(forms.ModelForm):
         return Credentials(**{name: self.cleaned_data.get(name) or "" for name in Credentials.FIELDS})
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Snapshots and venue books: written by sync and the paper engine only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ExchangeAccount)
@@ -184,15 +175,13 @@ class BalanceAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Reset drawdown peak (peak equity from the equity now)")
     def reset_drawdown_peak(self, request, queryset):
-        done = 0
-        for balance in queryset.select_related("account"):
-            try:
-                balance_peak_reset(actor=request.user, account=balance.account)
-                done += 1
-            except APIException as error:
-                self.message_user(request, f"{balance.account}: {error.detail}", messages.ERROR)
-        if done:
-            self.message_user(request, f"{done} drawdown peak(s) reset.", messages.SUCCESS)
+        run_each(
+            self,
+            request,
+            queryset.select_related("account"),
+            lambda balance: balance_peak_reset(actor=request.user, account=balance.account),
+            done="drawdown peak(s) reset",
+        )
 
 
 @admin.register(AccountDay)

@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 
 from accounts import selectors
 from accounts.exchanges import UnknownSymbol, is_known_exchange, normalize_symbol
-from accounts.roles import is_risk_officer
 from accounts.services.monitoring import monitoring_start, monitoring_stop
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import envelope
+from etrms.roles import is_risk_officer
 
 USER_ID_PARAM = OpenApiParameter(
     "user_id", OpenApiTypes.UUID, description="Risk officers: only this user's accounts and positions."

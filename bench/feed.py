@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 from bench.rest_baseline import _redis_running, django_setup  # noqa: E402
 
 USERS, SYMBOLS, POSITIONS_PER_USER = 100, 50, 10
+HOT_LIMIT, HOT_PRICE = Decimal(105), Decimal(106)  # a crossing within the mark guard's 10 %
 LIMITS_PER_USER = 10
 EXCHANGE = "paper"
 HOT_SYMBOL = "S0000USDT"  # the crossing user's first symbol
@@ -49,9 +50,10 @@ def symbol(index: int) -> str:
 
 def desk_build() -> str:
     """100 users x 10 positions (1,000 over 50 symbols) and 10 limits each (1,000);
-    user 0 has a position_size limit on HOT_SYMBOL at 150 (its notional is 100 at 100).
+    user 0 has a position_size limit on HOT_SYMBOL at 105 (its notional is 100 at 100).
     Returns user 0's id."""
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import transaction
     from django.utils import timezone
 
@@ -60,6 +62,7 @@ def desk_build() -> str:
     from risk.models import CircuitBreaker, RiskLimit
     from risk.services.config import global_config_update
 
+    call_command("migrate", interactive=False, verbosity=0)
     User = get_user_model()
     now = timezone.now()
     with transaction.atomic():
@@ -96,7 +99,7 @@ def desk_build() -> str:
                         opened_at=now,
                     )
                 )
-                threshold = Decimal(150) if (n == 0 and k == 0) else Decimal("1e9")
+                threshold = HOT_LIMIT if (n == 0 and k == 0) else Decimal("1e9")
                 limits.append(
                     RiskLimit(
                         user=user, symbol=name, limit_type="position_size", threshold_value=threshold, set_by=user
@@ -180,6 +183,7 @@ async def paced(feed, *, rate: int, seconds: float, crossings: int, user_id: str
     total = int(rate * seconds)
     every = max(1, total // max(1, crossings))
     names = [symbol(i) for i in range(1, SYMBOLS)]
+    await feed.on_ticker(EXCHANGE, ticker(HOT_SYMBOL, Decimal(100)))  # the guard's reference mark
     batches_before, conflated_before = feed.batches, feed.batch.conflated
     started = time.perf_counter()
     high = False
@@ -191,7 +195,7 @@ async def paced(feed, *, rate: int, seconds: float, crossings: int, user_id: str
         if n % every == every // 2 and not sent:
             high = not high
             sent["triggered" if high else "resolved"] = time.perf_counter()
-            await feed.on_ticker(EXCHANGE, ticker(HOT_SYMBOL, Decimal(200) if high else Decimal(100)))
+            await feed.on_ticker(EXCHANGE, ticker(HOT_SYMBOL, HOT_PRICE if high else Decimal(100)))
         else:
             name = names[n % len(names)]
             await feed.on_ticker(EXCHANGE, ticker(name, Decimal(100) + Decimal(n % 7) / 100))

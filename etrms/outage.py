@@ -10,6 +10,7 @@ logging them the way SPEC §3 and STYLE §10 ask.
 
 import logging
 import threading
+import time
 
 import redis
 from django.db import InterfaceError as DatabaseInterfaceError
@@ -38,13 +39,26 @@ def describe(exc: BaseException) -> str:
 _last_warning = threading.local()
 
 
+BACKGROUND_REPEAT_SECONDS = 60.0
+_background_warned: dict = {}  # {what: monotonic time of the last warning} outside requests
+
+
 def degraded(logger: logging.Logger, what: str, exc: BaseException) -> None:
     """One WARNING line for work skipped or done another way because a dependency is down
-    (once per request for the same `what`: a login checks several rate-limit keys)."""
-    key = (request_id_var.get(), what)
-    if key[0] != "-" and getattr(_last_warning, "key", None) == key:
-        return
-    _last_warning.key = key
+    (once per request for the same `what`: a login checks several rate-limit keys; outside
+    a request, at most once a minute for the same `what`: the feed evaluates many users a
+    tick)."""
+    request_id = request_id_var.get()
+    if request_id == "-":
+        now = time.monotonic()
+        if now - _background_warned.get(what, -BACKGROUND_REPEAT_SECONDS) < BACKGROUND_REPEAT_SECONDS:
+            return
+        _background_warned[what] = now
+    else:
+        key = (request_id, what)
+        if getattr(_last_warning, "key", None) == key:
+            return
+        _last_warning.key = key
     logger.warning("%s: %s", what, describe(exc))
 
 

@@ -2,8 +2,8 @@
 actions call the same services as the API."""
 
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
+from etrms.admin_tools import SERVICE_ERRORS, error_text
 from jobs.models import Job
 from jobs.services import dlq_retry, job_cancel
 
@@ -35,6 +35,6 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 operation(job)
                 done += 1
-            except APIException as exc:
-                self.message_user(request, f"{job}: {exc.detail}", messages.WARNING)
+            except SERVICE_ERRORS as exc:
+                self.message_user(request, f"{job}: {error_text(exc)}", messages.WARNING)
         self.message_user(request, f"{done} job(s) {verb}.", messages.SUCCESS if done else messages.WARNING)

@@ -15,9 +15,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
-from rest_framework.exceptions import NotFound, ValidationError
 
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, InvalidInput, NotFound
 
 RUN_SCHEDULED_TASK = "jobs.run_scheduled"
 SCHEDULE_TYPES = ("interval", "crontab", "one_off")
@@ -31,14 +30,14 @@ class ScheduledTaskNotFound(NotFound, ObjectDoesNotExist):
 def _crontab_schedule(cron: str, tz: str) -> CrontabSchedule:
     fields = cron.split()
     if len(fields) != 5:
-        raise ValidationError({"cron": ["A cron expression has five fields: minute hour day month weekday."]})
+        raise InvalidInput({"cron": ["A cron expression has five fields: minute hour day month weekday."]})
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
         celery_crontab(
             minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
         )
     except (ValueError, TypeError) as exc:
-        raise ValidationError({"cron": [f"Invalid cron expression: {exc}"]}) from exc
+        raise InvalidInput({"cron": [f"Invalid cron expression: {exc}"]}) from exc
     schedule, _ = CrontabSchedule.objects.get_or_create(
         minute=minute,
         hour=hour,
@@ -63,21 +62,21 @@ def _apply_schedule(
     task.one_off = False
     if schedule_type == "interval":
         if not interval_seconds or interval_seconds < 1:
-            raise ValidationError({"interval_seconds": ["Required for an interval schedule, at least 1."]})
+            raise InvalidInput({"interval_seconds": ["Required for an interval schedule, at least 1."]})
         task.interval, _ = IntervalSchedule.objects.get_or_create(
             every=interval_seconds, period=IntervalSchedule.SECONDS
         )
     elif schedule_type == "crontab":
         if not cron:
-            raise ValidationError({"cron": ["Required for a crontab schedule."]})
+            raise InvalidInput({"cron": ["Required for a crontab schedule."]})
         task.crontab = _crontab_schedule(cron, tz)
     elif schedule_type == "one_off":
         if run_at is None:
-            raise ValidationError({"run_at": ["Required for a one_off schedule."]})
+            raise InvalidInput({"run_at": ["Required for a one_off schedule."]})
         task.clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=run_at)
         task.one_off = True
     else:
-        raise ValidationError({"schedule_type": [f"Must be one of {', '.join(SCHEDULE_TYPES)}."]})
+        raise InvalidInput({"schedule_type": [f"Must be one of {', '.join(SCHEDULE_TYPES)}."]})
 
 
 def _job_spec(*, task_name, job_name, args, priority, max_retries, timeout) -> str:
@@ -85,7 +84,7 @@ def _job_spec(*, task_name, job_name, args, priority, max_retries, timeout) -> s
 
     handler = handler_get(job_name)
     if handler is None:
-        raise ValidationError({"job_name": [f"Unknown job handler {job_name!r}."]})
+        raise InvalidInput({"job_name": [f"Unknown job handler {job_name!r}."]})
     return json.dumps(
         {
             "task_name": task_name,

@@ -5,10 +5,10 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from redis.exceptions import RedisError
-from rest_framework.exceptions import NotFound
 
-from accounts.roles import is_risk_officer
 from etrms.celery import PRIORITY_QUEUES
+from etrms.errors import NotFound
+from etrms.roles import is_risk_officer
 from jobs.broker import broker_depths
 from jobs.models import NOT_STARTED, Job, JobStatus
 from jobs.scheduling import RUN_SCHEDULED_TASK, next_run_of

@@ -2,8 +2,8 @@
 goes through the price-alert services, so the feed's indexes hear of it."""
 
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
+from etrms.admin_tools import SERVICE_ERRORS, error_text
 from realtime.models import PriceAlert, PriceAlertStatus
 from realtime.services.price_alerts import price_alert_cancel, price_alert_create
 
@@ -51,8 +51,8 @@ class PriceAlertAdmin(admin.ModelAdmin):
                 target_price=obj.target_price,
                 exchange=obj.exchange or None,
             )
-        except APIException as exc:
-            self.message_user(request, f"Price alert not created: {exc.detail}", level=messages.ERROR)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, f"Price alert not created: {error_text(exc)}", level=messages.ERROR)
             return
         obj.pk, obj.symbol, obj.exchange = created.pk, created.symbol, created.exchange
 

@@ -10,11 +10,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from accounts.exchanges import UnknownSymbol, normalize_symbol
-from accounts.roles import is_risk_officer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer, user_filter
 from etrms.api.responses import bare
 from etrms.api.throttles import ScopedRateThrottle
+from etrms.roles import is_risk_officer
 from realtime import cache
 from realtime.models import PriceAlertCondition, PriceAlertStatus
 from realtime.selectors import PRICE_ALERT_FIELDS, price_alert_get, price_alert_list, price_alert_out
@@ -156,9 +156,11 @@ class CacheClearApi(CacheApi):
         parameters=[
             OpenApiParameter("cache_type", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(CLEARABLE)),
         ],
-        responses=inline_serializer(
-            "CacheCleared", {"cleared": serializers.IntegerField(), "cache_type": serializers.CharField()}
-        ),
+        responses={
+            200: inline_serializer(
+                "CacheCleared", {"cleared": serializers.IntegerField(), "cache_type": serializers.CharField()}
+            )
+        },
         description="Risk officers. Removes that cache type's keys only (SCAN + UNLINK).",
     )
     def delete(self, request, cache_type):

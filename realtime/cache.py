@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import caches
 from redis import RedisError
 
-from etrms.api.errors import ServiceUnavailable
+from etrms.errors import Unavailable
 from realtime.cache_backend import STATS_KEY, CountingRedisCache, escape_glob
 
 MARKET_DATA, PRICE, USER_SESSION = "market_data", "price", "user_session"
@@ -39,8 +39,8 @@ def types_of(cache_type: str) -> tuple[str, ...]:
     return CACHE_TYPES if cache_type == ALL else (cache_type,)
 
 
-def unavailable(exc: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(f"The cache is unavailable: {exc.__class__.__name__}.")
+def unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"The cache is unavailable: {exc.__class__.__name__}.")
 
 
 # --- reads and writes of the symbol caches ------------------------------------------------

@@ -1,9 +1,9 @@
 """Reads of the realtime app: price alerts as their owners and risk officers see them."""
 
 from django.db.models import QuerySet
-from rest_framework.exceptions import NotFound
 
-from accounts.roles import is_risk_officer
+from etrms.errors import NotFound
+from etrms.roles import is_risk_officer
 from realtime.models import PriceAlert
 from risk.formatting import decimal_str, iso_utc
 

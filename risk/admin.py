@@ -6,24 +6,15 @@ officer through `message_user`.
 """
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
-from rest_framework.exceptions import APIException
 from simple_history.admin import SimpleHistoryAdmin
 
-from risk.models import (
-    AlertStatus,
-    BreakerTrip,
-    CircuitBreaker,
-    ExchangeConfig,
-    GlobalConfig,
-    RiskAlert,
-    RiskLimit,
-    SymbolConfig,
-)
+from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
+from risk.constants import AlertStatus
+from risk.models import BreakerTrip, CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
 from risk.services.alerts import alert_acknowledge, alert_resolve
 from risk.services.breakers import breaker_create, breaker_delete, breaker_set_enabled, breaker_update
 from risk.services.config import (
@@ -39,42 +30,6 @@ from risk.services.evaluation import evaluation_run
 from risk.services.limits import UPDATABLE_FIELDS, limit_create, limit_delete, limit_drawdown_reset, limit_update
 from risk.services.sweep import evaluation_sweep
 from risk.services.trips import trip_rearm
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, APIException):
-        detail = exc.detail
-        if isinstance(detail, dict):
-            return "; ".join(f"{key}: {' '.join(map(str, value))}" for key, value in detail.items())
-        return str(detail)
-    if isinstance(exc, DjangoValidationError):
-        return "; ".join(exc.messages)
-    return str(exc)
-
-
-def _run_each(modeladmin, request, objects, service, *, done: str) -> None:
-    """Call `service(obj)` for each object; report successes and each failure."""
-    count = 0
-    for obj in objects:
-        try:
-            service(obj)
-            count += 1
-        except (APIException, DjangoValidationError) as exc:
-            modeladmin.message_user(request, f"{obj}: {_error_text(exc)}", level=messages.ERROR)
-    if count:
-        modeladmin.message_user(request, f"{count} {done}.", level=messages.SUCCESS)
-
-
-class ServiceAdminMixin:
-    """save_model / delete through services; a service error becomes an admin message
-    (the form's own validation, model clean() included, has already run)."""
-
-    def _changes(self, form, fields) -> dict:
-        return {name: form.cleaned_data[name] for name in form.changed_data if name in fields}
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
 
 
 # --- limits ----------------------------------------------------------------------------------
@@ -144,25 +99,9 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def delete_model(self, request, obj):
         limit_delete(actor=request.user, limit=obj)
 
-    @admin.action(description="Enable selected limits")
-    def enable_limits(self, request, queryset):
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda limit: limit_update(actor=request.user, limit=limit, changes={"enabled": True}),
-            done="limit(s) enabled",
-        )
-
-    @admin.action(description="Disable selected limits")
-    def disable_limits(self, request, queryset):
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda limit: limit_update(actor=request.user, limit=limit, changes={"enabled": False}),
-            done="limit(s) disabled",
-        )
+    enable_limits, disable_limits = enable_actions(
+        "limit", lambda request, limit, on: limit_update(actor=request.user, limit=limit, changes={"enabled": on})
+    )
 
     @admin.action(description="Evaluate now (the owners of the selected limits)")
     def evaluate_now(self, request, queryset):
@@ -170,7 +109,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Reset drawdown tracking (peak equity from now)")
     def reset_drawdown_tracking(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset.filter(limit_type="drawdown"),
@@ -222,7 +161,7 @@ class RiskAlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge_alerts(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset.filter(status=AlertStatus.TRIGGERED),
@@ -232,7 +171,7 @@ class RiskAlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resolve selected alerts")
     def resolve_alerts(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset.exclude(status=AlertStatus.RESOLVED),
@@ -322,25 +261,9 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def delete_model(self, request, obj):
         breaker_delete(actor=request.user, breaker=obj)
 
-    @admin.action(description="Enable selected breakers")
-    def enable_breakers(self, request, queryset):
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda breaker: breaker_set_enabled(actor=request.user, breaker=breaker, enabled=True),
-            done="breaker(s) enabled",
-        )
-
-    @admin.action(description="Disable selected breakers")
-    def disable_breakers(self, request, queryset):
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda breaker: breaker_set_enabled(actor=request.user, breaker=breaker, enabled=False),
-            done="breaker(s) disabled",
-        )
+    enable_breakers, disable_breakers = enable_actions(
+        "breaker", lambda request, breaker, on: breaker_set_enabled(actor=request.user, breaker=breaker, enabled=on)
+    )
 
     @admin.action(description="Evaluate now (every user's positions)")
     def evaluate_now(self, request, queryset):
@@ -357,7 +280,7 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Re-arm the latched trips of the selected breakers")
     def rearm_breakers(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             BreakerTrip.objects.filter(breaker__in=queryset, released_at__isnull=True),
@@ -405,7 +328,7 @@ class BreakerTripAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-arm selected trips (the breaker may trip again)")
     def rearm_trips(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset.filter(released_at__isnull=True),
@@ -510,7 +433,7 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
 
 # --- change history of everything audited -------------------------------------------------------
-class HistoryAdmin(admin.ModelAdmin):
+class HistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only list of one audited model's changes: who, when, what, old -> new."""
 
     list_display = ("history_date", "history_user", "history_type", "object_name", "changes")
@@ -518,15 +441,6 @@ class HistoryAdmin(admin.ModelAdmin):
     search_fields = ("history_user__username",)
     list_select_related = ("history_user",)
     date_hierarchy = "history_date"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="object")
     def object_name(self, obj):

@@ -15,7 +15,18 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from risk.constants import (
+    SYMBOL_LIMIT_TYPES,
+    THRESHOLD_CEILINGS,
+    ActionStatus,
+    AlertSeverity,
+    AlertStatus,
+    BreakerAction,
+    ConditionType,
+    LimitType,
+)
 from risk.history import history_user_get
+from risk.validators import breaker_definition_validate
 
 MONEY = {"max_digits": 32, "decimal_places": 12}
 SYMBOL_MAX_LENGTH = 32
@@ -38,19 +49,6 @@ def _history(**kwargs) -> HistoricalRecords:
 
 
 # --- Risk limits (Phase 4) -----------------------------------------------------------------
-class LimitType(models.TextChoices):
-    POSITION_SIZE = "position_size", "Position size"
-    TOTAL_EXPOSURE = "total_exposure", "Total exposure"
-    DAILY_LOSS = "daily_loss", "Daily loss"
-    MARGIN_RATIO = "margin_ratio", "Margin ratio"
-    LEVERAGE = "leverage", "Leverage"
-    DRAWDOWN = "drawdown", "Drawdown"
-
-
-# Limit types whose metric is per symbol; the others are portfolio-wide and take no symbol.
-SYMBOL_LIMIT_TYPES = frozenset({LimitType.POSITION_SIZE})
-# Upper bounds of thresholds that are fractions or percentages.
-THRESHOLD_CEILINGS = {LimitType.MARGIN_RATIO: Decimal("1"), LimitType.DRAWDOWN: Decimal("100")}
 
 
 class RiskLimit(models.Model):
@@ -128,34 +126,6 @@ class RiskLimit(models.Model):
 
 
 # --- Alerts --------------------------------------------------------------------------------
-class AlertSeverity(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
-
-
-class AlertStatus(models.TextChoices):
-    TRIGGERED = "triggered", "Triggered"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    RESOLVED = "resolved", "Resolved"
-
-
-class AlertType:
-    CIRCUIT_BREAKER = "circuit_breaker"
-    DATA_STALE = "data_stale"
-    PRICE_ALERT = "price_alert"
-    TRADING_STATE = "trading_state"  # issue 15
-
-    @staticmethod
-    def warning(limit_type: str) -> str:
-        return f"{limit_type}_warning"
-
-    @staticmethod
-    def exceeded(limit_type: str) -> str:
-        return f"{limit_type}_exceeded"
-
-
 class RiskAlert(models.Model):
     """One crossing of a limit level, one breaker trip, one stale position...
 
@@ -207,25 +177,6 @@ class RiskAlert(models.Model):
 
 
 # --- Circuit breakers (ETRMS) --------------------------------------------------------------
-class ConditionType(models.TextChoices):
-    MAX_DRAWDOWN = "max_drawdown", "Max drawdown"
-    MAX_POSITION_SIZE = "max_position_size", "Max position size"
-    PNL = "pnl", "PnL"
-    TRAILING_STOP = "trailing_stop", "Trailing stop"
-    CONSECUTIVE_LOSSES = "consecutive_losses", "Consecutive losses"
-    TIME_BASED = "time_based", "Time based"
-    VOLATILITY = "volatility", "Volatility"
-
-
-class BreakerAction(models.TextChoices):
-    CLOSE_POSITION = "close_position", "Close position"
-    CANCEL_ALL_ORDERS = "cancel_all_orders", "Cancel all orders"
-    REDUCE_POSITION_SIZE = "reduce_position_size", "Reduce position size"
-    # Issue 15: act on the position owner's user-level trading state.
-    SET_REDUCING = "set_reducing", "Set the owner's trading state to reducing"
-    HALT_TRADING = "halt_trading", "Halt the owner's trading"
-
-
 class CircuitBreaker(models.Model):
     """A condition on open positions and the action taken when it trips (SPEC §5).
 
@@ -262,8 +213,6 @@ class CircuitBreaker(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from risk.services.breaker_params import breaker_definition_validate
-
         breaker_definition_validate(
             condition_type=self.condition_type,
             threshold=self.threshold,
@@ -272,14 +221,6 @@ class CircuitBreaker(models.Model):
             exchanges=self.exchanges,
             action=self.action,
         )
-
-
-class ActionStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DRY_RUN = "dry_run", "Dry run (nothing sent)"
-    SUCCEEDED = "succeeded", "Succeeded"
-    PARTIAL = "partial", "Partially filled"
-    FAILED = "failed", "Failed"
 
 
 class BreakerTrip(models.Model):

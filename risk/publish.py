@@ -21,8 +21,9 @@ from django.db import transaction
 
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
+from risk.constants import AlertType
 from risk.formatting import epoch_seconds, iso_utc
-from risk.models import AlertType, RiskAlert
+from risk.models import RiskAlert
 
 logger = logging.getLogger(__name__)
 

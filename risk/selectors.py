@@ -1,9 +1,9 @@
 """Reads of the risk app: what the API, the admin and evaluation list and fetch."""
 
 from django.db.models import QuerySet
-from rest_framework.exceptions import NotFound
 
-from accounts.roles import is_risk_officer
+from etrms.errors import NotFound
+from etrms.roles import is_risk_officer
 from risk.models import CircuitBreaker, ExchangeConfig, RiskAlert, RiskLimit, SymbolConfig
 
 

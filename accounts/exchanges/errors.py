@@ -1,8 +1,9 @@
 """The exchange layer's errors: what callers see instead of ccxt's exceptions.
 
-Each is a DRF `APIException`, so an API view that lets one escape gets the SPEC §3 error
-shape with a meaningful status from the platform's exception handler, and a job that
-raises one fails with a clear message (the job machinery retries it).
+Each is a project exception (`etrms.errors.ApplicationError`) with its own status code, so
+an API view that lets one escape gets the SPEC §3 error shape with a meaningful status
+from the platform's exception handler, and a job that raises one fails with a clear
+message (the job machinery retries it).
 
 | error                    | status | when                                                      |
 | ------------------------ | ------ | --------------------------------------------------------- |
@@ -20,45 +21,38 @@ raises one fails with a clear message (the job machinery retries it).
 401); the upstream refused ETRMS, which the officer fixes in the account.
 """
 
-from rest_framework import status
-from rest_framework.exceptions import APIException
+from etrms.errors import ApplicationError
 
 
-class ExchangeError(APIException):
-    status_code = status.HTTP_502_BAD_GATEWAY
-    default_detail = "The exchange returned an error."
-    default_code = "exchange_error"
+class ExchangeError(ApplicationError):
+    status_code = 502
+    default_message = "The exchange returned an error."
 
-    def __init__(self, detail=None, *, exchange: str | None = None):
+    def __init__(self, detail=None, *, exchange: str | None = None, retry_after: float | None = None):
         self.exchange = exchange
         if detail is not None and exchange and not str(detail).startswith(exchange):
             detail = f"{exchange}: {detail}"
-        super().__init__(detail)
+        super().__init__(detail, retry_after=retry_after)
 
     def __reduce__(self):  # picklable (Celery results, multiprocessing)
         return (self.__class__, (str(self.detail),))
 
 
 class ExchangeAuthError(ExchangeError):
-    default_detail = "The exchange rejected the account's API credentials."
-    default_code = "exchange_auth"
+    default_message = "The exchange rejected the account's API credentials."
 
 
 class MissingCredentials(ExchangeAuthError):
-    default_detail = "The exchange account has no API credentials for this operation."
-    default_code = "exchange_credentials_missing"
+    default_message = "The exchange account has no API credentials for this operation."
 
 
 class ExchangeRateLimited(ExchangeError):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_detail = "The exchange is rate limiting requests; try again later."
-    default_code = "exchange_rate_limited"
+    status_code = 429
+    default_message = "The exchange is rate limiting requests; try again later."
 
     def __init__(self, detail=None, *, exchange: str | None = None, retry_after: float | None = None):
-        super().__init__(detail, exchange=exchange)
-        self.retry_after = retry_after if retry_after and retry_after > 0 else 1.0
-        # The platform's exception handler turns `wait` into a Retry-After header.
-        self.wait = self.retry_after
+        # The platform's exception handler turns `retry_after` into a Retry-After header.
+        super().__init__(detail, exchange=exchange, retry_after=retry_after if retry_after and retry_after > 0 else 1.0)
 
     def __reduce__(self):
         return (_rebuild_rate_limited, (str(self.detail), self.retry_after))
@@ -69,29 +63,24 @@ def _rebuild_rate_limited(detail, retry_after):
 
 
 class ExchangeUnavailable(ExchangeError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The exchange is unavailable."
-    default_code = "exchange_unavailable"
+    status_code = 503
+    default_message = "The exchange is unavailable."
 
 
 class UnknownSymbol(ExchangeError):
-    status_code = status.HTTP_404_NOT_FOUND
-    default_detail = "The exchange does not list this symbol."
-    default_code = "unknown_symbol"
+    status_code = 404
+    default_message = "The exchange does not list this symbol."
 
 
 class UnknownExchange(ExchangeError):
-    status_code = status.HTTP_404_NOT_FOUND
-    default_detail = "Unknown exchange."
-    default_code = "unknown_exchange"
+    status_code = 404
+    default_message = "Unknown exchange."
 
 
 class OrderRejected(ExchangeError):
-    default_detail = "The exchange rejected the order."
-    default_code = "order_rejected"
+    default_message = "The exchange rejected the order."
 
 
 class ExchangeNotSupported(ExchangeError):
-    status_code = status.HTTP_501_NOT_IMPLEMENTED
-    default_detail = "The exchange does not support this operation."
-    default_code = "exchange_not_supported"
+    status_code = 501
+    default_message = "The exchange does not support this operation."

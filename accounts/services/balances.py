@@ -4,11 +4,11 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied
 
 from accounts.events import positions_changed_on_commit
 from accounts.models import Balance, ExchangeAccount
-from accounts.roles import is_risk_officer
+from etrms.errors import NotFound, PermissionDenied
+from etrms.roles import is_risk_officer
 
 logger = logging.getLogger("accounts.audit")
 

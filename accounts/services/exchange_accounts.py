@@ -3,12 +3,11 @@
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import ValidationError
 
 from accounts.exchanges import PAPER, Credentials, Exchange, exchange_open, is_known_exchange
 from accounts.models import ExchangeAccount
 from accounts.services.credentials import account_credentials, credentials_encrypt
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, InvalidInput
 
 
 def account_exchange(account: ExchangeAccount) -> Exchange:
@@ -21,7 +20,7 @@ def account_exchange(account: ExchangeAccount) -> Exchange:
 def exchange_validate(exchange: str) -> str:
     exchange = (exchange or "").strip().lower()
     if not is_known_exchange(exchange):
-        raise ValidationError({"exchange": [f"Unknown exchange {exchange!r}: use a ccxt exchange id or 'paper'."]})
+        raise InvalidInput({"exchange": [f"Unknown exchange {exchange!r}: use a ccxt exchange id or 'paper'."]})
     return exchange
 
 

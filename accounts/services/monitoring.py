@@ -23,10 +23,10 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from accounts.exchanges import PAPER, UnknownSymbol, is_known_exchange, normalize_symbol
 from accounts.models import ExchangeAccount, MonitoringState
+from etrms.errors import InvalidInput
 
 MONITORING_TASK_NAME = "accounts.monitoring.sync"
 MONITORING_JOB = "sync_all_portfolios"
@@ -64,7 +64,7 @@ def _exchanges_validate(exchanges: list[str] | None) -> list[str]:
         if not exchange:
             continue
         if not is_known_exchange(exchange):
-            raise ValidationError({"exchanges": [f"Unknown exchange {exchange!r}."]})
+            raise InvalidInput({"exchanges": [f"Unknown exchange {exchange!r}."]})
         if exchange not in cleaned:
             cleaned.append(exchange)
     if cleaned:
@@ -82,7 +82,7 @@ def _symbols_validate(symbols: list[str] | None) -> list[str]:
         try:
             symbol = normalize_symbol(symbol)
         except UnknownSymbol:
-            raise ValidationError({"symbols": [f"Malformed symbol {symbol!r}."]}) from None
+            raise InvalidInput({"symbols": [f"Malformed symbol {symbol!r}."]}) from None
         if symbol not in cleaned:
             cleaned.append(symbol)
     return cleaned
@@ -147,7 +147,7 @@ def monitoring_stop() -> tuple[MonitoringState, bool]:
 def monitoring_interval_update(*, interval_seconds: int) -> MonitoringState:
     """A new sync interval (the risk config changed): reschedules when running."""
     if int(interval_seconds) < 1:
-        raise ValidationError({"interval_seconds": ["At least 1 second."]})
+        raise InvalidInput({"interval_seconds": ["At least 1 second."]})
     state = _state_locked()
     state.interval_seconds = int(interval_seconds)
     state.save(update_fields=["interval_seconds", "updated_at"])

@@ -18,6 +18,7 @@ layer rewrites every URL of ccxt's `urls['api']` to this host and turns off
     server.add_funding("BTCUSDT", -1.25)
     server.fail_next(status=429, retry_after=3)      # or 500/502/503, or
     server.fail_next(kind="bad_signature")           # or kind="timeout", delay=2
+    server.refuse_streams()                          # WebSockets refused: clients poll REST
     server.deposit(100000); server.withdraw(5000)    # wallet transfers (income TRANSFER)
     server.script_next_order("NEW")                  # or "PARTIALLY_FILLED"/"EXPIRED", filled=...
     server.push_trade("BTCUSDT", 65010, 0.2, "buy")
@@ -194,6 +195,19 @@ class LocalBinanceServer:
             self.order_script: list[tuple[str, Decimal | None]] = []
             self.requests: list[RecordedRequest] = []
             self._ids = itertools.count(1000)
+            self.streams_refused = False
+
+    def refuse_streams(self, refused: bool = True) -> None:
+        """WebSocket connections are refused (HTTP 503) while set, and open ones closed:
+        clients must fall back to REST polling."""
+        with self._lock:
+            self.streams_refused = refused
+        if refused and self._loop is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._close_streams(), self._loop)
+
+    async def _close_streams(self) -> None:
+        for socket, _ in list(self._sockets):
+            await socket.close()
 
     def set_price(self, symbol: str, price) -> None:
         with self._lock:
@@ -885,6 +899,8 @@ class LocalBinanceServer:
 
     # --- WebSocket market streams ------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        if self.streams_refused:
+            raise web.HTTPServiceUnavailable(text="streams refused by the test")
         socket = web.WebSocketResponse(heartbeat=None)
         await socket.prepare(request)
         streams: set[str] = set()

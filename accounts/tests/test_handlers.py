@@ -5,11 +5,10 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from rest_framework.exceptions import NotFound
 
 from accounts.models import Position
 from accounts.services.paper import paper_order_execute
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, NotFound
 from jobs.registry import handler_get
 
 pytestmark = pytest.mark.django_db

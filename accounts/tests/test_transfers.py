@@ -130,7 +130,7 @@ def test_paper_refuses_a_withdrawal_beyond_the_free_margin(paper_account):
 
 
 def test_an_officer_resets_the_drawdown_peak_audited(paper_account, officer, trader, no_fees, caplog):
-    from rest_framework.exceptions import PermissionDenied
+    from etrms.errors import PermissionDenied
 
     lose_60000_on_paper(paper_account)
     with pytest.raises(PermissionDenied):

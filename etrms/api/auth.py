@@ -13,7 +13,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 
 
 class ClaimsUser(TokenUser):

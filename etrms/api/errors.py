@@ -3,7 +3,8 @@
     {"status": "error", "message": M, "detail": M, "request_id": R, "data": null}
     (+ "errors": {field: [messages]} on validation errors)
 
-Services raise the exceptions below (or DRF's); nothing else builds an error body.
+Services raise the project's exceptions (`etrms.errors`); views may raise DRF's. This
+module maps both, and nothing else builds an error body.
 """
 
 import logging
@@ -17,22 +18,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from etrms.errors import ApplicationError, InvalidInput
 from etrms.logging import request_id_var
 from etrms.outage import OUTAGE_ERRORS, dependency_of, describe
 
 logger = logging.getLogger("etrms.errors")
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "A service this request depends on is unavailable."
-    default_code = "service_unavailable"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -118,6 +108,9 @@ def exception_handler(exc, context):
     if isinstance(exc, OUTAGE_ERRORS):
         set_rollback()
         return outage_response(exc)
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return application_error_response(exc)
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
         set_rollback()
@@ -142,6 +135,19 @@ def exception_handler(exc, context):
         else:
             body = error_body(str(detail))
     set_rollback()
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def application_error_response(exc: ApplicationError) -> Response:
+    """A project exception (etrms.errors) in the error shape, with its status code."""
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    if isinstance(exc, InvalidInput):
+        errors = _flatten(exc.errors if exc.errors is not None else [exc.message])
+        body = error_body(_validation_message(errors), errors=errors)
+    else:
+        body = error_body(exc.message)
     return Response(body, status=exc.status_code, headers=headers)
 
 

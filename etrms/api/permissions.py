@@ -4,7 +4,7 @@ object ownership where another user's object is a 404, never a 403."""
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 
 
 class IsRiskOfficer(BasePermission):

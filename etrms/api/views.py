@@ -7,10 +7,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.roles import is_risk_officer
 from etrms.api.auth import TokenObtainSerializer, TokenRefreshWithClaimsSerializer
 from etrms.api.responses import bare
 from etrms.api.throttles import RateLimiter, client_ip
+from etrms.roles import is_risk_officer
 
 
 class LoginThrottled(exceptions.Throttled):

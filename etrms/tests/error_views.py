@@ -6,9 +6,9 @@ from django.db import OperationalError
 from django.urls import include, path
 from rest_framework.views import APIView
 
-from etrms.api.errors import Conflict
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare, envelope
+from etrms.errors import Conflict
 
 
 class OfficerOnlyApi(APIView):

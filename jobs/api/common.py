@@ -3,7 +3,7 @@
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 from jobs.models import Job
 
 

@@ -185,7 +185,7 @@ class DeadLetterApi(JobsApi):
         jobs = page(queryset, limit=query["limit"], offset=query["offset"])
         return bare({"count": queryset.count(), "jobs": job_list(request, jobs, DeadLetterOutput)})
 
-    @extend_schema(responses=inline_serializer("Cleared", {"cleared": serializers.IntegerField()}))
+    @extend_schema(responses={200: inline_serializer("Cleared", {"cleared": serializers.IntegerField()})})
     def delete(self, request):
         user_id = user_filter(request, query_validate(DeadLetterQuery, request).get("user_id"))
         return bare({"cleared": dlq_clear(user_id=user_id)})

@@ -7,11 +7,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from accounts.roles import is_risk_officer
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from etrms.outage import REDIS_ERRORS, degraded
+from etrms.roles import is_risk_officer
 from jobs.models import NOT_STARTED, Job, JobPriority, JobStatus
 from jobs.registry import handler_get, handler_list
 
@@ -63,7 +62,7 @@ def _handler_or_400(name: str, *, field: str):
     handler = handler_get(name)
     if handler is None:
         known = ", ".join(h.name for h in handler_list())
-        raise ValidationError({field: [f"Unknown job handler {name!r}. Known handlers: {known}."]})
+        raise InvalidInput({field: [f"Unknown job handler {name!r}. Known handlers: {known}."]})
     return handler
 
 
@@ -75,13 +74,13 @@ def job_args_validate(*, name: str, args: dict, field: str = "name") -> dict:
 def _validated_args(*, handler, args: dict, user) -> dict:
     """Validate `args` against the handler's serializer; pin a trader's `user_id` to themself."""
     if not isinstance(args, dict):
-        raise ValidationError({"args": ["Must be an object."]})
+        raise InvalidInput({"args": ["Must be an object."]})
     serializer = handler.args(data=args)
     unknown = sorted(set(args) - set(serializer.fields))
     if unknown:
-        raise ValidationError({"args": {key: ["Unknown argument."] for key in unknown}})
+        raise InvalidInput({"args": {key: ["Unknown argument."] for key in unknown}})
     if not serializer.is_valid():
-        raise ValidationError({"args": serializer.errors})
+        raise InvalidInput({"args": serializer.errors})
     validated = dict(serializer.validated_data)
     if "user_id" in serializer.fields and user is not None and not is_risk_officer(user):
         requested = validated.get("user_id")
@@ -112,14 +111,14 @@ def job_enqueue(
     handler = _handler_or_400(name, field="name")
     priority = priority or handler.default_priority
     if priority not in JobPriority.values:
-        raise ValidationError({"priority": [f"Must be one of {', '.join(JobPriority.values)}."]})
+        raise InvalidInput({"priority": [f"Must be one of {', '.join(JobPriority.values)}."]})
     if user is not None and not is_risk_officer(user):
         if handler.officer_only:
             raise PermissionDenied(f"Only risk officers may run {name!r}.")
         if priority == JobPriority.CRITICAL:
             raise PermissionDenied("Only risk officers may enqueue critical jobs.")
     if delay_seconds is not None and eta is not None:
-        raise ValidationError({"eta": ["Give delay_seconds or eta, not both."]})
+        raise InvalidInput({"eta": ["Give delay_seconds or eta, not both."]})
 
     validated = _validated_args(handler=handler, args=args or {}, user=user)
     now = timezone.now()

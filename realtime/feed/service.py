@@ -53,6 +53,7 @@ PERSIST_SECONDS = 1.0
 SWEEP_SECONDS = 2.0
 MARKETS_RELOAD_SECONDS = 10.0
 STATUS_SECONDS = 1.0
+SHUTDOWN_STEP_SECONDS = 10.0
 OUTBOX_LIMIT = 20_000  # frames waiting for Redis; the oldest go first when it is down
 
 
@@ -341,11 +342,20 @@ class Feed:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(venue.close() for venue in self.venues.values()), return_exceptions=True)
-            try:
-                await self.db(self._persist)
-            except Exception:
-                logger.exception("Feed: could not persist the last marks")
-            index_activate(None)
-            self.executor.shutdown(wait=True)
-            logger.info("Feed stopped")
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """Close the venues and persist the last marks, each step bounded: a stuck venue
+        or database never keeps the process from exiting."""
+        closing = asyncio.gather(*(venue.close() for venue in self.venues.values()), return_exceptions=True)
+        try:
+            await asyncio.wait_for(closing, timeout=SHUTDOWN_STEP_SECONDS)
+        except TimeoutError:
+            logger.warning("Feed: a venue did not close within %s s", SHUTDOWN_STEP_SECONDS)
+        try:
+            await asyncio.wait_for(self.db(self._persist), timeout=SHUTDOWN_STEP_SECONDS)
+        except Exception as error:
+            logger.warning("Feed: the last marks were not persisted: %s", error)
+        index_activate(None)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        logger.info("Feed stopped")

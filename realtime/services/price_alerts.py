@@ -16,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.exchanges import exchange_open, normalize_symbol
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict
 from etrms.redis_client import platform_redis
 from realtime.models import PriceAlert, PriceAlertCondition, PriceAlertStatus
 from realtime.services.market_data import exchange_resolve
+from risk.constants import AlertSeverity, AlertType
 from risk.formatting import decimal_str
-from risk.models import AlertSeverity, AlertType
 from risk.services.alerts import AlertSpec, alert_raise
 
 logger = logging.getLogger(__name__)

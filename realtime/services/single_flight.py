@@ -10,10 +10,9 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from rest_framework.exceptions import APIException
 
 from accounts.exchanges import errors as exchange_errors
-from etrms.api.errors import ServiceUnavailable
+from etrms.errors import ApplicationError, Unavailable
 from etrms.redis_client import platform_redis
 
 FLIGHT_PREFIX = "realtime:flight:"
@@ -34,16 +33,16 @@ def _lock_ms() -> int:
     return int((float(settings.EXCHANGE_TIMEOUT_SECONDS) * 2 + 5) * 1000)
 
 
-def _error_dump(exc: APIException) -> str:
+def _error_dump(exc: ApplicationError) -> str:
     return json.dumps({"class": type(exc).__name__, "status": exc.status_code, "detail": str(exc.detail)})
 
 
-def _error_load(raw: bytes) -> APIException:
+def _error_load(raw: bytes) -> ApplicationError:
     data = json.loads(raw)
     cls = getattr(exchange_errors, data["class"], None)
     if isinstance(cls, type) and issubclass(cls, exchange_errors.ExchangeError):
         return cls(data["detail"])
-    error = APIException(data["detail"])
+    error = ApplicationError(data["detail"])
     error.status_code = data["status"]
     return error
 
@@ -75,7 +74,7 @@ def single_flight(*, key: str, peek: Callable[[], object], fetch: Callable[[], o
                     return value, False
                 try:
                     return fetch(), True
-                except APIException as exc:
+                except ApplicationError as exc:
                     client.set(error_key, _error_dump(exc), px=ERROR_TTL_MS)
                     raise
             finally:
@@ -86,7 +85,7 @@ def single_flight(*, key: str, peek: Callable[[], object], fetch: Callable[[], o
             if value is not None:
                 return value, False
             if time.monotonic() > deadline:
-                raise ServiceUnavailable("Timed out waiting for the exchange.")
+                raise Unavailable("Timed out waiting for the exchange.")
             time.sleep(POLL_SECONDS)
         value = peek()
         if value is not None:

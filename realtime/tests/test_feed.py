@@ -174,3 +174,30 @@ def test_binance_tickers_stream_through_ccxt_pro_and_positions_take_the_venues_m
         assert binance_server.requests_to("/fapi/v1/premiumIndex")  # marks: one call for every symbol
 
     asyncio.run(run_feed(body))
+
+
+def test_binance_stream_refused_the_feed_polls_rest_and_marks_still_move(trader, binance_server, make_exchange_account):
+    """The venue's stream is unavailable: after a few failed reconnects (backoff with
+    jitter) the venue falls back to REST polling; ticks and marks keep coming."""
+    account = make_exchange_account(trader, "binanceusdm")
+    binance_server.set_position("BTCUSDT", 0.5, entry_price=60000)
+    account_sync(account=account)
+    binance_server.refuse_streams()
+    monitoring_start(exchanges=["binanceusdm"])
+
+    async def body(feed):
+        await eventually(
+            lambda: "binanceusdm" in feed.venues and feed.venues["binanceusdm"].status.state == "polling",
+            message="the polling fallback",
+            timeout=20,
+        )
+        assert feed.venues["binanceusdm"].status.last_error
+        binance_server.set_price("BTCUSDT", 61500)
+        ticked = feed.ticks
+        await eventually(lambda: feed.ticks > ticked, message="polled ticks")
+        assert any(r.path.startswith("/fapi/v1/ticker") for r in binance_server.requests)  # REST polling
+        await eventually(
+            lambda: Position.objects.filter(account=account, mark_price=D(61500)).exists(), message="marks"
+        )
+
+    asyncio.run(run_feed(body))

@@ -9,7 +9,7 @@ from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
 from risk.api.outputs import ALERT_FIELDS, alert_out
-from risk.models import AlertSeverity, AlertStatus
+from risk.constants import AlertSeverity, AlertStatus
 from risk.selectors import alert_get, alert_list
 from risk.services.alerts import alert_acknowledge, alert_resolve
 

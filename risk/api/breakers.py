@@ -8,6 +8,7 @@
 Traders read; risk officers write.
 """
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -42,7 +43,11 @@ class RiskBreakerListApi(RiskApi):
     def get(self, request):
         return envelope(_list(request), message="Circuit breakers")
 
-    @extend_schema(request=BreakerFields, description="Add a circuit breaker (risk officers).")
+    @extend_schema(
+        request=BreakerFields,
+        responses={201: OpenApiTypes.OBJECT},
+        description="Add a circuit breaker (risk officers).",
+    )
     def post(self, request):
         breaker = breaker_create(actor=request.user, data=request.data)
         return envelope(

@@ -5,6 +5,7 @@ latched, so calling it twice acts once."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
@@ -13,7 +14,7 @@ from risk.services.evaluation import evaluation_run
 from risk.validators import exchange_normalize, symbol_normalize
 
 
-class EvaluateInput(serializers.Serializer):
+class EvaluateInput(StrictSerializer):
     symbol = serializers.CharField(required=False, allow_null=True, max_length=32)
     exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
     user_id = serializers.UUIDField(required=False, allow_null=True, help_text="Risk officers: evaluate this user.")
@@ -60,9 +61,6 @@ class EvaluateApi(RiskApi):
     def post(self, request):
         data = EvaluateInput(data=request.data or {})
         data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data.keys() if hasattr(request.data, "keys") else []) - set(data.fields))
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         values = data.validated_data
         user_id = user_filter(request, values.get("user_id")) or request.user.pk
         result = evaluation_run(user_id=user_id, symbol=values.get("symbol"), exchange=values.get("exchange"))

@@ -4,13 +4,15 @@ put, patch, delete). Bare objects, decimal strings."""
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 
-from accounts.roles import is_risk_officer
+from etrms.api.inputs import StrictSerializer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
+from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
-from risk.models import MONEY, LimitType
+from risk.constants import LimitType
+from risk.models import MONEY
 from risk.selectors import limit_get, limit_list
 from risk.services.limits import limit_create, limit_delete, limit_update
 from risk.validators import symbol_normalize
@@ -23,7 +25,7 @@ class StrictBooleanField(serializers.BooleanField):
     FALSE_VALUES = {False, "false", "False", "FALSE", "0"}
 
 
-class LimitInput(serializers.Serializer):
+class LimitInput(StrictSerializer):
     symbol = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     limit_type = serializers.ChoiceField(choices=LimitType.choices)
     threshold_value = serializers.DecimalField(**MONEY)
@@ -42,13 +44,6 @@ class LimitListQuery(PageQuery):
 
     def validate_symbol(self, value):
         return symbol_normalize(value, field=None)
-
-
-def _reject_unknown(data, allowed) -> None:
-    if hasattr(data, "keys"):
-        unknown = sorted(set(data.keys()) - set(allowed))
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
 
 
 class LimitListCreateApi(RiskApi):
@@ -87,7 +82,6 @@ class LimitListCreateApi(RiskApi):
 
     @extend_schema(request=LimitCreateInput, description="Create a risk limit (risk officers: for any `user_id`).")
     def post(self, request):
-        _reject_unknown(request.data, LimitCreateInput().fields)
         data = LimitCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         limit = limit_create(actor=request.user, **data.validated_data)
@@ -104,7 +98,6 @@ class LimitDetailApi(RiskApi):
     @extend_schema(request=LimitInput, description="Replace a limit (omitted optional fields take their defaults).")
     def put(self, request, limit_id):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
-        _reject_unknown(request.data, LimitInput().fields)
         data = LimitInput(data=request.data)
         data.is_valid(raise_exception=True)
         changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
@@ -113,7 +106,6 @@ class LimitDetailApi(RiskApi):
     @extend_schema(request=LimitInput(partial=True), description="Change some fields of a limit.")
     def patch(self, request, limit_id):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
-        _reject_unknown(request.data, LimitInput().fields)
         data = LimitInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)

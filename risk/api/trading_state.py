@@ -9,9 +9,9 @@ risk officer sets one level, with a reason.
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
-from accounts.roles import is_risk_officer
 from etrms.api.permissions import ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
+from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.formatting import iso_utc
 from risk.models import TradingLevel, TradingState, TradingStateValue

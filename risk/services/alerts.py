@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied
 
-from etrms.api.errors import Conflict
-from risk.models import AlertSeverity, AlertStatus, RiskAlert
+from etrms.errors import Conflict, PermissionDenied
+from risk.constants import AlertSeverity, AlertStatus
+from risk.models import RiskAlert
 from risk.publish import alert_publish
 from risk.services.common import actor_id
 
@@ -139,8 +139,9 @@ def alert_resolve(*, actor, alert: RiskAlert) -> RiskAlert:
     failed, partial, or a dry run that sent nothing) is a risk officer's to resolve: the
     position is still exposed. Resolving it never changes the latch or the risk level,
     which follow the trip (SPEC §4)."""
-    from accounts.roles import is_risk_officer
-    from risk.models import ActionStatus, AlertType, BreakerTrip
+    from etrms.roles import is_risk_officer
+    from risk.constants import ActionStatus, AlertType
+    from risk.models import BreakerTrip
 
     locked = RiskAlert.objects.select_for_update().get(pk=alert.pk)
     if locked.status == AlertStatus.RESOLVED:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from risk.models import ConditionType, LimitType
-from risk.services.breaker_params import DEFAULT_VOLATILITY_WINDOW_SECONDS
+from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType, LimitType
 from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView, PositionView
 
 ZERO = Decimal(0)

@@ -11,7 +11,8 @@ from django.db.models.functions import RowNumber
 
 from accounts.models import ClosedTrade
 from etrms.outage import REDIS_ERRORS, degraded
-from risk.models import BreakerTrip, ConditionType
+from risk.constants import ConditionType
+from risk.models import BreakerTrip
 from risk.services import assess, prices
 from risk.services.snapshots import Book, ConfigView
 

@@ -4,18 +4,19 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 
-from etrms.api.errors import Conflict
+from etrms.api.inputs import StrictSerializer
+from etrms.errors import Conflict, InvalidInput
+from risk.constants import BreakerAction, ConditionType
 from risk.history import history_actor_set
-from risk.models import MONEY, BreakerAction, BreakerTrip, CircuitBreaker, ConditionType
+from risk.models import MONEY, BreakerTrip, CircuitBreaker
 from risk.services import hooks
-from risk.services.breaker_params import breaker_definition_validate
 from risk.services.common import actor_id
 from risk.services.trips import dry_run_trips_release
+from risk.validators import breaker_definition_validate
 
 
-class BreakerFields(serializers.Serializer):
+class BreakerFields(StrictSerializer):
     """A breaker's definition as the API and snapshots give it (numbers or strings)."""
 
     name = serializers.RegexField(
@@ -36,14 +37,10 @@ class BreakerFields(serializers.Serializer):
 
 def _fields_validate(data, *, partial: bool, field: str | None = None) -> dict:
     if not isinstance(data, dict):
-        raise ValidationError({field or "non_field_errors": ["Must be an object."]})
-    unknown = sorted(set(data) - set(BreakerFields().fields))
-    if unknown:
-        prefix = f"{field}." if field else ""
-        raise ValidationError({f"{prefix}{key}": ["Unknown field."] for key in unknown})
+        raise InvalidInput({field or "non_field_errors": ["Must be an object."]})
     serializer = BreakerFields(data=data, partial=partial)
     if not serializer.is_valid():
-        raise ValidationError({field: serializer.errors} if field else serializer.errors)
+        raise InvalidInput({field: serializer.errors} if field else serializer.errors)
     return dict(serializer.validated_data)
 
 
@@ -58,7 +55,7 @@ def _definition_check(breaker: CircuitBreaker) -> None:
             action=breaker.action,
         )
     except DjangoValidationError as exc:
-        raise ValidationError(exc.message_dict) from exc
+        raise InvalidInput(exc.message_dict) from exc
     breaker.symbols, breaker.exchanges = scopes["symbols"], scopes["exchanges"]
     if breaker.additional_params is None:
         breaker.additional_params = {}

@@ -22,7 +22,8 @@ from rest_framework.exceptions import NotFound
 
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
-from risk.models import ExchangeConfig, GlobalConfig, LimitType, SymbolConfig, TradingLevel, TradingState
+from risk.constants import LimitType
+from risk.models import ExchangeConfig, GlobalConfig, SymbolConfig, TradingLevel, TradingState
 from risk.services import assess
 from risk.services.check_order_rules import (
     Breach,

@@ -1,6 +1,6 @@
 """Small helpers the risk services share: who is acting, and after-commit hooks."""
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
 
 
 def actor_id(actor):

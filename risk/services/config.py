@@ -15,8 +15,9 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 
+from etrms.api.inputs import StrictSerializer
+from etrms.errors import InvalidInput
 from risk.history import history_actor_set
 from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
 from risk.services import hooks
@@ -36,7 +37,11 @@ def _cap(**kwargs):
     return serializers.DecimalField(**MONEY, allow_null=True, validators=[_positive], **kwargs)
 
 
-class GlobalSettings(serializers.Serializer):
+class SettingsSerializer(StrictSerializer):
+    unknown_message = "Unknown setting (known: {known})."
+
+
+class GlobalSettings(SettingsSerializer):
     max_total_exposure = _cap()
     max_leverage = _cap()
     max_drawdown_pct = _cap(max_value=Decimal("100"))
@@ -49,14 +54,14 @@ class GlobalSettings(serializers.Serializer):
     max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
 
 
-class SymbolSettings(serializers.Serializer):
+class SymbolSettings(SettingsSerializer):
     max_position_size = _cap()
     max_leverage = _cap()
     trading_enabled = serializers.BooleanField()
     max_order_notional = _cap()  # issue 15
 
 
-class ExchangeSettings(serializers.Serializer):
+class ExchangeSettings(SettingsSerializer):
     max_exposure = _cap()
     enabled = serializers.BooleanField()
     testnet = serializers.BooleanField()
@@ -66,14 +71,10 @@ class ExchangeSettings(serializers.Serializer):
 def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:
     """A partial settings object -> validated values. Unknown keys are a 400."""
     if not isinstance(raw, dict):
-        raise ValidationError({field: ["Must be an object of settings."]})
-    unknown = sorted(set(raw) - set(schema().fields))
-    if unknown:
-        known = ", ".join(schema().fields)
-        raise ValidationError({f"{field}.{key}": [f"Unknown setting (known: {known})."] for key in unknown})
+        raise InvalidInput({field: ["Must be an object of settings."]})
     serializer = schema(data=raw, partial=True)
     if not serializer.is_valid():
-        raise ValidationError({field: serializer.errors})
+        raise InvalidInput({field: serializer.errors})
     return dict(serializer.validated_data)
 
 
@@ -215,8 +216,8 @@ def config_snapshot() -> dict:
     }
 
 
-def _path_error(message: str) -> ValidationError:
-    return ValidationError({"config_path": [message]})
+def _path_error(message: str) -> InvalidInput:
+    return InvalidInput({"config_path": [message]})
 
 
 def config_path_resolve(config_path: str | None) -> Path:
@@ -284,10 +285,10 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
     from risk.services.breakers import breaker_create, breaker_delete, breaker_update
 
     if not isinstance(snapshot, dict):
-        raise ValidationError({"snapshot": ["Must be a JSON object."]})
+        raise InvalidInput({"snapshot": ["Must be a JSON object."]})
     unknown = set(snapshot) - {"version", "saved_at", "global", "symbols", "exchanges", "circuit_breakers"}
     if unknown:
-        raise ValidationError({"snapshot": [f"Unknown sections: {', '.join(sorted(unknown))}."]})
+        raise InvalidInput({"snapshot": [f"Unknown sections: {', '.join(sorted(unknown))}."]})
     summary = {"global": False, "symbols": 0, "exchanges": 0, "breakers_created": 0, "breakers_updated": 0}
     if "global" in snapshot:
         global_config_update(actor=actor, settings=snapshot["global"])
@@ -300,11 +301,11 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
         summary["exchanges"] += 1
     breakers = snapshot.get("circuit_breakers") or []
     if not isinstance(breakers, list):
-        raise ValidationError({"circuit_breakers": ["Must be a list."]})
+        raise InvalidInput({"circuit_breakers": ["Must be a list."]})
     names = set()
     for definition in breakers:
         if not isinstance(definition, dict) or "name" not in definition:
-            raise ValidationError({"circuit_breakers": ["Each breaker is an object with a name."]})
+            raise InvalidInput({"circuit_breakers": ["Each breaker is an object with a name."]})
         names.add(definition["name"])
         existing = CircuitBreaker.objects.filter(name=definition["name"]).first()
         if existing is None:

@@ -262,17 +262,17 @@ class RiskIndex:
         now = now or timezone.now()
         written = {}
         config = self.config
-        for user_id in user_ids:
-            book = self.books.get(user_id)
-            if book is None:
-                continue
+        books = [self.books[user_id] for user_id in user_ids if user_id in self.books]
+        # The volatility ranges of every market these users hold, in one Redis call.
+        everyone = Book(user_id=None, positions=[position for book in books for position in book.positions])
+        price_ranges = price_ranges_load(book=everyone, config=config, now=now)
+        for book in books:
+            user_id = book.user_id
             self.evaluations += 1
             state = self.states.get(user_id) or OpenState()
             closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
             inputs = assess.BreakerInputs(
-                closed_trades=closed_trades,
-                streak_cutoffs=cutoffs,
-                price_ranges=price_ranges_load(book=book, config=config, now=now),
+                closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges
             )
             limits = self.limits.get(user_id, [])
             computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)

@@ -11,9 +11,8 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from risk.history import history_actor_set
 from risk.models import RiskLimit
 from risk.services import hooks
@@ -77,7 +76,7 @@ def limit_create(
         if not actor_is_officer(actor):
             raise NotFound("User not found.")
         if not get_user_model().objects.filter(pk=owner_id).exists():
-            raise ValidationError({"user_id": ["Unknown user."]})
+            raise InvalidInput({"user_id": ["Unknown user."]})
     limit = RiskLimit(
         user_id=owner_id,
         symbol=_normalized_symbol(symbol),
@@ -116,7 +115,7 @@ def limit_update(*, actor, limit: RiskLimit, changes: dict) -> RiskLimit:
     may see `limit` (owner or officer)."""
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
-        raise ValidationError({key: ["This field cannot be changed."] for key in sorted(unknown)})
+        raise InvalidInput({key: ["This field cannot be changed."] for key in sorted(unknown)})
     changes = dict(changes)
     if "symbol" in changes:
         changes["symbol"] = _normalized_symbol(changes["symbol"])

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
-from risk.models import AlertStatus, BreakerTrip, RiskAlert
+from risk.constants import AlertStatus
+from risk.models import BreakerTrip, RiskAlert
 from risk.services.outcome import LatchState, OpenState
 from risk.services.snapshots import ConfigView
 

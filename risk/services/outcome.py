@@ -20,7 +20,7 @@ The rules:
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from risk.models import ActionStatus
+from risk.constants import ActionStatus
 
 LIMIT_PREFIXES = ("limit:", "config:")
 STALE_PREFIX = "stale:"

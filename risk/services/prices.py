@@ -27,7 +27,7 @@ import time
 from decimal import Decimal
 
 from etrms.redis_client import platform_redis
-from risk.services.breaker_params import VOLATILITY_WINDOW_RANGE
+from risk.constants import VOLATILITY_WINDOW_RANGE
 
 KEY_PREFIX = "risk:prices:"
 SUMMARY_KEY = "risk:vol"

@@ -20,9 +20,9 @@ from django.db.models import Case, CharField, F, OuterRef, Subquery, Sum, Value,
 from django.db.models.functions import Abs, Cast, Coalesce
 
 from accounts.models import AccountDay, Balance, ExchangeAccount, Position
-from risk.models import CircuitBreaker, ConditionType, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
+from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType
+from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
 from risk.services import hooks
-from risk.services.breaker_params import DEFAULT_VOLATILITY_WINDOW_SECONDS
 
 ZERO = Decimal(0)
 

@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from accounts.roles import is_risk_officer
+from etrms.roles import is_risk_officer
+from risk.constants import AlertSeverity, AlertStatus, AlertType
 from risk.history import history_actor_set
-from risk.models import STRICTNESS, AlertSeverity, AlertStatus, AlertType, RiskAlert, TradingLevel, TradingState
+from risk.models import STRICTNESS, RiskAlert, TradingLevel, TradingState
 from risk.models import TradingStateValue as S
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, _resolve, alert_raise

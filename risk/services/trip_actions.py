@@ -23,9 +23,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
-from risk.models import ActionStatus, BreakerAction, BreakerTrip, ConditionType
+from risk.constants import DEFAULT_REDUCE_PCT, ActionStatus, BreakerAction, ConditionType
+from risk.models import BreakerTrip
 from risk.services.alerts import alert_escalate
-from risk.services.breaker_params import DEFAULT_REDUCE_PCT
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from risk.models import ActionStatus, AlertSeverity, AlertType, BreakerTrip, CircuitBreaker
+from risk.constants import ActionStatus, AlertSeverity, AlertType
+from risk.models import BreakerTrip, CircuitBreaker
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
 from risk.services.common import actor_id

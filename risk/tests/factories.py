@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import factory
 
-from risk.models import AlertSeverity, CircuitBreaker, RiskAlert, RiskLimit
+from risk.constants import AlertSeverity
+from risk.models import CircuitBreaker, RiskAlert, RiskLimit
 
 
 class RiskLimitFactory(factory.django.DjangoModelFactory):

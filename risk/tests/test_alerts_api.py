@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from risk.models import AlertStatus, RiskAlert
+from risk.constants import AlertStatus
+from risk.models import RiskAlert
 from risk.tests.factories import RiskAlertFactory
 from risk.tests.test_limits_api import assert_error
 

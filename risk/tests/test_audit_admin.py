@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from risk.models import AlertStatus, CircuitBreaker, GlobalConfig, RiskLimit, SymbolConfig
+from risk.constants import AlertStatus
+from risk.models import CircuitBreaker, GlobalConfig, RiskLimit, SymbolConfig
 from risk.tests.factories import CircuitBreakerFactory, RiskAlertFactory, RiskLimitFactory
 
 pytestmark = pytest.mark.django_db

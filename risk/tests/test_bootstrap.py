@@ -5,7 +5,8 @@ import io
 import pytest
 
 from risk.bootstrap import DEFAULT_BREAKERS, bootstrap
-from risk.models import CircuitBreaker, ConditionType, GlobalConfig
+from risk.constants import ConditionType
+from risk.models import CircuitBreaker, GlobalConfig
 
 pytestmark = pytest.mark.django_db
 

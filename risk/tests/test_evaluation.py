@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from risk.api.outputs import evaluation_out
-from risk.models import AlertStatus, RiskAlert, RiskLimit
+from risk.constants import AlertStatus
+from risk.models import RiskAlert, RiskLimit
 from risk.services.config import global_config_get
 from risk.services.evaluation import evaluation_run
 from risk.tests import books

@@ -9,7 +9,8 @@ import pytest
 
 from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
-from risk.models import ActionStatus, BreakerTrip, RiskAlert, TradingState
+from risk.constants import ActionStatus
+from risk.models import BreakerTrip, RiskAlert, TradingState
 from risk.services.config import global_config_get
 from risk.services.evaluation import evaluation_run
 from risk.services.snapshots import config_cache_clear

@@ -12,7 +12,8 @@ from accounts.exchanges.ccxt_orders import venue_client_order_id
 from accounts.models import Position
 from accounts.services.sync import account_sync
 from jobs.models import Job
-from risk.models import ActionStatus, BreakerTrip, RiskAlert
+from risk.constants import ActionStatus
+from risk.models import BreakerTrip, RiskAlert
 from risk.services.config import global_config_update
 from risk.services.evaluation import evaluation_run
 from risk.services.trip_actions import trip_action_retry

@@ -12,7 +12,8 @@ from django.utils import timezone
 from accounts.models import PaperOrder, PaperPosition, Position
 from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
-from risk.models import ActionStatus, BreakerTrip, GlobalConfig, RiskAlert
+from risk.constants import ActionStatus
+from risk.models import BreakerTrip, GlobalConfig, RiskAlert
 from risk.services import prices
 from risk.services.assess import BreakerHit
 from risk.services.breakers import breaker_set_enabled, breaker_update

@@ -15,7 +15,8 @@ from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
 from jobs.models import Job
 from risk.api.outputs import evaluation_out
-from risk.models import ActionStatus, BreakerTrip, CircuitBreaker, RiskAlert
+from risk.constants import ActionStatus
+from risk.models import BreakerTrip, CircuitBreaker, RiskAlert
 from risk.services import prices
 from risk.services.config import global_config_get
 from risk.services.evaluation import evaluation_run

@@ -6,14 +6,13 @@ import logging
 from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
 from accounts.events import positions_changed_on_commit
 from accounts.exchanges import ExchangeError
 from accounts.models import ExchangeAccount, MonitoringState, Position
 from accounts.services.sync.reading import read_venue
 from accounts.services.sync.reconcile import SyncResult, reconcile
-from etrms.api.errors import Conflict
+from etrms.errors import Conflict, NotFound
 
 logger = logging.getLogger("accounts.sync")
 

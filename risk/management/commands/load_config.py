@@ -10,8 +10,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.exceptions import ValidationError
 
+from etrms.errors import InvalidInput
 from risk.services.config import config_load
 
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError(f"{file} is not valid JSON: {exc}") from exc
         try:
             summary = config_load(snapshot=snapshot, prune_breakers=prune_breakers)
-        except ValidationError as exc:
+        except InvalidInput as exc:
             raise CommandError(f"{file} is not a valid snapshot: {exc.detail}") from exc
         except DjangoValidationError as exc:
             raise CommandError(f"{file} is not a valid snapshot: {exc.messages}") from exc
