@@ -6,9 +6,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from accounts.roles import is_risk_officer
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
+from etrms.roles import is_risk_officer
 from realtime.dashboard import selectors
 
 USER_ID_PARAM = OpenApiParameter(

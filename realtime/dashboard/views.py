@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts.roles import is_risk_officer
 from etrms.api.auth import TokenObtainSerializer
 from etrms.api.throttles import RateLimiter, client_ip
+from etrms.roles import is_risk_officer
 
 LOGIN_URL = "dashboard-login"
 
