@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format venv clean
+.PHONY: run test lint format venv clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ run: venv
 	$(BIN)/python manage.py bootstrap
 	@echo ""
 	@echo "  ETRMS is starting on http://$(HOST):$(PORT)/"
+	@echo "    dashboard:      http://$(HOST):$(PORT)/   (login 'admin', password printed above)"
 	@echo "    admin console:  http://$(HOST):$(PORT)/admin/   (login 'admin', password printed above)"
 	@echo "    API docs:       http://$(HOST):$(PORT)/api/docs/"
 	@echo "    API token:      curl -X POST http://$(HOST):$(PORT)/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"username\":\"admin\",\"password\":\"...\"}'"
@@ -46,3 +47,17 @@ format: venv
 
 clean:
 	rm -rf $(VENV) var
+
+## make vendor: refetch the dashboard's front-end libraries from the npm registry (needs Node/npm;
+## only when upgrading: the result is committed, so `make run` needs no Node). Pinned versions:
+LIGHTWEIGHT_CHARTS_VERSION := 5.2.1
+VENDOR_DIR := realtime/static/vendor
+vendor:
+	rm -rf var/vendor && mkdir -p var/vendor $(VENDOR_DIR)/lightweight-charts
+	cd var/vendor && npm pack --silent lightweight-charts@$(LIGHTWEIGHT_CHARTS_VERSION) >/dev/null
+	tar -xzf var/vendor/lightweight-charts-$(LIGHTWEIGHT_CHARTS_VERSION).tgz -C var/vendor
+	cp var/vendor/package/dist/lightweight-charts.standalone.production.js $(VENDOR_DIR)/lightweight-charts/
+	cp var/vendor/package/LICENSE $(VENDOR_DIR)/lightweight-charts/LICENSE
+	echo "lightweight-charts $(LIGHTWEIGHT_CHARTS_VERSION) (npm registry, dist/lightweight-charts.standalone.production.js)" \
+		> $(VENDOR_DIR)/lightweight-charts/VERSION
+	rm -rf var/vendor
