@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from etrms import health
 from etrms.api.schema_view import SchemaApi
 from etrms.api.views import MeApi, TokenObtainApi, TokenRefreshApi
+from etrms.metrics import MetricsApi
 
 api_v1 = [
     path("auth/token", TokenObtainApi.as_view(), name="token-obtain"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
 ]
 
 handler400 = "etrms.api.errors.bad_request"

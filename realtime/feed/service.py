@@ -39,6 +39,7 @@ from accounts.events import POSITIONS_CHANNEL
 from accounts.selectors import monitored_markets
 from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
+from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.market_data import market_caches_put
@@ -108,6 +109,7 @@ class Feed:
         """One ticker update of `exchange` (the venue's mark where the ticker carries one,
         else its last price)."""
         self.ticks += 1
+        FEED_TICKS.inc()
         self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
         price = getattr(ticker, "mark", None) or ticker.last
         market = (exchange, ticker.symbol)
@@ -170,6 +172,10 @@ class Feed:
             try:
                 await self.db(self._evaluate, drained)
                 self.batches += 1
+                FEED_BATCHES.inc()
+                stamps = [at for _, at in drained.latest.values() if at is not None]
+                if stamps:
+                    FEED_LAG.observe(max(0.0, time.time() - max(stamps).timestamp()))
                 self._ok("evaluating ticks")
             except Exception as error:
                 self._failed("evaluating ticks", error)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
 from etrms.api.errors import Conflict
+from etrms.metrics import ALERTS_RAISED
 from risk.models import AlertSeverity, AlertStatus, RiskAlert
 from risk.publish import alert_publish
 from risk.services.common import actor_id
@@ -64,6 +65,7 @@ def alert_raise(*, user_id, spec: AlertSpec, now=None) -> RiskAlert | None:
         ):
             return None
         raise
+    ALERTS_RAISED.labels(alert.alert_type).inc()
     alert_publish(alert)
     return alert
 

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
+from etrms.metrics import BREAKER_ACTIONS
 from risk.models import ActionStatus, BreakerAction, BreakerTrip, ConditionType
 from risk.services.alerts import alert_escalate
 from risk.services.breaker_params import DEFAULT_REDUCE_PCT
@@ -202,6 +203,7 @@ def trip_action_run(*, trip: BreakerTrip, additional_params: dict) -> BreakerTri
             trip.action_result = f"FAILED: {trip.action} on {trip.symbol} ({trip.exchange}): {detail}"
             trip.action_details = {**(trip.action_details or {}), "order_seq": seq}
     trip.action_lease_until = None
+    BREAKER_ACTIONS.labels(trip.action, trip.action_status).inc()
     failed = trip.action_status in (ActionStatus.FAILED, ActionStatus.PARTIAL)
     with transaction.atomic():
         trip.save(

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from etrms.metrics import BREAKER_TRIPS
 from risk.models import ActionStatus, AlertSeverity, AlertType, BreakerTrip, CircuitBreaker
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
@@ -140,6 +141,7 @@ def trips_sync(*, decision, dry_run: bool, now) -> list[TripOutcome]:
             ).first()
             outcomes.append(TripOutcome(hit=hit, trip=trip, new=False))
             continue
+        BREAKER_TRIPS.labels(hit.breaker.condition_type, hit.breaker.action).inc()
         outcomes.append(
             TripOutcome(
                 hit=hit, trip=trip_action_run(trip=trip, additional_params=hit.breaker.additional_params), new=True
