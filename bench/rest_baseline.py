@@ -109,14 +109,43 @@ class Server:
     wrk_cpus: list[int] = field(default_factory=list)
     database: str = ""
     redis: str = ""
+    processes: list = field(default_factory=list)  # whose CPU counts (with their children); default: `process`
+    shape: str = "daphne (1 process)"
+    backend_url: str = ""  # the WSGI workers behind the proxy, when there is one
 
     def describe(self) -> str:
         pinning = (
-            f"daphne pinned to CPU {_cpu_list(self.daphne_cpus)}, wrk to CPU {_cpu_list(self.wrk_cpus)} (taskset)"
+            f"server pinned to CPU {_cpu_list(self.daphne_cpus)}, wrk to CPU {_cpu_list(self.wrk_cpus)} (taskset)"
             if self.daphne_cpus
-            else "no CPU pinning (--no-pin, no taskset or one CPU): daphne and wrk share the cores"
+            else "no CPU pinning: the server and wrk share the cores"
         )
-        return f"daphne (1 process) at {self.url}; {pinning}; database {self.database}; redis {self.redis}"
+        return f"{self.shape} at {self.url}; {pinning}; database {self.database}; redis {self.redis}"
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the server's processes and their children."""
+        total = 0.0
+        for process in self.processes or [self.process]:
+            for pid in _tree(process.pid):
+                seconds = _cpu_seconds(pid)
+                if seconds is None:
+                    return None
+                total += seconds
+        return total
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc; just `pid` elsewhere)."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        try:
+            tasks = Path(f"/proc/{pids[index]}/task").iterdir()
+            for task in tasks:
+                children = (task / "children").read_text().split()
+                pids.extend(int(child) for child in children if int(child) not in pids)
+        except OSError:
+            pass
+        index += 1
+    return pids
 
 
 def _cpu_list(cpus: list[int]) -> str:
@@ -344,9 +373,9 @@ def measure(
 
         if warmup > 0:
             run(warmup)
-        cpu_before = _cpu_seconds(server.process.pid)
+        cpu_before = server.cpu_seconds()
         output = run(duration)
-        cpu_after = _cpu_seconds(server.process.pid)
+        cpu_after = server.cpu_seconds()
     match = _RESULT_LINE.search(output)
     if match is None:
         raise BenchError(f"no result line in wrk's output:\n{output}")
@@ -364,14 +393,14 @@ def measure(
         "max_ms": raw["max_us"] / 1000,
         "requests": raw["requests"],
         "duration_s": duration_s,
-        # Share of one core daphne used: near 1.0 means the server was the bottleneck.
+        # Cores the server used (1.0 = one core): near its core count means the server was the bottleneck.
         "server_cpu": (cpu_after - cpu_before) / duration_s if cpu_before is not None and cpu_after else None,
     }
 
 
 def format_table(results: list[dict]) -> str:
     """A Markdown table, one row per `measure()` result."""
-    header = ("endpoint", "requests/s", "p50 ms", "p99 ms", "requests", "daphne CPU")
+    header = ("endpoint", "requests/s", "p50 ms", "p99 ms", "requests", "server CPU")
     rows = [
         (
             f"{r['method']} {r['path']}",
