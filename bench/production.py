@@ -134,3 +134,75 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
         finally:
             for process in reversed(processes):
                 _stop(process)
+
+
+# --- the REST comparison of SPEC §11 (bench/rest_baseline.py --production) ----------------
+def evaluate_fixture() -> tuple[str, dict]:
+    """The 100 x 50 book of bench/evaluate.py (built again), its user's token, and the
+    body of its `POST /risk/evaluate`. Marks stay fresh for the run (max_price_age 1 h)."""
+    from bench.evaluate import _config_for_run, book_build, username_for
+    from bench.rest_baseline import bench_token
+    from risk.bootstrap import default_breakers_ensure
+
+    default_breakers_ensure()
+    _config_for_run(3600)
+    book_build(positions=100, limits=50)
+    return bench_token(username=username_for(100, 50), migrate=False), {}
+
+
+def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, workers: int | None, pin: bool):
+    """`GET /auth/me`, `GET /risk/limits` and `POST /risk/evaluate` (100 x 50) on one
+    daphne process, then through nginx + gunicorn; returns {shape: [results]}."""
+    from bench.rest_baseline import measure, running_server
+
+    evaluate_token, evaluate_body = evaluate_fixture()
+    runs = {}
+
+    def three(server) -> list[dict]:
+        common = {"server": server, "duration": duration, "warmup": warmup, "connections": connections}
+        return [
+            measure("/api/v1/auth/me", token=token, **common),
+            measure("/api/v1/risk/limits", token=token, **common),
+            measure("/api/v1/risk/evaluate", method="POST", body=evaluate_body, token=evaluate_token, **common),
+        ]
+
+    with running_server(pin=pin) as server:
+        runs[server.describe()] = three(server)
+    with running_production(workers=workers) as server:
+        runs[server.describe()] = three(server)
+    return runs
+
+
+def production_main(args) -> int:
+    """The three endpoints on both shapes, each with its ratios to `/auth/me` on the same
+    server and to one daphne process (bench.production)."""
+    from bench.rest_baseline import _load_average, bench_token, format_table
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed. Install it with:  apt-get install wrk", file=sys.stderr)
+        return 2
+    token = bench_token()
+    print(f"host: {len(os.sched_getaffinity(0))} CPUs, load average {_load_average()} before the run")
+    try:
+        runs = shapes_compare(
+            token=token,
+            duration=args.duration,
+            warmup=args.warmup,
+            connections=args.connections,
+            workers=args.workers,
+            pin=not args.no_pin,
+        )
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"load average {_load_average()} after the run")
+    daphne, production = runs.values()
+    for name, results in runs.items():
+        print(f"\n{name}")
+        print(format_table(results))
+        me = results[0]["rps"]
+        print("share of /auth/me: " + ", ".join(f"{r['method']} {r['path']} {r['rps'] / me:.0%}" for r in results[1:]))
+    print()
+    for before, after in zip(daphne, production, strict=True):
+        print(f"production / daphne, {after['method']} {after['path']}: {after['rps'] / before['rps']:.2f}x")
+    return 0

@@ -436,7 +436,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds run first, not counted (default 2)")
     parser.add_argument("--connections", type=int, default=CONNECTIONS, help="concurrent clients (default 32)")
     parser.add_argument("--no-pin", action="store_true", help="let daphne and wrk share the cores (no taskset)")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="also /risk/limits and /risk/evaluate (100 x 50), on daphne and through nginx + gunicorn (SPEC §2)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: WEB_CONCURRENCY or cores)"
+    )
     args = parser.parse_args(argv)
+    if args.production:
+        from bench.production import production_main
+
+        return production_main(args)
 
     if shutil.which("wrk") is None:
         print("wrk is not installed. Install it with:  apt-get install wrk", file=sys.stderr)
