@@ -155,7 +155,8 @@ def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, 
     daphne process, then through nginx + gunicorn; returns {shape: [results]}."""
     from bench.rest_baseline import measure, running_server
 
-    evaluate_token, evaluate_body = evaluate_fixture()
+    with _redis_running():  # the fixture's configuration change is announced through Redis
+        evaluate_token, evaluate_body = evaluate_fixture()
     runs = {}
 
     def three(server) -> list[dict]:
