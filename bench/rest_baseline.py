@@ -110,14 +110,43 @@ class Server:
     wrk_cpus: list[int] = field(default_factory=list)
     database: str = ""
     redis: str = ""
+    processes: list = field(default_factory=list)  # whose CPU counts (with their children); default: `process`
+    shape: str = "daphne (1 process)"
+    backend_url: str = ""  # the WSGI workers behind the proxy, when there is one
 
     def describe(self) -> str:
         pinning = (
-            f"daphne pinned to CPU {_cpu_list(self.daphne_cpus)}, wrk to CPU {_cpu_list(self.wrk_cpus)} (taskset)"
+            f"server pinned to CPU {_cpu_list(self.daphne_cpus)}, wrk to CPU {_cpu_list(self.wrk_cpus)} (taskset)"
             if self.daphne_cpus
-            else "no CPU pinning (--no-pin, no taskset or one CPU): daphne and wrk share the cores"
+            else "no CPU pinning: the server and wrk share the cores"
         )
-        return f"daphne (1 process) at {self.url}; {pinning}; database {self.database}; redis {self.redis}"
+        return f"{self.shape} at {self.url}; {pinning}; database {self.database}; redis {self.redis}"
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the server's processes and their children."""
+        total = 0.0
+        for process in self.processes or [self.process]:
+            for pid in _tree(process.pid):
+                seconds = _cpu_seconds(pid)
+                if seconds is None:
+                    return None
+                total += seconds
+        return total
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc; just `pid` elsewhere)."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        try:
+            tasks = Path(f"/proc/{pids[index]}/task").iterdir()
+            for task in tasks:
+                children = (task / "children").read_text().split()
+                pids.extend(int(child) for child in children if int(child) not in pids)
+        except OSError:
+            pass
+        index += 1
+    return pids
 
 
 def _cpu_list(cpus: list[int]) -> str:
@@ -345,9 +374,9 @@ def measure(
 
         if warmup > 0:
             run(warmup)
-        cpu_before = _cpu_seconds(server.process.pid)
+        cpu_before = server.cpu_seconds()
         output = run(duration)
-        cpu_after = _cpu_seconds(server.process.pid)
+        cpu_after = server.cpu_seconds()
     match = _RESULT_LINE.search(output)
     if match is None:
         raise BenchError(f"no result line in wrk's output:\n{output}")
@@ -365,14 +394,14 @@ def measure(
         "max_ms": raw["max_us"] / 1000,
         "requests": raw["requests"],
         "duration_s": duration_s,
-        # Share of one core daphne used: near 1.0 means the server was the bottleneck.
+        # Cores the server used (1.0 = one core): near its core count means the server was the bottleneck.
         "server_cpu": (cpu_after - cpu_before) / duration_s if cpu_before is not None and cpu_after else None,
     }
 
 
 def format_table(results: list[dict]) -> str:
     """A Markdown table, one row per `measure()` result."""
-    header = ("endpoint", "requests/s", "p50 ms", "p99 ms", "requests", "daphne CPU")
+    header = ("endpoint", "requests/s", "p50 ms", "p99 ms", "requests", "server CPU")
     rows = [
         (
             f"{r['method']} {r['path']}",
@@ -408,7 +437,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds run first, not counted (default 2)")
     parser.add_argument("--connections", type=int, default=CONNECTIONS, help="concurrent clients (default 32)")
     parser.add_argument("--no-pin", action="store_true", help="let daphne and wrk share the cores (no taskset)")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="also /risk/limits and /risk/evaluate (100 x 50), on daphne and through nginx + gunicorn (SPEC §2)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: WEB_CONCURRENCY or cores)"
+    )
     args = parser.parse_args(argv)
+    if args.production:
+        from bench.production import production_main
+
+        return production_main(args)
 
     if shutil.which("wrk") is None:
         print("wrk is not installed. Install it with:  apt-get install wrk", file=sys.stderr)

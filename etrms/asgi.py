@@ -9,6 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etrms.settings")
 os.environ.setdefault("DB_POOL", "true")
 django_asgi_app = get_asgi_application()
 
+from etrms.metrics import metrics_server_start  # noqa: E402
+
+metrics_server_start("ws")  # METRICS_PORT_WS; nothing when unset
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 

@@ -72,6 +72,15 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CONFIG_DIR = Path(env.str("CONFIG_DIR", default=str(VAR_DIR / "config")))
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Prometheus (etrms/metrics.py): who may scrape /metrics without a token, and the
+# metrics port of each process that is not the WSGI tier (0 = none).
+METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.1/32", "::1/128"])
+METRICS_PORTS = {
+    "ws": env.int("METRICS_PORT_WS", default=0),
+    "worker": env.int("METRICS_PORT_WORKER", default=0),
+    "beat": env.int("METRICS_PORT_BEAT", default=0),
+    "feed": env.int("METRICS_PORT_FEED", default=0),
+}
 
 INSTALLED_APPS = [
     "daphne",
@@ -98,6 +107,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "etrms.api.request_context.RequestContextMiddleware",
+    "etrms.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,6 +154,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so a Celery worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # Kept only where one thread serves requests (etrms/wsgi.py raises it): under daphne
+    # each request's thread would keep a file handle of its own.
+    pooled_web = env.bool("DB_POOL", default=False)  # daphne (etrms/asgi.py): a thread per request
+    DATABASES["default"]["CONN_MAX_AGE"] = 0 if pooled_web else env.int("CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 elif env.bool("DB_POOL", default=False):
     # The web process (etrms/asgi.py turns this on): under ASGI each request's sync code
     # runs in a thread of its own, so per-thread persistent connections would pile up
@@ -159,7 +174,8 @@ elif env.bool("DB_POOL", default=False):
         "timeout": 10,
     }
 else:
-    # Workers, beat and commands: one thread each, so a kept connection is reused.
+    # WSGI workers (etrms/wsgi.py), Celery workers, beat and commands: one thread each,
+    # so a kept connection is reused; the health check replaces one PostgreSQL dropped.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from etrms import health
 from etrms.api.schema_view import SchemaApi
 from etrms.api.views import MeApi, TokenObtainApi, TokenRefreshApi
+from etrms.metrics import MetricsApi
 
 api_v1 = [
     path("auth/token", TokenObtainApi.as_view(), name="token-obtain"),
@@ -25,6 +26,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("realtime.dashboard.urls")),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
 ]
 
 handler400 = "etrms.api.errors.bad_request"

@@ -9,4 +9,8 @@ class JobsConfig(AppConfig):
     def ready(self):
         # Every app's handlers.py registers its job handlers.
         autodiscover_modules("handlers")
+        from etrms.metrics import scrape_collector_register
         from jobs import worker  # noqa: F401  (connects the worker's supervisor signals)
+        from jobs.broker import QueueDepthCollector
+
+        scrape_collector_register(QueueDepthCollector())

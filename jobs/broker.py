@@ -25,3 +25,22 @@ def broker_depths() -> dict[str, int]:
     for queue in PRIORITY_QUEUES:
         pipe.llen(queue)
     return dict(zip(PRIORITY_QUEUES, pipe.execute(), strict=True))
+
+
+class QueueDepthCollector:
+    """`etrms_queue_depth{queue}`: messages waiting in each priority queue, read from the
+    broker when /metrics is scraped (one pipelined round trip; nothing while it is down)."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from etrms.outage import REDIS_ERRORS
+
+        try:
+            depths = broker_depths()
+        except REDIS_ERRORS:
+            return
+        family = GaugeMetricFamily("etrms_queue_depth", "Jobs waiting in each broker queue.", labels=["queue"])
+        for queue, depth in depths.items():
+            family.add_metric([queue], depth)
+        yield family

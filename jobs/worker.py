@@ -1,6 +1,9 @@
-"""Worker process wiring: start the supervisor when a worker is ready, stop it on shutdown."""
+"""Worker process wiring: start the supervisor when a worker is ready, stop it on
+shutdown; the worker's and beat's metrics ports (etrms.metrics)."""
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import beat_init, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+
+from etrms import metrics
 
 _supervisor = None
 
@@ -18,3 +21,22 @@ def start_supervisor(sender, **kwargs) -> None:
 def stop_supervisor(sender, **kwargs) -> None:
     if _supervisor is not None:
         _supervisor.stop()
+
+
+@worker_init.connect
+def serve_worker_metrics(sender, **kwargs) -> None:
+    """Before the pool starts: its processes count jobs in PROMETHEUS_MULTIPROC_DIR (when
+    set), which this main process sums on METRICS_PORT_WORKER."""
+    metrics.multiprocess_directory_reset()
+    metrics.metrics_server_start("worker")
+
+
+@worker_process_shutdown.connect
+def forget_pool_process(pid=None, **kwargs) -> None:
+    if pid:
+        metrics.process_dead(pid)
+
+
+@beat_init.connect
+def serve_beat_metrics(sender, **kwargs) -> None:
+    metrics.metrics_server_start("beat")

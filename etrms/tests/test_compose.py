@@ -1,6 +1,7 @@
 """docker-compose.yml is valid for Debian's docker-compose (1.29) and has the production
 shape of SPEC §2: every process waits for healthy PostgreSQL and Redis and for the
-one-shot migrate, which runs before any of them."""
+one-shot migrate, which runs before any of them; gunicorn serves HTTP, daphne the
+WebSockets, and nginx (from deploy/nginx/) routes them behind the one published port."""
 
 import re
 import shutil
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("web", "worker", "beat", "feed")
+APP_SERVICES = ("web", "ws", "worker", "beat", "feed")
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +51,11 @@ def test_all_services_present(compose_config):
 
 def test_every_service_is_health_checked_or_waits_for_healthy_services(compose_config):
     services = compose_config["services"]
-    for name in ("postgres", "redis", "web", "worker", "beat", "feed"):
+    for name in ("postgres", "redis", "web", "ws", "worker", "beat", "feed", "nginx"):
         service = services[name]
         waits_for_healthy = "service_healthy" in _conditions(service).values()
         assert "healthcheck" in service or waits_for_healthy, f"{name}: no healthcheck and no healthy dependency"
-    for name in ("postgres", "redis", "web"):
+    for name in ("postgres", "redis", "web", "ws"):
         test = services[name]["healthcheck"]["test"]
         assert test and test[0] in {"CMD", "CMD-SHELL"}, f"{name}: healthcheck test {test!r}"
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
@@ -84,8 +85,40 @@ def test_processes_use_the_compose_stores(compose_config):
     assert services["worker"]["command"][:4] == ["celery", "-A", "etrms", "worker"]
     assert "critical,high,normal,low" in services["worker"]["command"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "etrms", "beat"]
-    assert services["web"]["command"][0] == "daphne"
-    assert services["web"]["command"][-1] == "etrms.asgi:application"
+    assert services["web"]["command"] == ["gunicorn", "-c", "deploy/gunicorn.conf.py", "etrms.wsgi"]
+    assert services["ws"]["command"][0] == "daphne"
+    assert services["ws"]["command"][-1] == "etrms.asgi:application"
+
+
+def test_nginx_is_the_one_public_port_in_front_of_web_and_ws(compose_config):
+    services = compose_config["services"]
+    nginx = services["nginx"]
+    assert nginx["image"].startswith("nginx:")
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"nginx"}, published
+    assert [port["published"] if isinstance(port, dict) else port for port in nginx["ports"]]
+    assert _conditions(nginx) == {"web": "service_healthy", "ws": "service_healthy"}
+    template = nginx["volumes"][0]
+    source = template["source"] if isinstance(template, dict) else template.split(":")[0]
+    assert source.endswith("deploy/nginx/etrms.conf.template")
+    assert nginx["environment"]["ETRMS_WEB_UPSTREAM"] == "web:8000"
+    assert nginx["environment"]["ETRMS_WS_UPSTREAM"] == "ws:8001"
+    assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "1"
+
+
+def test_each_process_has_its_metrics_port(compose_config):
+    services = compose_config["services"]
+    for name, variable in (
+        ("ws", "METRICS_PORT_WS"),
+        ("worker", "METRICS_PORT_WORKER"),
+        ("beat", "METRICS_PORT_BEAT"),
+        ("feed", "METRICS_PORT_FEED"),
+    ):
+        port = services[name]["environment"][variable]
+        assert port.isdigit() and int(port) > 0, name
+        assert port in [str(p) for p in services[name]["expose"]], name
+    assert services["worker"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert services["web"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def test_env_example_sets_every_variable_the_settings_read():

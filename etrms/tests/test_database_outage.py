@@ -1,6 +1,7 @@
-"""PostgreSQL drops the web process's connections (a restart; here pg_terminate_backend
-on the test database, as issue 10 A3 says): the next request succeeds, because the pool
-checks a connection before handing it out. PostgreSQL only."""
+"""PostgreSQL drops the web tier's connections (a restart; here pg_terminate_backend on
+the test database, as issue 10 A3 says): the next request succeeds, on daphne because the
+pool checks a connection before handing it out, on gunicorn's WSGI workers because a kept
+connection is checked before reuse (CONN_HEALTH_CHECKS). PostgreSQL only."""
 
 import os
 import socket
@@ -22,14 +23,33 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def web(worker_database_url):
-    """A real web process (daphne, pooled connections) on the test database."""
+SERVERS = {
+    "daphne": lambda port: [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "etrms.asgi:application",
+    ],
+    "gunicorn": lambda port: [
+        *(sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")),
+        *("--bind", f"127.0.0.1:{port}", "--workers", "2", "etrms.wsgi"),
+    ],
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def web(request, worker_database_url):
+    """A real web server (daphne with its pool, or gunicorn's workers with kept
+    connections) on the test database."""
     if connection.vendor != "postgresql":
         pytest.skip("connection pooling and pg_terminate_backend are PostgreSQL's")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "etrms.asgi:application"],
+        SERVERS[request.param](port),
         cwd=ROOT,
         env=dict(os.environ, DATABASE_URL=worker_database_url),
     )
@@ -38,11 +58,11 @@ def web(worker_database_url):
     def answers():
         try:
             return requests.get(f"{base}/healthz", timeout=2).ok
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers boot
             return False
 
     try:
-        wait_for(answers, timeout=60, message="daphne")
+        wait_for(answers, timeout=60, message=request.param)
         yield base
     finally:
         process.terminate()
@@ -60,7 +80,7 @@ def _terminate_other_backends() -> int:
 
 def test_postgresql_drops_the_pools_connections_and_the_next_request_succeeds(web, trader):
     headers = {"Authorization": f"Bearer {access_token_for(trader)}"}
-    for _ in range(3):  # the pool holds connections now
+    for _ in range(4):  # the pool (or each worker) holds connections now
         assert requests.get(f"{web}/api/v1/risk/limits", headers=headers, timeout=10).status_code == 200
     assert _terminate_other_backends() >= 1
     for _ in range(3):

@@ -1,6 +1,6 @@
 """Enqueue, one job (detail, result, cancel), pending jobs, handlers, dead-letter queue."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 
 from etrms.api.pagination import PageQuery, page, query_validate
@@ -10,7 +10,7 @@ from jobs import selectors
 from jobs.api.common import JobsApi, job_list, with_owner
 from jobs.models import Job, JobPriority
 from jobs.registry import handler_list
-from jobs.services import dlq_clear, dlq_retry, job_cancel, job_enqueue
+from jobs.services import dlq_clear, dlq_retry, job_cancel, job_enqueue, jobs_enqueue
 
 
 class PendingQuery(PageQuery):
@@ -88,22 +88,62 @@ class HandlerOutput(serializers.Serializer):
 
 
 # --- enqueue and one job -----------------------------------------------------------------
-class EnqueueApi(JobsApi):
-    class EnqueueInput(serializers.Serializer):
-        name = serializers.CharField(max_length=64)
-        args = serializers.JSONField(required=False, default=dict)
-        priority = serializers.ChoiceField(choices=JobPriority.choices, required=False)
-        max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False, default=3)
-        timeout = serializers.IntegerField(min_value=1, max_value=3600, required=False, default=300)
-        delay_seconds = serializers.FloatField(min_value=0, max_value=30 * 86400, required=False)
-        eta = serializers.DateTimeField(required=False)
+class EnqueueInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    args = serializers.JSONField(required=False, default=dict)
+    priority = serializers.ChoiceField(choices=JobPriority.choices, required=False)
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False, default=3)
+    timeout = serializers.IntegerField(min_value=1, max_value=3600, required=False, default=300)
+    delay_seconds = serializers.FloatField(min_value=0, max_value=30 * 86400, required=False)
+    eta = serializers.DateTimeField(required=False)
 
-    @extend_schema(request=EnqueueInput, responses=_job_status("Enqueued"))
+
+MAX_BULK_JOBS = 1000
+
+
+class BulkEnqueueInput(serializers.Serializer):
+    jobs = EnqueueInput(many=True, min_length=1, max_length=MAX_BULK_JOBS)
+
+
+def _enqueued(job: Job) -> dict:
+    return {"job_id": str(job.id), "status": "scheduled" if job.run_at else "enqueued"}
+
+
+class EnqueueApi(JobsApi):
+    """One job (`{name, args, ...}`) or up to 1,000 (`{"jobs": [{name, args, ...}, ...]}`):
+    all or nothing, answered with the ids in the order given."""
+
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            "EnqueueRequest", serializers=[EnqueueInput, BulkEnqueueInput], resource_type_field_name=None
+        ),
+        responses=PolymorphicProxySerializer(
+            "EnqueueResponse",
+            serializers=[
+                _job_status("Enqueued"),
+                inline_serializer(
+                    "BulkEnqueued",
+                    {
+                        "jobs": inline_serializer(
+                            "EnqueuedItem",
+                            {"job_id": serializers.UUIDField(), "status": serializers.CharField()},
+                            many=True,
+                        )
+                    },
+                ),
+            ],
+            resource_type_field_name=None,
+        ),
+    )
     def post(self, request):
-        data = self.EnqueueInput(data=request.data)
+        if isinstance(request.data, dict) and "jobs" in request.data:
+            data = BulkEnqueueInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            jobs = jobs_enqueue(user=request.user, requests=[dict(item) for item in data.validated_data["jobs"]])
+            return bare({"jobs": [_enqueued(job) for job in jobs]})
+        data = EnqueueInput(data=request.data)
         data.is_valid(raise_exception=True)
-        job = job_enqueue(user=request.user, **data.validated_data)
-        return bare({"job_id": str(job.id), "status": "scheduled" if job.run_at else "enqueued"})
+        return bare(_enqueued(job_enqueue(user=request.user, **data.validated_data)))
 
 
 class JobDetailApi(JobsApi):

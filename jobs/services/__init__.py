@@ -8,7 +8,16 @@ from jobs.services.lifecycle import (
     job_cancel,
     job_enqueue,
     job_publish,
+    jobs_enqueue,
     scheduled_job_enqueue,
 )
 
-__all__ = ["dlq_clear", "dlq_retry", "job_cancel", "job_enqueue", "job_publish", "scheduled_job_enqueue"]
+__all__ = [
+    "dlq_clear",
+    "dlq_retry",
+    "job_cancel",
+    "job_enqueue",
+    "job_publish",
+    "jobs_enqueue",
+    "scheduled_job_enqueue",
+]

@@ -21,6 +21,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from etrms.logging import user_id_var
+from etrms.metrics import JOB_DURATION, JOBS_FINISHED
 from jobs.models import NOT_STARTED, Job, JobStatus
 from jobs.registry import handler_get
 from jobs.services.heartbeats import worker_count_job
@@ -99,5 +100,9 @@ def job_execute(*, job_id: str, attempt: int, worker: str) -> str | None:
         succeeded = True
     finally:
         user_id_var.reset(token)
-    worker_count_job(hostname=worker, succeeded=succeeded, seconds=time.perf_counter() - began)
+    seconds = time.perf_counter() - began
+    worker_count_job(hostname=worker, succeeded=succeeded, seconds=seconds)
+    outcome = status or "superseded"
+    JOBS_FINISHED.labels(job.name, outcome).inc()
+    JOB_DURATION.labels(job.name, outcome).observe(seconds)
     return status

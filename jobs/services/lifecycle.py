@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from etrms.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from etrms.metrics import JOBS_ENQUEUED
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.roles import is_risk_officer
 from jobs.models import NOT_STARTED, Job, JobPriority, JobStatus
@@ -17,7 +18,7 @@ from jobs.registry import handler_get, handler_list
 logger = logging.getLogger("jobs.lifecycle")
 
 
-def job_publish(*, job_id, attempt: int, priority: str, timeout: int) -> None:
+def job_publish(*, job_id, attempt: int, priority: str, timeout: int, producer=None) -> None:
     """Send the job's current attempt to its priority queue (call after commit)."""
     from jobs.tasks import run_job
 
@@ -26,23 +27,31 @@ def job_publish(*, job_id, attempt: int, priority: str, timeout: int) -> None:
         queue=priority,
         soft_time_limit=timeout,
         time_limit=timeout + settings.JOB_HARD_TIMEOUT_GRACE_SECONDS,
+        producer=producer,
     )
 
 
-def job_publish_or_defer(*, job_id, attempt: int, priority: str, timeout: int) -> bool:
-    """Publish a pending job; if the broker is unavailable, leave it to the supervisor.
+def jobs_publish_or_defer(jobs: list[tuple]) -> bool:
+    """Publish pending jobs, `[(job_id, attempt, priority, timeout)]`, in one pipelined
+    round trip (kombu's publish batch); if the broker is unavailable, leave them all to
+    the supervisor.
 
     The row is the truth: a pending row with `run_at` set is not in the broker, and the
     supervisor publishes it (with a new attempt) once the broker answers. A message that
     did reach the broker despite the error is then dropped by the worker (old attempt).
-    Returns whether the job was published now.
+    Returns whether the jobs were published now.
     """
+    from etrms.celery import app
+
     try:
-        job_publish(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout)
+        with app.producer_or_acquire() as producer, producer.batch(max_size=max(1, len(jobs))):
+            for job_id, attempt, priority, timeout in jobs:
+                job_publish(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout, producer=producer)
         return True
     except REDIS_ERRORS as exc:
-        degraded(logger, f"job {job_id}: not published, the supervisor will publish it", exc)
-    job_publication_defer(job_id=job_id, attempt=attempt)
+        degraded(logger, f"{len(jobs)} job(s) not published, the supervisor will publish them", exc)
+    for job_id, attempt, _, _ in jobs:
+        job_publication_defer(job_id=job_id, attempt=attempt)
     return False
 
 
@@ -51,11 +60,10 @@ def job_publication_defer(*, job_id, attempt: int) -> None:
     Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.PENDING).update(run_at=timezone.now())
 
 
-def _publish_on_commit(job: Job) -> None:
-    job_id, attempt, priority, timeout = job.id, job.attempt, job.priority, job.timeout
-    transaction.on_commit(
-        lambda: job_publish_or_defer(job_id=job_id, attempt=attempt, priority=priority, timeout=timeout)
-    )
+def _publish_on_commit(jobs: list[Job]) -> None:
+    due = [(job.id, job.attempt, job.priority, job.timeout) for job in jobs if job.run_at is None]
+    if due:
+        transaction.on_commit(lambda: jobs_publish_or_defer(due))
 
 
 def _handler_or_400(name: str, *, field: str):
@@ -91,7 +99,7 @@ def _validated_args(*, handler, args: dict, user) -> dict:
     return dict(serializer.__class__(validated).data) if validated else {}
 
 
-def job_enqueue(
+def _job_build(
     *,
     user,
     name: str,
@@ -102,12 +110,9 @@ def job_enqueue(
     delay_seconds: float | None = None,
     eta: datetime | None = None,
     scheduled_task: str = "",
+    now: datetime,
 ) -> Job:
-    """Write the job row and publish it once the transaction commits.
-
-    `user` is the caller (a token user or a User) or None for system jobs (beat).
-    Traders may not enqueue officer-only handlers or `critical` jobs (403).
-    """
+    """The unsaved row of one job request, validated (400, 403 or 404 as it says)."""
     handler = _handler_or_400(name, field="name")
     priority = priority or handler.default_priority
     if priority not in JobPriority.values:
@@ -121,11 +126,10 @@ def job_enqueue(
         raise InvalidInput({"eta": ["Give delay_seconds or eta, not both."]})
 
     validated = _validated_args(handler=handler, args=args or {}, user=user)
-    now = timezone.now()
     run_at = eta if eta is not None else (now + timedelta(seconds=delay_seconds) if delay_seconds else None)
     if run_at is not None and run_at <= now:
         run_at = None
-    job = Job(
+    return Job(
         name=name,
         args=validated,
         priority=priority,
@@ -136,11 +140,44 @@ def job_enqueue(
         user_id=user.pk if user is not None else None,
         scheduled_task=scheduled_task,
     )
+
+
+def _indexed(exc: Exception, index: int) -> Exception:
+    """The same refusal, saying which job of a bulk request it is about."""
+    if isinstance(exc, InvalidInput):
+        return InvalidInput({"jobs": {str(index): exc.detail}})
+    return type(exc)(f"jobs[{index}]: {exc.detail}")
+
+
+def jobs_enqueue(*, user, requests: list[dict], indexed: bool = True) -> list[Job]:
+    """Write the rows of `requests` (each `job_enqueue`'s keyword arguments) in one
+    INSERT and publish the due ones in one pipelined round trip once the transaction
+    commits. All or nothing: the first refused request (its index in the error, unless
+    `indexed` is False) refuses them all, and nothing is written."""
+    now = timezone.now()
+    jobs = []
+    for index, request in enumerate(requests):
+        try:
+            jobs.append(_job_build(user=user, now=now, **request))
+        except (InvalidInput, PermissionDenied, NotFound) as exc:
+            if not indexed:
+                raise
+            raise _indexed(exc, index) from exc
     with transaction.atomic():
-        job.save(force_insert=True)
-        if run_at is None:
-            _publish_on_commit(job)
-    return job
+        Job.objects.bulk_create(jobs)
+        _publish_on_commit(jobs)
+    for job in jobs:
+        JOBS_ENQUEUED.labels(job.name, job.priority).inc()
+    return jobs
+
+
+def job_enqueue(*, user, **request) -> Job:
+    """Write one job row and publish it once the transaction commits (`jobs_enqueue` of one).
+
+    `user` is the caller (a token user or a User) or None for system jobs (beat).
+    Traders may not enqueue officer-only handlers or `critical` jobs (403).
+    """
+    return jobs_enqueue(user=user, requests=[request], indexed=False)[0]
 
 
 def scheduled_job_enqueue(
@@ -189,7 +226,7 @@ def dlq_retry(*, job_id) -> Job:
         attempt=F("attempt") + 1,
     )
     job.refresh_from_db()
-    _publish_on_commit(job)
+    _publish_on_commit([job])
     return job
 
 

@@ -67,7 +67,7 @@ _FIELDS = ("id", "attempt", "priority", "timeout")
 
 def publish_due(*, now) -> int:
     """Publish jobs whose time came: scheduled and retrying ones, and pending ones whose
-    publication failed (the broker was down; `run_at` marks them, see job_publish_or_defer)."""
+    publication failed (the broker was down; `run_at` marks them, see jobs_publish_or_defer)."""
     published = 0
     for status in (JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.PENDING):
         rows = Job.objects.filter(status=status, run_at__lte=now).order_by("run_at").values(*_FIELDS)[:BATCH]

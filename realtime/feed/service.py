@@ -39,6 +39,7 @@ from accounts.events import POSITIONS_CHANNEL
 from accounts.selectors import monitored_markets
 from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
+from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.market_data import market_caches_put
@@ -109,6 +110,7 @@ class Feed:
         """One ticker update of `exchange`. Its last price marks positions unless the
         venue publishes mark prices of its own (then `on_marks` does)."""
         self.ticks += 1
+        FEED_TICKS.inc()
         self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
         market = (exchange, ticker.symbol)
         venue = self.venues.get(exchange)
@@ -179,6 +181,10 @@ class Feed:
             try:
                 await self.db(self._evaluate, drained)
                 self.batches += 1
+                FEED_BATCHES.inc()
+                stamps = [at for _, at in drained.latest.values() if at is not None]
+                if stamps:
+                    FEED_LAG.observe(max(0.0, time.time() - max(stamps).timestamp()))
                 self._ok("evaluating ticks")
             except Exception as error:
                 self._failed("evaluating ticks", error)

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from etrms.errors import Conflict, PermissionDenied
+from etrms.metrics import ALERTS_RAISED
 from risk.constants import AlertSeverity, AlertStatus
 from risk.models import RiskAlert
 from risk.publish import alert_publish
@@ -64,6 +65,7 @@ def alert_raise(*, user_id, spec: AlertSpec, now=None) -> RiskAlert | None:
         ):
             return None
         raise
+    ALERTS_RAISED.labels(alert.alert_type).inc()
     alert_publish(alert)
     return alert
 

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
+from etrms.metrics import BREAKER_ACTIONS
 from risk.constants import DEFAULT_REDUCE_PCT, ActionStatus, BreakerAction, ConditionType
 from risk.models import BreakerTrip
 from risk.services.alerts import alert_escalate
@@ -226,6 +227,7 @@ def trip_action_run(*, trip: BreakerTrip, additional_params: dict) -> BreakerTri
             trip.action_result = f"FAILED: {trip.action} on {trip.symbol} ({trip.exchange}): {detail}"
             trip.action_details = {**(trip.action_details or {}), "order_seq": seq}
     trip.action_lease_until = None
+    BREAKER_ACTIONS.labels(trip.action, trip.action_status).inc()
     failed = trip.action_status in (ActionStatus.FAILED, ActionStatus.PARTIAL)
     with transaction.atomic():
         trip.save(

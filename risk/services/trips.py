@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from etrms.metrics import BREAKER_TRIPS
 from risk.constants import ActionStatus, AlertSeverity, AlertType
 from risk.models import BreakerTrip, CircuitBreaker
 from risk.services import hooks
@@ -141,6 +142,7 @@ def trips_sync(*, decision, dry_run: bool, now) -> list[TripOutcome]:
             ).first()
             outcomes.append(TripOutcome(hit=hit, trip=trip, new=False))
             continue
+        BREAKER_TRIPS.labels(hit.breaker.condition_type, hit.breaker.action).inc()
         outcomes.append(
             TripOutcome(
                 hit=hit, trip=trip_action_run(trip=trip, additional_params=hit.breaker.additional_params), new=True

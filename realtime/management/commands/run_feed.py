@@ -28,6 +28,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No feed is reporting: {status}")
             self.stdout.write(f"Feed alive (pid {status['pid']}, {status['ticks']} ticks).")
             return
+        from etrms.metrics import metrics_server_start
+
+        metrics_server_start("feed")
         asyncio.run(self._run())
 
     async def _run(self) -> None:

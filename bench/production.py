@@ -1,0 +1,209 @@
+"""The production shape of SPEC §2 on this machine, without a container engine: nginx
+(Debian's package) in front of gunicorn's WSGI workers and one daphne process, started
+straight from the files docker-compose.yml uses (deploy/nginx/etrms.conf.template,
+deploy/gunicorn.conf.py).
+
+    from bench.production import running_production
+
+    with running_production(workers=2) as server:   # a bench.rest_baseline.Server
+        measure("/api/v1/auth/me", server=server, token=token, duration=10)
+
+nginx runs as the current user from a private prefix (its pid, logs and temp files in a
+temporary directory); the template is rendered the way the nginx image's envsubst does
+(only the ETRMS_* variables are replaced). Rate limits are lifted, as for daphne.
+"""
+
+import contextlib
+import os
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.rest_baseline import (
+    ROOT,
+    BenchError,
+    Server,
+    _free_port,
+    _redis_running,
+    _server_env,
+    _tail,
+    _wait_ready,
+    django_setup,
+)
+
+TEMPLATE = ROOT / "deploy" / "nginx" / "etrms.conf.template"
+GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
+
+MAIN_CONF = """worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {tmp}/etrms.conf;
+}}
+"""
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        raise BenchError("nginx is not installed: apt-get install nginx")
+    return found
+
+
+def nginx_config_render(directory: Path, *, listen: str, web: str, ws: str) -> Path:
+    """The compose template with its ETRMS_* variables set, wrapped in a main config
+    that keeps every file under `directory`. Returns the main config's path."""
+    rendered = string.Template(TEMPLATE.read_text()).safe_substitute(
+        ETRMS_LISTEN=listen, ETRMS_WEB_UPSTREAM=web, ETRMS_WS_UPSTREAM=ws
+    )
+    (directory / "etrms.conf").write_text(rendered)
+    main = directory / "nginx.conf"
+    main.write_text(MAIN_CONF.format(tmp=directory))
+    return main
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def running_production(*, workers: int | None = None, env: dict | None = None) -> Iterator[Server]:
+    """nginx on a free loopback port in front of gunicorn (`workers` sync workers,
+    default `WEB_CONCURRENCY` or the core count) and one daphne for /api/v1/ws*, ready
+    (/readyz 200 through nginx); all stopped on exit. `server.processes` lists the three
+    for CPU accounting (their children included)."""
+    django_setup()
+    from django.db import connection
+
+    nginx = nginx_binary()
+    public, web, ws = _free_port(), _free_port(), _free_port()
+    server_env = _server_env() | {"TRUSTED_PROXY_COUNT": "1"} | (env or {})
+    if workers:
+        server_env["WEB_CONCURRENCY"] = str(workers)
+    bin_dir = Path(sys.executable).parent
+    with _redis_running() as redis_note, tempfile.TemporaryDirectory(prefix="etrms-prod-") as tmp:
+        directory = Path(tmp)
+        directory.chmod(0o755)  # nginx's workers (nobody, when started as root) keep their temp files here
+        backend = f"127.0.0.1:{web}"
+        main = nginx_config_render(directory, listen=f"127.0.0.1:{public}", web=backend, ws=f"127.0.0.1:{ws}")
+        log_path = directory / "servers.log"
+        commands = [
+            [str(bin_dir / "gunicorn"), "-c", str(GUNICORN_CONFIG), "--bind", backend, "etrms.wsgi"],
+            [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(ws), "etrms.asgi:application"],
+            [nginx, "-p", str(directory), "-c", str(main)],
+        ]
+        processes = []
+        try:
+            with log_path.open("wb") as log:
+                for argv in commands:
+                    processes.append(
+                        subprocess.Popen(argv, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+                    )
+            url = f"http://127.0.0.1:{public}"
+            _wait_ready(url, processes[0], log_path)
+            yield Server(
+                url=url,
+                process=processes[0],
+                log_path=log_path,
+                database=connection.vendor,
+                redis=redis_note,
+                processes=processes,
+                backend_url=f"http://{backend}",
+                shape=f"nginx + gunicorn ({server_env.get('WEB_CONCURRENCY') or os.cpu_count()} sync workers)",
+            )
+        except BenchError as exc:
+            raise BenchError(f"{exc}\n{_tail(log_path)}") from exc
+        finally:
+            for process in reversed(processes):
+                _stop(process)
+
+
+# --- the REST comparison of SPEC §11 (bench/rest_baseline.py --production) ----------------
+def evaluate_fixture() -> tuple[str, dict]:
+    """The 100 x 50 book of bench/evaluate.py (built again), its user's token, and the
+    body of its `POST /risk/evaluate`. Marks stay fresh for the run (max_price_age 1 h)."""
+    from bench.evaluate import _config_for_run, book_build, username_for
+    from bench.rest_baseline import bench_token
+    from risk.bootstrap import default_breakers_ensure
+
+    default_breakers_ensure()
+    _config_for_run(3600)
+    book_build(positions=100, limits=50)
+    return bench_token(username=username_for(100, 50), migrate=False), {}
+
+
+def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, workers: int | None, pin: bool):
+    """`GET /auth/me`, `GET /risk/limits` and `POST /risk/evaluate` (100 x 50) on one
+    daphne process, then through nginx + gunicorn; returns {shape: [results]}."""
+    from bench.rest_baseline import measure, running_server
+
+    with _redis_running():  # the fixture's configuration change is announced through Redis
+        evaluate_token, evaluate_body = evaluate_fixture()
+    runs = {}
+
+    def three(server) -> list[dict]:
+        common = {"server": server, "duration": duration, "warmup": warmup, "connections": connections}
+        return [
+            measure("/api/v1/auth/me", token=token, **common),
+            measure("/api/v1/risk/limits", token=token, **common),
+            measure("/api/v1/risk/evaluate", method="POST", body=evaluate_body, token=evaluate_token, **common),
+        ]
+
+    with running_server(pin=pin) as server:
+        runs[server.describe()] = three(server)
+    with running_production(workers=workers) as server:
+        runs[server.describe()] = three(server)
+    return runs
+
+
+def production_main(args) -> int:
+    """The three endpoints on both shapes, each with its ratios to `/auth/me` on the same
+    server and to one daphne process (bench.production)."""
+    from bench.rest_baseline import _load_average, bench_token, format_table
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed. Install it with:  apt-get install wrk", file=sys.stderr)
+        return 2
+    token = bench_token()
+    print(f"host: {len(os.sched_getaffinity(0))} CPUs, load average {_load_average()} before the run")
+    try:
+        runs = shapes_compare(
+            token=token,
+            duration=args.duration,
+            warmup=args.warmup,
+            connections=args.connections,
+            workers=args.workers,
+            pin=not args.no_pin,
+        )
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"load average {_load_average()} after the run")
+    daphne, production = runs.values()
+    for name, results in runs.items():
+        print(f"\n{name}")
+        print(format_table(results))
+        me = results[0]["rps"]
+        print("share of /auth/me: " + ", ".join(f"{r['method']} {r['path']} {r['rps'] / me:.0%}" for r in results[1:]))
+    print()
+    for before, after in zip(daphne, production, strict=True):
+        print(f"production / daphne, {after['method']} {after['path']}: {after['rps'] / before['rps']:.2f}x")
+    return 0
