@@ -232,7 +232,7 @@ async def test_connections_and_stats_show_the_socket_and_its_subscriptions(trade
 
     await asyncio.sleep(0.1)  # the registry is written within a few ms of a change
     stats = (await sync_to_async(officer_client.get)("/api/v1/websocket/stats")).json()
-    mine = [item for item in stats["processes"] if item["process"] == hub_current().proc_id][0]
+    mine = next(item for item in stats["processes"] if item["process"] == hub_current().proc_id)
     assert mine["connections"] == 1 and mine["subscriptions"]["ticker"] == 1 and mine["subscriptions"]["alerts"] == 1
     assert mine["messages_in"] == 2 and mine["messages_out"] == 2  # the two acks
     assert stats["connections"] == sum(item["connections"] for item in stats["processes"])

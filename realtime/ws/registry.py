@@ -18,10 +18,13 @@ heard it, so the caller knows how many answers to wait for.
 """
 
 import json
+import logging
 import time
 import uuid
 
 from etrms.redis_client import platform_redis
+
+logger = logging.getLogger("realtime.ws")
 
 PROCS_KEY = "etrms:ws:procs"
 CONTROL_CHANNEL = "etrms:ws:control"
@@ -130,6 +133,7 @@ def broadcast_send(*, channel: str, message, symbols: list | None, sender: str, 
             },
         }
     )
+    logger.debug("broadcast %s heard by %s hubs", request_id, heard)
     client = platform_redis()
     delivered, deadline = 0, time.monotonic() + BROADCAST_WAIT_SECONDS
     for _ in range(heard):
