@@ -63,10 +63,15 @@ class DaphneWriter:
         self.paused = False
         self.on_resume = None
         self.producing = True
+        # Daphne hands over the HTTP channel's transport on upgrade with that channel still
+        # registered as its producer (it would only stop reading the socket): take its place.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
         try:
-            protocol.registerProducer(self, True)
-        except RuntimeError:  # another producer: write without back-pressure
+            self.transport.registerProducer(self, True)
+        except RuntimeError:  # write without back-pressure
             self.producing = False
+            logger.warning("WebSocket: no back-pressure on %r", self.transport)
 
     @property
     def open(self) -> bool:
