@@ -206,3 +206,36 @@ async def test_expired_token_is_refused_by_daphne(servers):
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(f"{servers[0].ws_url}?token={token}")
     assert refused.value.response.status_code == 403
+
+
+async def test_ticker_subscription_to_btcusdt_receives_paper_ticks_within_a_second(servers, worker_database_url):
+    """`make run`'s path: the feed process streams BTCUSDT on demand (nobody monitors it)."""
+    import os
+    import subprocess
+    import sys
+
+    from realtime.testing import ROOT
+
+    platform_redis().delete("etrms:feed:demand")
+    env = dict(os.environ, DATABASE_URL=worker_database_url, PYTHONUNBUFFERED="1")
+    feed = subprocess.Popen(
+        [sys.executable, "manage.py", "run_feed"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await wait_until(lambda: platform_redis().get("etrms:feed:status"), timeout=30, what="the feed running")
+        ws = await websockets.connect(f"{servers[0].ws_url}?token={token_for()}")
+        subscribed = time.monotonic()
+        assert (await subscribe(ws, "ticker", symbols=["BTCUSDT"]))["type"] == "ack"
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert frame["channel"] == "ticker" and frame["symbol"] == "BTCUSDT" and frame["exchange"] == "paper"
+        assert time.monotonic() - subscribed < 1.5
+        second = json.loads(await asyncio.wait_for(ws.recv(), 2))
+        assert second["symbol"] == "BTCUSDT"
+        await ws.close()
+    finally:
+        feed.terminate()
+        feed.wait(timeout=20)
