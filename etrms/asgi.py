@@ -14,14 +14,28 @@ from etrms.metrics import metrics_server_start  # noqa: E402
 metrics_server_start("ws")  # METRICS_PORT_WS; nothing when unset
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-from etrms.websocket_routes import websocket_urlpatterns  # noqa: E402
 from etrms.ws_auth import JWTQueryAuthMiddleware  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """A browser's Origin must be one of ALLOWED_HOSTS (as AllowedHostsOriginValidator);
+    a client that sends none (a bot, websocat, Python websockets) is not a browser that
+    a page could drive, and its token in the query string is its only credential."""
+
+    def valid_origin(self, parsed_origin) -> bool:
+        return parsed_origin is None or super().valid_origin(parsed_origin)
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(JWTQueryAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": BrowserOriginValidator(
+            JWTQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
+            settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []),
+        ),
     }
 )

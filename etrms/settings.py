@@ -221,6 +221,15 @@ PRICE_ALERT_MAX_ACTIVE = env.int("PRICE_ALERT_MAX_ACTIVE", default=100)
 # How often (seconds) a process's price-alert index checks Redis for a changed alert set.
 PRICE_ALERT_INDEX_CHECK_SECONDS = env.float("PRICE_ALERT_INDEX_CHECK_SECONDS", default=0.25)
 
+# WebSockets (realtime/ws): the per-process hub's limits and clocks (docs/decisions.md).
+WS_MAX_SYMBOLS = env.int("WS_MAX_SYMBOLS", default=100)  # ticker + trades symbols per socket
+WS_ON_DEMAND_MAX_SYMBOLS = env.int("WS_ON_DEMAND_MAX_SYMBOLS", default=20)  # unmonitored symbols streamed
+WS_RELIABLE_BUFFER = env.int("WS_RELIABLE_BUFFER", default=1000)  # unsent alerts/acks before a close
+WS_HEARTBEAT_SECONDS = env.float("WS_HEARTBEAT_SECONDS", default=2.0)
+WS_REGISTRY_TTL_SECONDS = env.int("WS_REGISTRY_TTL_SECONDS", default=30)  # a dead process is gone after this
+WS_USER_STREAM_SECONDS = env.float("WS_USER_STREAM_SECONDS", default=1.0)  # positions/accounts/metrics rebuilds
+WS_REDIS_MAX_CONNECTIONS = env.int("WS_REDIS_MAX_CONNECTIONS", default=16)  # per daphne process
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

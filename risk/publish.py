@@ -1,11 +1,9 @@
 """Alert publishing: the one place risk services push alerts out of the process.
 
-Each new or changed alert is published after its transaction commits, twice:
-- on the channel layer, to the owner's group `alerts.user.<uuid>` as
-  `{"type": "alert.message", "alert": <payload>}` (Channels consumers);
-- with a Redis PUBLISH on `etrms:alerts` as `{"user_id", "alert": <payload>}`, the
-  fan-out path of SPEC §11 (one SUBSCRIBE per daphne process, addressed to the user's
-  sockets, no per-channel `group_send` on the tick -> alert path).
+Each new or changed alert is published after its transaction commits with one Redis
+PUBLISH on `etrms:alerts` as `{"user_id", "alert": <payload>}`: the fan-out path of
+SPEC §11 (one SUBSCRIBE per daphne process, addressed to the user's sockets by
+`realtime.ws.hub`; no channel-layer `group_send` on the tick -> alert path).
 
 The payload is ETRMS's alert format plus `id`, `severity`, `alert_type` and `status`
 (SPEC §7), so a client can acknowledge what it receives. The row is the source of
@@ -15,8 +13,6 @@ truth: a publish that fails is logged and a client catches up with `since_alert_
 import json
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from etrms.outage import REDIS_ERRORS, degraded
@@ -28,16 +24,10 @@ from risk.models import RiskAlert
 logger = logging.getLogger(__name__)
 
 REDIS_ALERTS_CHANNEL = "etrms:alerts"
-CHANNEL_MESSAGE_TYPE = "alert.message"
 # Alert types whose `type` and `condition_name` are their own name.
 SELF_NAMED_TYPES = (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE, AlertType.KILL_SWITCH)
 # Metadata keys that ETRMS's `context` carries as numbers for limit alerts.
 _CONTEXT_NUMBERS = ("current_value", "threshold", "warning_value")
-
-
-def alerts_group(user_id) -> str:
-    """The channel-layer group of one user's alerts."""
-    return f"alerts.user.{user_id}"
 
 
 def _as_number(value):
@@ -86,14 +76,6 @@ def alert_payload(alert: RiskAlert) -> dict:
 
 
 def _send(user_id, payload: dict) -> None:
-    try:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(alerts_group(user_id), {"type": CHANNEL_MESSAGE_TYPE, "alert": payload})
-    except REDIS_ERRORS as exc:
-        degraded(logger, f"Alert {payload['id']}: not published", exc)
-    except Exception:
-        logger.exception("Alert %s: channel-layer publish failed", payload["id"])
     try:
         platform_redis().publish(REDIS_ALERTS_CHANNEL, json.dumps({"user_id": str(user_id), "alert": payload}))
     except REDIS_ERRORS as exc:

@@ -45,6 +45,7 @@ from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.market_data import market_caches_put
 from realtime.services.price_alert_index import price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
+from realtime.ws.demand import demanded_markets, markets_merge
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
 from risk.services.index import RiskIndex, index_activate
 
@@ -229,6 +230,11 @@ class Feed:
         while True:
             try:
                 markets = await self.db(monitored_markets)
+                try:  # what WebSocket subscribers ask for beyond monitoring (realtime.ws.demand)
+                    markets = markets_merge(markets, await demanded_markets(self.redis))
+                    self._ok("reading on-demand markets")
+                except Exception as error:
+                    self._failed("reading on-demand markets", error)
                 self._markets_apply(markets)
                 self._ok("reading monitored markets")
             except Exception as error:

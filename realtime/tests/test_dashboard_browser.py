@@ -19,6 +19,7 @@ from django.conf import settings
 from conftest import TEST_PASSWORD, wait_for
 from realtime.tests.live_stack import LiveStack
 from risk.models import RiskAlert
+from risk.services.breakers import breaker_create
 from risk.tests import books
 from risk.tests.factories import RiskAlertFactory, RiskLimitFactory
 
@@ -34,7 +35,7 @@ pytestmark = [
 
 
 def ws_route_present() -> bool:
-    from etrms.websocket_routes import websocket_urlpatterns
+    from realtime.routing import websocket_urlpatterns
 
     return any("api/v1/ws" in str(getattr(route, "pattern", "")) for route in websocket_urlpatterns)
 
@@ -152,7 +153,6 @@ def live_book(make_user, trader, paper_account):
 
 @pytest.mark.skipif(not ws_route_present(), reason="no WebSocket consumer is routed at /api/v1/ws yet (issue 12)")
 def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, api_client_for, trader):
-    from risk.models import CircuitBreaker
 
     limit = live_book
     page = logged_in(browser, stack.url, "live-officer")
@@ -193,8 +193,14 @@ def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, ap
     assert {a["id"]: a["status"] for a in listed}[str(alert.pk)] == "acknowledged"
 
     # A breaker trips under dry run and shows latched with its action result.
-    CircuitBreaker.objects.create(
-        name="live-size", condition_type="max_position_size", threshold=Decimal(1000), action="close_position"
+    breaker_create(  # through the service: the feed's index hears of it (the settings version moves)
+        actor=None,
+        data={
+            "name": "live-size",
+            "condition_type": "max_position_size",
+            "threshold": "1000",
+            "action": "close_position",
+        },
     )
     latched = page.locator("#breakers tr[data-name=live-size][data-state=latched]")
     latched.wait_for(timeout=15000)
