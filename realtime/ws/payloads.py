@@ -13,13 +13,13 @@ from decimal import Decimal
 
 from accounts import selectors
 from accounts.models import ExchangeAccount
+from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
 from risk.models import RiskAlert
 from risk.publish import alert_payload
 from risk.services.assess import metrics_compute
 from risk.services.snapshots import Book, accounts_load, positions_load
 
 ZERO = Decimal(0)
-POSITIONS, ACCOUNTS, RISK_METRICS, ALERTS = "positions", "accounts", "risk-metrics", "alerts"
 USER_STREAMS = (POSITIONS, ACCOUNTS, RISK_METRICS)
 REPLAY_MAX = 1000
 

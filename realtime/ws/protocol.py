@@ -10,8 +10,8 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from realtime.ws.payloads import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS
-
+# Pure: imported by the URL conf (the management API), so it imports no domain module.
+POSITIONS, ACCOUNTS, RISK_METRICS, ALERTS = "positions", "accounts", "risk-metrics", "alerts"
 MARKET_CHANNELS = ("ticker", "trades")
 STREAM_CHANNELS = (POSITIONS, ACCOUNTS, RISK_METRICS, ALERTS)
 CHANNELS = MARKET_CHANNELS + STREAM_CHANNELS
