@@ -23,7 +23,9 @@ def _label(status: assess.LimitStatus) -> str:
 def _spec(status: assess.LimitStatus, level: str) -> AlertSpec:
     bound = status.threshold if level == "exceeded" else status.warning
     value = "undefined (equity <= 0)" if status.value is None else decimal_str(status.value)
-    message = f"{_label(status).capitalize()} {LEVEL_WORDS[level]}: {value} >= {decimal_str(bound)}"
+    label = _label(status)
+    # Only the first letter: symbols stay as written (BTCUSDT).
+    message = f"{label[:1].upper()}{label[1:]} {LEVEL_WORDS[level]}: {value} >= {decimal_str(bound)}"
     if level == "warning":
         message += f" (threshold {decimal_str(status.threshold)})"
     metadata = {

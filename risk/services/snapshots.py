@@ -421,7 +421,7 @@ def _config_build(version: int) -> ConfigView:
             name=breaker.name,
             description=breaker.description,
             condition_type=breaker.condition_type,
-            threshold=breaker.threshold,
+            threshold=breaker.threshold.normalize(),  # 1000, not 1000.000000000000, in summaries
             action=breaker.action,
             symbols=_frozen(breaker.symbols),
             exchanges=_frozen(breaker.exchanges),
