@@ -292,3 +292,48 @@ def test_a_losing_streak_on_a_hedged_symbol_closes_both_legs(trader, officer, pa
         PaperOrder.objects.filter(account=paper_account, reduce_only=True).values_list("client_order_id", flat=True)
     )
     assert ids == {f"{trip.client_order_id}-l", f"{trip.client_order_id}-s"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_killed_between_latch_and_action_leaves_a_trip_the_sweep_acts_on(
+    trader, officer, losing_paper, worker_database_url
+):
+    """B4 with a real kill: a separate process latches the stop-loss trip (committed), then
+    is killed with SIGKILL before its action runs; the sweep closes the position with
+    the trip's client order id."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    live(officer)
+    stop_loss()
+    script = (
+        "import os, signal\n"
+        "from django.utils import timezone\n"
+        "from risk.services.assess import BreakerHit\n"
+        "from risk.services.snapshots import book_load, config_view_get\n"
+        "from risk.services.trips import trip_latch\n"
+        f"(position,) = book_load(user_id='{trader.pk}').positions\n"
+        "(breaker,) = config_view_get(fresh=True).breakers\n"
+        "hit = BreakerHit(breaker=breaker, position=position, latch_key=f'position:{position.id}', context={}, "
+        "summary='stop')\n"
+        "trip_latch(hit=hit, dry_run=False, now=timezone.now())\n"
+        "os.kill(os.getpid(), signal.SIGKILL)  # dies before the action runs\n"
+    )
+    env = dict(os.environ, DATABASE_URL=worker_database_url)
+    died = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, capture_output=True, timeout=120
+    )
+    assert died.returncode == -9, died.stderr.decode()[-2000:]
+    trip = BreakerTrip.objects.get()
+    assert trip.action_status == ActionStatus.PENDING and trip.action_attempts == 0
+    assert PaperPosition.objects.filter(account=losing_paper).exists()
+
+    BreakerTrip.objects.filter(pk=trip.pk).update(triggered_at=timezone.now() - timedelta(seconds=STUCK_AFTER_SECONDS))
+    assert evaluation_sweep()["recovered_trips"] == 1
+    trip.refresh_from_db()
+    assert trip.action_status == ActionStatus.SUCCEEDED, trip.action_result
+    assert PaperOrder.objects.get(client_order_id=trip.client_order_id).filled == D("0.5")
+    assert not PaperPosition.objects.filter(account=losing_paper).exists()
