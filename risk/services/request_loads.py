@@ -57,6 +57,7 @@ from risk.services.snapshots import (
     _datetime,
     _decimal,
     _today,
+    position_view,
 )
 
 BOOK_WIDTH = 18
@@ -307,29 +308,7 @@ def _book_parse(rows: list, *, owner, wants_desk: bool) -> tuple[Book, DeskTotal
 
 def _position(row, accounts: dict) -> PositionView:
     """A "P" row: kind, id, account, symbol, side, hedged, POSITION_DECIMALS, POSITION_DATETIMES (as text)."""
-    size, entry, mark, notional, upnl, realized, leverage, peak, best, peak_entry = row[6:16]
-    account = accounts[int(row[2])]
-    return PositionView(
-        int(row[1]),
-        account.user_id,
-        account.id,
-        account.exchange,
-        row[3],
-        row[4],
-        _bool(row[5]),
-        Decimal(size),
-        Decimal(entry),
-        Decimal(mark),
-        _datetime(row[16]),
-        Decimal(notional),
-        Decimal(upnl),
-        Decimal(realized),
-        None if leverage is None else Decimal(leverage),
-        Decimal(peak),
-        Decimal(best),
-        _datetime(row[17]),
-        Decimal(peak_entry),
-    )
+    return position_view(int(row[1]), accounts[int(row[2])], row[3], row[4], _bool(row[5]), row[6:16], row[16], row[17])
 
 
 # --- 2. limits, open state, streaks ------------------------------------------------------------
