@@ -68,8 +68,11 @@ def redis_clients_pointed_at(url: str, settings):
         RateLimiter.script = None  # a script is bound to the client that registered it
 
     settings.REDIS_PLATFORM_URL = location.url(settings.REDIS_DB_PLATFORM)
+    # Every cache alias (sessions included: the session middleware opens its cache on
+    # every request), at the same database of the new server.
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location.url(2)}
+        alias: {**config, "LOCATION": location.url(settings.REDIS_DB_CACHE)}
+        for alias, config in originals["CACHES"].items()
     }
     settings.CHANNEL_LAYERS = {
         "default": {
