@@ -1,5 +1,6 @@
-# ETRMS image: one image for web (daphne), worker, beat, feed and the one-shot migrate.
-# docker-compose.yml picks the process with `command:`; the default is the web server.
+# ETRMS image: one image for web (gunicorn), ws (daphne), worker, beat, feed and the
+# one-shot migrate. docker-compose.yml picks the process with `command:`; the default is
+# the WSGI web server.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,6 +25,7 @@ COPY risk ./risk
 COPY jobs ./jobs
 COPY realtime ./realtime
 COPY templates ./templates
+COPY deploy ./deploy
 
 # Static files are collected into the image (whitenoise serves them). The settings need a
 # secret key and a field-encryption key to import; throwaway values for this one command
@@ -40,6 +42,7 @@ USER etrms
 
 EXPOSE 8000
 
-# Without --proxy-headers: the client address comes from the socket, and the proxies in
-# front are declared with TRUSTED_PROXY_COUNT (DRF reads X-Forwarded-For that deep).
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "etrms.asgi:application"]
+# The WSGI tier (deploy/gunicorn.conf.py: WEB_CONCURRENCY sync workers). The client
+# address comes from the socket; the proxies in front (nginx included) are declared with
+# TRUSTED_PROXY_COUNT (DRF reads X-Forwarded-For that deep).
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "etrms.wsgi"]

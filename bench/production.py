@@ -118,7 +118,8 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
                         subprocess.Popen(argv, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
                     )
             url = f"http://127.0.0.1:{public}"
-            _wait_ready(url, processes[0], log_path)
+            _wait_ready(url, processes[0], log_path)  # nginx and gunicorn
+            _wait_ready(f"http://127.0.0.1:{ws}", processes[1], log_path)  # daphne, for /api/v1/ws*
             yield Server(
                 url=url,
                 process=processes[0],

@@ -24,6 +24,11 @@ from functools import cache
 
 from django.conf import settings
 from django.http import HttpResponse
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Label-less series open their file in this directory as they are created, below.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,

@@ -131,3 +131,11 @@ def test_env_example_sets_every_variable_the_settings_read():
     mentioned = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert read, "no environment reads found in settings.py; the pattern above is stale"
     assert read - mentioned == set()
+
+
+def test_the_image_carries_the_server_configuration():
+    """compose's web command reads deploy/gunicorn.conf.py inside the image."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY deploy ./deploy" in dockerfile
+    assert (ROOT / "deploy" / "gunicorn.conf.py").is_file()
+    assert (ROOT / "deploy" / "nginx" / "etrms.conf.template").is_file()
