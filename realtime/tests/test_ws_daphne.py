@@ -192,9 +192,14 @@ async def test_daphne_killed_with_9_leaves_the_registry(servers, worker_database
         await wait_until(
             lambda: not [item for item in connections(servers[0]) if item["user_id"] == user], what="forgotten"
         )
+        await wait_until(
+            lambda: (
+                doomed.process.pid
+                not in [item["pid"] for item in http(servers[0], "GET", "/websocket/stats")[1]["processes"]]
+            ),
+            what="its process forgotten",
+        )
         assert time.monotonic() - killed < 3 + 2  # the TTL, plus a heartbeat
-        processes = http(servers[0], "GET", "/websocket/stats")[1]["processes"]
-        assert doomed.process.pid not in [item["pid"] for item in processes]
     finally:
         doomed.kill()
 

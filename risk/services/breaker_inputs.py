@@ -103,19 +103,13 @@ def recorded_marks_clear() -> None:
         _recorded_marks.clear()
 
 
-def breaker_inputs_load(
-    *, book: Book, config: ConfigView, now: datetime, latched_keys=(), streaks: assess.BreakerInputs | None = None
-) -> assess.BreakerInputs:
+def breaker_inputs_load(*, book: Book, config: ConfigView, now: datetime, latched_keys=()) -> assess.BreakerInputs:
     """Closed-trade streaks and price ranges, only for breakers that need them; the
-    book's marks are recorded as volatility samples first. `streaks`: the streaks and
-    re-arm cutoffs when the caller loaded them already (`request_loads`)."""
+    book's marks are recorded as volatility samples first."""
     floors = config.volatility_floors()
     if floors:
         marks_record(book, floors=floors)
-    if streaks is not None:
-        closed_trades, cutoffs = streaks.closed_trades, streaks.streak_cutoffs
-    else:
-        closed_trades, cutoffs = streak_inputs_load(book=book, config=config, latched_keys=latched_keys)
+    closed_trades, cutoffs = streak_inputs_load(book=book, config=config, latched_keys=latched_keys)
     return assess.BreakerInputs(
         closed_trades=closed_trades,
         streak_cutoffs=cutoffs,
