@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.responses import bare
 from risk.services.check_order import order_check
 from risk.services.check_order_rules import OrderRequest
@@ -18,7 +19,7 @@ from risk.validators import exchange_normalize, symbol_normalize
 POSITIVE = {"max_digits": 32, "decimal_places": 12, "min_value": 0}
 
 
-class CheckOrderInput(serializers.Serializer):
+class CheckOrderInput(StrictSerializer):
     exchange = serializers.CharField(max_length=32)
     symbol = serializers.CharField(max_length=32)
     side = serializers.ChoiceField(choices=["buy", "sell"])
@@ -73,8 +74,5 @@ class CheckOrderApi(APIView):
     def post(self, request):
         data = CheckOrderInput(data=request.data)
         data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data.keys() if hasattr(request.data, "keys") else []) - set(data.fields))
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         result = order_check(user_id=request.user.pk, order=OrderRequest(**data.validated_data))
         return bare(result.as_dict())

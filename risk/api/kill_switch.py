@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
@@ -67,7 +68,7 @@ def kill_switch_out(kill: KillSwitch) -> dict:
     }
 
 
-class KillSwitchInput(serializers.Serializer):
+class KillSwitchInput(StrictSerializer):
     scope = serializers.ChoiceField(choices=KillScope.choices)
     user_id = serializers.UUIDField(required=False, allow_null=True)
     exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
@@ -85,9 +86,6 @@ class KillSwitchApi(RiskApi):
     def post(self, request):
         data = KillSwitchInput(data=request.data)
         data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data.keys() if hasattr(request.data, "keys") else []) - set(data.fields))
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         values = data.validated_data
         kill = kill_switch_engage(
             actor=request.user,

@@ -9,6 +9,7 @@ risk officer sets one level, with a reason.
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
 from etrms.roles import is_risk_officer
@@ -61,7 +62,7 @@ class TradingStateQuery(serializers.Serializer):
         return None if value in (None, "") else exchange_normalize(value, field=None)
 
 
-class TradingStateInput(serializers.Serializer):
+class TradingStateInput(StrictSerializer):
     level = serializers.ChoiceField(choices=TradingLevel.choices)
     exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
     user_id = serializers.UUIDField(required=False, allow_null=True)
@@ -86,9 +87,6 @@ class TradingStateApi(RiskApi):
     def put(self, request):
         data = TradingStateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data.keys() if hasattr(request.data, "keys") else []) - set(data.fields))
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         values = data.validated_data
         row = trading_state_set(
             actor=request.user,
