@@ -67,7 +67,10 @@ def test_redis_down_enqueue_then_redis_up_the_job_completes_once(
         # (same database, the session's Redis) may publish and run it first: one
         # database, two brokers, a shape production never has.
         if done.worker == worker.name:
-            assert int(platform.hgetall(WORKER_STATS_KEY.format(worker.name))[b"processed"]) == 1
+            # The worker counts a job after it has written the row: wait for the count.
+            stats_key = WORKER_STATS_KEY.format(worker.name)
+            processed = wait_for(lambda: platform.hget(stats_key, "processed"), message="the worker's count")
+            assert int(processed) == 1
         assert worker.process.poll() is None
     finally:
         worker.stop()
