@@ -251,6 +251,8 @@ JOB_WORKER_HEARTBEAT_SECONDS = env.float("JOB_WORKER_HEARTBEAT_SECONDS", default
 JOB_SUPERVISOR_INTERVAL_SECONDS = env.float("JOB_SUPERVISOR_INTERVAL_SECONDS", default=0.5)
 # Past its soft limit a job gets this long before the hard limit kills it.
 JOB_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOB_HARD_TIMEOUT_GRACE_SECONDS", default=5)
+# A job message that arrives while the database is down goes back to the broker after this pause.
+JOB_DATABASE_RETRY_SECONDS = env.float("JOB_DATABASE_RETRY_SECONDS", default=1.0)
 JOB_DEFAULT_TIMEOUT_SECONDS = 300
 JOB_DEFAULT_MAX_RETRIES = 3
 
