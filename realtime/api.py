@@ -10,9 +10,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from accounts.exchanges import UnknownSymbol, normalize_symbol
+from accounts.fields import ExchangeIdField
+from etrms.api.inputs import PositiveDecimalField, SymbolField
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer, user_filter
 from etrms.api.responses import bare
+from etrms.api.schema import string_in
 from etrms.api.throttles import ScopedRateThrottle
 from etrms.roles import is_risk_officer
 from realtime import cache
@@ -175,10 +178,21 @@ class CacheClearApi(CacheApi):
 
 class CacheInvalidateInput(serializers.Serializer):
     cache_type = serializers.ChoiceField(choices=CLEARABLE, required=False, default=cache.ALL)
-    symbols = serializers.ListField(
-        child=serializers.RegexField(r"^[A-Za-z0-9/:_-]{2,40}$"), required=False, max_length=1000
+    symbols = serializers.ListField(  # two letters or digits at least, once accounts' normalize_symbol drops separators
+        child=serializers.RegexField(r"^(?:[/:_-]*[A-Za-z0-9]){2}[A-Za-z0-9/:_-]*$", max_length=40),
+        required=False,
+        max_length=1000,
     )
     keys = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
+
+    # validate(): symbols or keys, not empty; user_session entries have no symbol.
+    document_rules = {
+        "anyOf": [
+            {"properties": {"symbols": {"minItems": 1}}, "required": ["symbols"]},
+            {"properties": {"keys": {"minItems": 1}}, "required": ["keys"]},
+        ],
+        "not": {"properties": {"cache_type": string_in("user_session")}, "required": ["cache_type", "symbols"]},
+    }
 
     def validate_symbols(self, values):
         try:
@@ -241,15 +255,12 @@ class PriceAlertListOutput(serializers.Serializer):
 
 class PriceAlertCreateApi(CacheApi):
     class PriceAlertInput(serializers.Serializer):
-        symbol = serializers.CharField(max_length=40)
+        symbol = SymbolField(max_length=40)
         condition = serializers.ChoiceField(choices=PriceAlertCondition.choices)
-        target_price = serializers.DecimalField(max_digits=32, decimal_places=12, min_value=0)
-        exchange = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
-
-        def validate_target_price(self, value):
-            if value <= 0:
-                raise serializers.ValidationError("Must be greater than zero.")
-            return value
+        target_price = PositiveDecimalField(
+            max_digits=32, decimal_places=12, positive_message="Must be greater than zero."
+        )
+        exchange = ExchangeIdField(max_length=32, required=False, allow_null=True, allow_blank=True)
 
     @extend_schema(
         request=PriceAlertInput,

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from etrms.api.inputs import SymbolField
 from jobs.registry import job_handler
 from jobs.services.cleanup import cleanup_step
 from risk.services.alerts import alerts_delete_resolved
@@ -14,7 +15,7 @@ from risk.validators import symbol_normalize
 
 class EvaluateRiskArgs(serializers.Serializer):
     user_id = serializers.UUIDField(required=False, allow_null=True, help_text="One user; default every user.")
-    symbol = serializers.CharField(required=False, allow_null=True, max_length=32, help_text="Narrows the report.")
+    symbol = SymbolField(required=False, allow_null=True, max_length=32, help_text="Narrows the report.")
 
     def validate_symbol(self, value):
         return None if value in (None, "") else symbol_normalize(value, field=None)

@@ -350,7 +350,7 @@ class ExchangeConfig(models.Model):
     # Issue 15: the venue's dead-man's switch, kept armed by the feed for monitored
     # accounts; the venue cancels their open orders this long after ETRMS goes silent.
     dead_mans_switch_seconds = models.PositiveIntegerField(
-        default=0, help_text="0 = off. Where the venue has one (Binance USD-M); never on paper."
+        default=0, help_text="0 = off. Where the venue has one (Binance USD-M; paper has none)."
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,11 +13,13 @@ from risk.constants import AlertSeverity, AlertStatus
 from risk.selectors import alert_get, alert_list
 from risk.services.alerts import alert_acknowledge, alert_resolve
 
+ALERT_TYPE_PATTERN = r"^[a-z_]{1,48}$"
+
 
 class AlertListQuery(PageQuery):
     status = serializers.ChoiceField(choices=AlertStatus.choices, required=False)
     severity = serializers.ChoiceField(choices=AlertSeverity.choices, required=False)
-    alert_type = serializers.RegexField(r"^[a-z_]{1,48}$", required=False)
+    alert_type = serializers.RegexField(ALERT_TYPE_PATTERN, required=False)
 
     default_limit = 50
 
@@ -27,7 +29,7 @@ class AlertListApi(RiskApi):
         parameters=[
             OpenApiParameter("status", str, enum=AlertStatus.values),
             OpenApiParameter("severity", str, enum=AlertSeverity.values),
-            OpenApiParameter("alert_type", str),
+            OpenApiParameter("alert_type", str, pattern=ALERT_TYPE_PATTERN),
             OpenApiParameter("user_id", str, description="Risk officers: one user's alerts."),
             OpenApiParameter("limit", int, description="Default 50, at most 1000."),
             OpenApiParameter("offset", int),

@@ -13,9 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import ReadAnyWriteRiskOfficer
 from etrms.api.responses import envelope
+from risk.api import breaker_document  # noqa: F401  (documents BreakerFields)
 from risk.api.common import ConfigApi, RiskApi
 from risk.api.outputs import breaker_out
 from risk.selectors import breaker_get, breaker_list
@@ -78,12 +80,20 @@ class RiskBreakerDisableApi(RiskBreakerEnableApi):
     enabled = False
 
 
+class BreakerBody(StrictSerializer):
+    circuit_breaker = BreakerFields()
+
+
 class ConfigBreakerListApi(ConfigApi):
     @extend_schema(parameters=PAGE_PARAMETERS, description="Circuit breaker configurations, by name.")
     def get(self, request):
         return envelope(_list(request), message="Circuit breaker configurations")
 
-    @extend_schema(description='Add a circuit breaker: `{"circuit_breaker": {...}}` (risk officers).')
+    @extend_schema(
+        request=BreakerBody,
+        responses={201: OpenApiTypes.OBJECT},
+        description='Add a circuit breaker: `{"circuit_breaker": {...}}` (risk officers).',
+    )
     def post(self, request):
         definition = _wrapped(request, "circuit_breaker")
         breaker = breaker_create(actor=request.user, data=definition, field="circuit_breaker")

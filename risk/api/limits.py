@@ -1,18 +1,22 @@
 """Phase 4 risk limits: `/risk/limits` (list, create) and `/risk/limits/{id}` (get,
 put, patch, delete). Bare objects, decimal strings."""
 
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 
-from etrms.api.inputs import StrictSerializer
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer, SymbolField
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
+from etrms.api.schema import decimal_pattern, string_in
 from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.limit_changes import pending_out  # issue 15: four eyes
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
-from risk.constants import LimitType
+from risk.constants import SYMBOL_LIMIT_TYPES, THRESHOLD_CEILINGS, LimitType
 from risk.models import MONEY, LimitChange
 from risk.selectors import limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
@@ -27,12 +31,44 @@ class StrictBooleanField(serializers.BooleanField):
     FALSE_VALUES = {False, "false", "False", "FALSE", "0"}
 
 
+def _at_most(ceiling: Decimal) -> str:
+    return decimal_pattern(whole=20, places=MONEY["decimal_places"], signed=False, positive=True, ceiling=ceiling)
+
+
 class LimitInput(StrictSerializer):
-    symbol = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    symbol = SymbolField(max_length=32, required=False, allow_null=True, allow_blank=True)
     limit_type = serializers.ChoiceField(choices=LimitType.choices)
-    threshold_value = serializers.DecimalField(**MONEY)
-    warning_value = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+    threshold_value = PositiveDecimalField(**MONEY)
+    warning_value = PositiveDecimalField(**MONEY, required=False, allow_null=True)
     enabled = StrictBooleanField(required=False, default=True)
+
+    # RiskLimit.clean(): only a position_size limit takes a symbol; fractions and
+    # percentages have a ceiling. (warning_value < threshold_value is checked too; JSON
+    # Schema cannot compare two fields: the description says it.)
+    document_rules = {
+        "allOf": [
+            {
+                "anyOf": [
+                    {"properties": {"limit_type": string_in(*sorted(SYMBOL_LIMIT_TYPES))}, "required": ["limit_type"]},
+                    {"not": {"required": ["symbol"]}},
+                ]
+            },
+            *(
+                {
+                    "anyOf": [
+                        {"properties": {"limit_type": {"not": string_in(limit_type)}}},
+                        {
+                            "properties": {
+                                "threshold_value": {"pattern": _at_most(ceiling)},
+                                "warning_value": {"pattern": _at_most(ceiling)},
+                            }
+                        },
+                    ]
+                }
+                for limit_type, ceiling in sorted(THRESHOLD_CEILINGS.items())
+            ),
+        ]
+    }
 
 
 class LimitCreateInput(LimitInput):
@@ -82,12 +118,20 @@ class LimitListCreateApi(RiskApi):
             }
         )
 
-    @extend_schema(request=LimitCreateInput, description="Create a risk limit (risk officers: for any `user_id`).")
+    @extend_schema(
+        request=LimitCreateInput,
+        responses={201: OpenApiTypes.OBJECT},
+        description="Create a risk limit (risk officers: for any `user_id`). warning_value is below threshold_value.",
+    )
     def post(self, request):
         data = LimitCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         limit = limit_create(actor=request.user, **data.validated_data)
         return bare(limit_out(limit, with_user=True), status=status.HTTP_201_CREATED)
+
+
+# Four eyes (issue 15): a loosening by an officer answers 202 with the pending change.
+HELD_OR_DONE = {200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT}
 
 
 class LimitDetailApi(RiskApi):
@@ -99,7 +143,11 @@ class LimitDetailApi(RiskApi):
     def get(self, request, limit_id):
         return self._item(request, limit_get(viewer=request.user, limit_id=limit_id))
 
-    @extend_schema(request=LimitInput, description="Replace a limit (omitted optional fields take their defaults).")
+    @extend_schema(
+        request=LimitInput,
+        responses=HELD_OR_DONE,
+        description="Replace a limit (omitted optional fields take their defaults).",
+    )
     def put(self, request, limit_id):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
         data = LimitInput(data=request.data)
@@ -107,7 +155,9 @@ class LimitDetailApi(RiskApi):
         changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
         return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
-    @extend_schema(request=LimitInput(partial=True), description="Change some fields of a limit.")
+    @extend_schema(
+        request=LimitInput(partial=True), responses=HELD_OR_DONE, description="Change some fields of a limit."
+    )
     def patch(self, request, limit_id):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
         data = LimitInput(data=request.data, partial=True)
@@ -117,6 +167,7 @@ class LimitDetailApi(RiskApi):
             changes.pop("enabled", None)  # the field's default must not apply to a PATCH
         return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
+    @extend_schema(responses={204: None, 202: OpenApiTypes.OBJECT})
     def delete(self, request, limit_id):
         held = limit_delete_or_request(actor=request.user, limit=limit_get(viewer=request.user, limit_id=limit_id))
         if held is not None:

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='exchangeconfig',
             name='dead_mans_switch_seconds',
-            field=models.PositiveIntegerField(default=0, help_text='0 = off. Where the venue has one (Binance USD-M); never on paper.'),
+            field=models.PositiveIntegerField(default=0, help_text='0 = off. Where the venue has one (Binance USD-M; paper has none).'),
         ),
         migrations.AddField(
             model_name='historicalexchangeconfig',
             name='dead_mans_switch_seconds',
-            field=models.PositiveIntegerField(default=0, help_text='0 = off. Where the venue has one (Binance USD-M); never on paper.'),
+            field=models.PositiveIntegerField(default=0, help_text='0 = off. Where the venue has one (Binance USD-M; paper has none).'),
         ),
     ]

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from etrms.api.inputs import StrictSerializer
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer
 from etrms.errors import Conflict, InvalidInput
 from risk.constants import BreakerAction, ConditionType
 from risk.history import history_actor_set
@@ -26,7 +26,7 @@ class BreakerFields(StrictSerializer):
     )
     description = serializers.CharField(allow_blank=True, required=False, max_length=2000)
     condition_type = serializers.ChoiceField(choices=ConditionType.choices)
-    threshold = serializers.DecimalField(**MONEY)
+    threshold = PositiveDecimalField(**MONEY, positive_message="threshold must be positive.")
     action = serializers.ChoiceField(choices=BreakerAction.choices)
     symbols = serializers.JSONField(required=False, allow_null=True)
     exchanges = serializers.JSONField(required=False, allow_null=True)

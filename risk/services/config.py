@@ -16,8 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.exchanges import PAPER
-from etrms.api.inputs import StrictSerializer
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer
 from etrms.errors import InvalidInput
 from risk.history import history_actor_set
 from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
@@ -30,13 +29,10 @@ DEAD_MANS_SWITCH_MAX_SECONDS = 3600
 DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
 
 
-def _positive(value):
-    if value is not None and value <= 0:
-        raise serializers.ValidationError("Must be positive (null for no cap).")
-
-
 def _cap(**kwargs):
-    return serializers.DecimalField(**MONEY, allow_null=True, validators=[_positive], **kwargs)
+    return PositiveDecimalField(
+        **MONEY, allow_null=True, positive_message="Must be positive (null for no cap).", **kwargs
+    )
 
 
 class SettingsSerializer(StrictSerializer):
@@ -170,8 +166,6 @@ def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeC
     """Update the exchange's config, creating it when absent."""
     exchange = exchange_normalize(exchange)
     values = settings_validate(ExchangeSettings, settings)
-    if exchange == PAPER and values.get("dead_mans_switch_seconds"):
-        raise InvalidInput({"settings": {"dead_mans_switch_seconds": ["Paper has no dead-man's switch: 0 only."]}})
     config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
         exchange=exchange
     )
