@@ -1,5 +1,7 @@
 """OpenAPI generation: the stateless JWT bearer scheme, operation ids from the path,
-and plain JSON objects for views that declare no serializer."""
+plain JSON objects for views that declare no serializer, and input documents as strict
+as the API (issue 10 C6): field patterns as DRF parses values, serializers'
+`document_rules`, the values apps enumerate for parameters."""
 
 import copy
 import re
@@ -85,9 +87,8 @@ class AutoSchema(openapi.AutoSchema):
         return "_".join([*tokens, *suffix, self.method.lower()])
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
-        """A decimal's pattern as DRF parses it: at least one digit (drf-spectacular's
-        admits ""), no sign where the field refuses negatives, no zero where it refuses
-        zero."""
+        """A decimal's pattern as DRF parses it (drf-spectacular's admits ""), and an input
+        text's (no NUL; not blank once trimmed unless blank is allowed)."""
         result = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(field, serializers.DecimalField) and "pattern" in result:
             result["pattern"] = field_decimal_pattern(field)
@@ -102,7 +103,8 @@ class AutoSchema(openapi.AutoSchema):
         return result
 
     def _map_basic_serializer(self, serializer, direction):
-        """A strict input serializer says so: unknown keys are a 400."""
+        """A strict input serializer says so (unknown keys are a 400); a partial one
+        requires nothing; `document_rules` join the component."""
         result = super()._map_basic_serializer(serializer, direction)
         if serializer.partial and direction == "request":  # any subset of the fields
             result.pop("required", None)

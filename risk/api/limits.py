@@ -32,7 +32,10 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 def _at_most(ceiling: Decimal) -> str:
-    return decimal_pattern(whole=20, places=MONEY["decimal_places"], signed=False, positive=True, ceiling=ceiling)
+    places = MONEY["decimal_places"]
+    return decimal_pattern(
+        whole=MONEY["max_digits"] - places, places=places, signed=False, positive=True, ceiling=ceiling
+    )
 
 
 class LimitInput(StrictSerializer):
