@@ -25,7 +25,13 @@ from risk.models import (
     SymbolConfig,
 )
 from risk.services.alerts import alert_acknowledge, alert_resolve
-from risk.services.breakers import breaker_create, breaker_delete, breaker_set_enabled, breaker_update
+from risk.services.breakers import (
+    breaker_create,
+    breaker_delete,
+    breaker_fields_parse,
+    breaker_set_enabled,
+    breaker_update,
+)
 from risk.services.config import (
     GlobalSettings,
     exchange_config_delete,
@@ -268,13 +274,11 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             original = CircuitBreaker.objects.get(pk=obj.pk)
-            saved = breaker_update(
-                actor=request.user, breaker=original, updates=self._changes(form, BREAKER_FORM_FIELDS), field=None
-            )
+            changes = breaker_fields_parse(self._changes(form, BREAKER_FORM_FIELDS), partial=True)
+            saved = breaker_update(actor=request.user, breaker=original, **changes)
         else:
-            saved = breaker_create(
-                actor=request.user, data={name: form.cleaned_data[name] for name in BREAKER_FORM_FIELDS}
-            )
+            definition = {name: form.cleaned_data[name] for name in BREAKER_FORM_FIELDS}
+            saved = breaker_create(actor=request.user, **breaker_fields_parse(definition, partial=False))
         obj.pk, obj.symbols, obj.exchanges = saved.pk, saved.symbols, saved.exchanges
         obj._state.adding = False
 

@@ -195,12 +195,10 @@ def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, ap
     # A breaker trips under dry run and shows latched with its action result.
     breaker_create(  # through the service: the feed's index hears of it (the settings version moves)
         actor=None,
-        data={
-            "name": "live-size",
-            "condition_type": "max_position_size",
-            "threshold": "1000",
-            "action": "close_position",
-        },
+        name="live-size",
+        condition_type="max_position_size",
+        threshold=Decimal("1000"),
+        action="close_position",
     )
     latched = page.locator("#breakers tr[data-name=live-size][data-state=latched]")
     latched.wait_for(timeout=15000)

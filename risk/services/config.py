@@ -283,7 +283,7 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
     """Apply a snapshot: global settings, symbol and exchange configs, breakers (upserted
     by name; with `prune_breakers`, breakers absent from the snapshot are deleted).
     Everything is validated before anything is written (one transaction)."""
-    from risk.services.breakers import breaker_create, breaker_delete, breaker_update
+    from risk.services.breakers import breaker_create, breaker_delete, breaker_fields_parse, breaker_update
 
     if not isinstance(snapshot, dict):
         raise InvalidInput({"snapshot": ["Must be a JSON object."]})
@@ -310,10 +310,11 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
         names.add(definition["name"])
         existing = CircuitBreaker.objects.filter(name=definition["name"]).first()
         if existing is None:
-            breaker_create(actor=actor, data=definition)
+            breaker_create(actor=actor, **breaker_fields_parse(definition, partial=False))
             summary["breakers_created"] += 1
         else:
-            breaker_update(actor=actor, breaker=existing, updates={k: v for k, v in definition.items() if k != "name"})
+            changes = breaker_fields_parse({k: v for k, v in definition.items() if k != "name"}, partial=True)
+            breaker_update(actor=actor, breaker=existing, **changes)
             summary["breakers_updated"] += 1
     if prune_breakers:
         for breaker in CircuitBreaker.objects.exclude(name__in=names):
