@@ -33,11 +33,14 @@ from risk.services.breakers import (
     breaker_update,
 )
 from risk.services.config import (
+    ExchangeSettings,
     GlobalSettings,
+    SymbolSettings,
     exchange_config_delete,
     exchange_config_update,
     global_config_get,
     global_config_update,
+    settings_parse,
     symbol_config_delete,
     symbol_config_update,
 )
@@ -395,7 +398,8 @@ class GlobalConfigAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         settings = {name: form.cleaned_data[name] for name in form.changed_data if name in GlobalSettings().fields}
-        global_config_update(actor=request.user, settings={key: _plain(value) for key, value in settings.items()})
+        values = settings_parse(GlobalSettings, {key: _plain(value) for key, value in settings.items()})
+        global_config_update(actor=request.user, **values)
 
 
 def _plain(value):
@@ -421,9 +425,8 @@ class SymbolConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         fields = ("max_position_size", "max_leverage", "trading_enabled", "max_order_notional")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         with transaction.atomic():
-            saved = symbol_config_update(
-                actor=request.user, symbol=obj.symbol, settings={k: _plain(v) for k, v in values.items()}
-            )
+            values = settings_parse(SymbolSettings, {k: _plain(v) for k, v in values.items()})
+            saved = symbol_config_update(actor=request.user, symbol=obj.symbol, **values)
         obj.pk, obj.symbol = saved.pk, saved.symbol
         obj._state.adding = False
 
@@ -446,9 +449,8 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         fields = ("max_exposure", "enabled", "testnet", "trading_enabled")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
-        saved = exchange_config_update(
-            actor=request.user, exchange=obj.exchange, settings={k: _plain(v) for k, v in values.items()}
-        )
+        values = settings_parse(ExchangeSettings, {k: _plain(v) for k, v in values.items()})
+        saved = exchange_config_update(actor=request.user, exchange=obj.exchange, **values)
         obj.pk, obj.exchange = saved.pk, saved.exchange
         obj._state.adding = False
 

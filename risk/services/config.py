@@ -69,14 +69,23 @@ class ExchangeSettings(SettingsSerializer):
     trading_enabled = serializers.BooleanField()  # issue 15
 
 
-def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:
-    """A partial settings object -> validated values. Unknown keys are a 400."""
+def settings_parse(schema: type[serializers.Serializer], raw) -> dict:
+    """A partial settings object (a request body's, a snapshot's, the admin's form) ->
+    the keyword values of the `*_config_update` services. Unknown keys are a 400, and
+    every error is under `settings`."""
     if not isinstance(raw, dict):
-        raise InvalidInput({field: ["Must be an object of settings."]})
+        raise InvalidInput({"settings": ["Must be an object of settings."]})
     serializer = schema(data=raw, partial=True)
     if not serializer.is_valid():
-        raise InvalidInput({field: serializer.errors})
+        raise InvalidInput({"settings": serializer.errors})
     return dict(serializer.validated_data)
+
+
+def _known(schema: type[serializers.Serializer], values: dict) -> dict:
+    unknown = set(values) - set(schema().fields)
+    if unknown:
+        raise TypeError(f"Not a setting of {schema.__name__}: {', '.join(sorted(unknown))}")
+    return values
 
 
 # --- reads that create the singleton ----------------------------------------------------
@@ -97,8 +106,9 @@ def _apply(instance, values: dict, *, actor) -> bool:
 
 
 @transaction.atomic
-def global_config_update(*, actor, settings: dict) -> GlobalConfig:
-    values = settings_validate(GlobalSettings, settings)
+def global_config_update(*, actor, **values) -> GlobalConfig:
+    """`values`: settings of `GlobalSettings`, as `settings_parse` returns them."""
+    _known(GlobalSettings, values)
     config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
     config = config or global_config_get()
     previous_interval, was_dry_run = config.monitoring_interval_seconds, config.dry_run
@@ -150,10 +160,11 @@ def config_reset(*, actor) -> GlobalConfig:
 
 
 @transaction.atomic
-def symbol_config_update(*, actor, symbol: str, settings: dict) -> SymbolConfig:
-    """Update the symbol's config, creating it when absent."""
+def symbol_config_update(*, actor, symbol: str, **values) -> SymbolConfig:
+    """Update the symbol's config, creating it when absent. `values`: settings of
+    `SymbolSettings`, as `settings_parse` returns them."""
     symbol = symbol_normalize(symbol)
-    values = settings_validate(SymbolSettings, settings)
+    _known(SymbolSettings, values)
     config = SymbolConfig.objects.select_for_update().filter(symbol=symbol).first() or SymbolConfig(symbol=symbol)
     if _apply(config, values, actor=actor) or config._state.adding:
         history_actor_set(config, actor_id(actor))
@@ -163,10 +174,11 @@ def symbol_config_update(*, actor, symbol: str, settings: dict) -> SymbolConfig:
 
 
 @transaction.atomic
-def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeConfig:
-    """Update the exchange's config, creating it when absent."""
+def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
+    """Update the exchange's config, creating it when absent. `values`: settings of
+    `ExchangeSettings`, as `settings_parse` returns them."""
     exchange = exchange_normalize(exchange)
-    values = settings_validate(ExchangeSettings, settings)
+    _known(ExchangeSettings, values)
     config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
         exchange=exchange
     )
@@ -292,13 +304,13 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
         raise InvalidInput({"snapshot": [f"Unknown sections: {', '.join(sorted(unknown))}."]})
     summary = {"global": False, "symbols": 0, "exchanges": 0, "breakers_created": 0, "breakers_updated": 0}
     if "global" in snapshot:
-        global_config_update(actor=actor, settings=snapshot["global"])
+        global_config_update(actor=actor, **settings_parse(GlobalSettings, snapshot["global"]))
         summary["global"] = True
     for symbol, values in (snapshot.get("symbols") or {}).items():
-        symbol_config_update(actor=actor, symbol=symbol, settings=values)
+        symbol_config_update(actor=actor, symbol=symbol, **settings_parse(SymbolSettings, values))
         summary["symbols"] += 1
     for exchange, values in (snapshot.get("exchanges") or {}).items():
-        exchange_config_update(actor=actor, exchange=exchange, settings=values)
+        exchange_config_update(actor=actor, exchange=exchange, **settings_parse(ExchangeSettings, values))
         summary["exchanges"] += 1
     breakers = snapshot.get("circuit_breakers") or []
     if not isinstance(breakers, list):

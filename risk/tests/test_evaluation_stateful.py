@@ -417,7 +417,7 @@ class EvaluationPaths(RuleBasedStateMachine):
         """An officer switches dry run off (releasing dry-run latches) or on again."""
         self.now += timedelta(seconds=1)
         value = not self.model.dry_run
-        global_config_update(actor=self.officer, settings={"dry_run": value})
+        global_config_update(actor=self.officer, dry_run=value)
         platform_redis().incr(INDEX_VERSION_KEY)  # what the service's after-commit hook does
         self.model.dry_run_set(value, self.now)
         self._step(a_event=lambda: None, b_event=self._index_sweep)
@@ -578,7 +578,7 @@ def test_index_dry_run_switched_off_then_a_tick_past_the_stop_acts_live(trader, 
     stopped_index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(85)}, at=t0)
     dry = BreakerTrip.objects.get()
     assert dry.dry_run
-    global_config_update(actor=officer, settings={"dry_run": False})
+    global_config_update(actor=officer, dry_run=False)
     platform_redis().incr(INDEX_VERSION_KEY)  # the service's after-commit hook
     dry.refresh_from_db()
     assert dry.released_at is not None

@@ -16,7 +16,7 @@ CHANGES = "/api/v1/risk/limit-changes"
 
 @pytest.fixture
 def four_eyes():
-    global_config_update(actor=None, settings={"four_eyes": True})
+    global_config_update(actor=None, four_eyes=True)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ D = Decimal
 
 
 def live(officer) -> None:
-    global_config_update(actor=officer, settings={"dry_run": False})
+    global_config_update(actor=officer, dry_run=False)
 
 
 def long_lived_marks() -> None:
