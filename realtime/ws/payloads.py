@@ -13,11 +13,12 @@ from decimal import Decimal
 
 from accounts import selectors
 from accounts.models import ExchangeAccount
+from accounts.selectors.books import accounts_load, positions_load
 from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
 from risk.models import RiskAlert
 from risk.publish import alert_payload
 from risk.services.assess import metrics_compute
-from risk.services.snapshots import Book, accounts_load, positions_load
+from risk.services.snapshots import Book
 
 ZERO = Decimal(0)
 USER_STREAMS = (POSITIONS, ACCOUNTS, RISK_METRICS)

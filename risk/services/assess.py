@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from accounts.selectors.books import PositionView
 from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType, LimitType
-from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView, PositionView
+from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

@@ -1,4 +1,5 @@
-"""Reads of the accounts app: snapshots for the API, the risk engine and the feed.
+"""Reads of the accounts app: snapshots for the API, the risk engine and the feed (the
+risk engine's in-memory books and desk aggregates: `accounts.selectors.books`).
 
 Scoping: `user_id=None` means every user (a risk officer's view); otherwise one user's.
 Money is Decimal in the selectors and in every sum the ETRMS payload builders
@@ -7,13 +8,11 @@ Money is Decimal in the selectors and in every sum the ETRMS payload builders
 """
 
 from collections import defaultdict
-from datetime import date as date_type
 from decimal import Decimal
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, MonitoringState, Position
+from accounts.models import ExchangeAccount, MonitoringState, Position
 
 ZERO = Decimal(0)
 
@@ -55,43 +54,6 @@ def account_list(*, user_id=None, exchange: str | None = None, enabled: bool | N
     if enabled is not None:
         accounts = accounts.filter(enabled=enabled)
     return accounts.order_by("exchange", "id")
-
-
-def balance_list(*, user_id=None, user_ids=None, exchange: str | None = None) -> QuerySet[Balance]:
-    balances = Balance.objects.select_related("account")
-    if user_id is not None:
-        balances = balances.filter(account__user_id=user_id)
-    if user_ids is not None:
-        balances = balances.filter(account__user_id__in=list(user_ids))
-    if exchange is not None:
-        balances = balances.filter(account__exchange=exchange)
-    return balances.order_by("account__exchange", "account_id")
-
-
-def closed_trade_list(*, user_id, exchange: str, symbol: str, limit: int = 20) -> list[ClosedTrade]:
-    """The user's most recent closed positions on `exchange` and `symbol`, newest first
-    (for `consecutive_losses`: `all(trade.is_loss for trade in trades[:n])`)."""
-    return list(
-        ClosedTrade.objects.filter(account__user_id=user_id, account__exchange=exchange, symbol=symbol).order_by(
-            "-closed_at", "-id"
-        )[:limit]
-    )
-
-
-def account_day_list(*, user_id=None, day: date_type | None = None) -> QuerySet[AccountDay]:
-    """Per-account daily rows (UTC `day`, today by default) with the account joined."""
-    day = day or timezone.now().date()
-    days = AccountDay.objects.select_related("account").filter(date=day)
-    if user_id is not None:
-        days = days.filter(account__user_id=user_id)
-    return days
-
-
-def daily_pnl_get(*, user_id, day: date_type | None = None) -> Decimal:
-    """The user's PnL since 00:00 UTC over all accounts: realized from fills (fees and
-    funding included; transfers excluded) + unrealized now - unrealized at 00:00. A
-    loss is negative."""
-    return sum((row.daily_pnl for row in account_day_list(user_id=user_id, day=day)), ZERO)
 
 
 def monitoring_state_get() -> MonitoringState:
