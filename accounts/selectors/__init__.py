@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
-from accounts.models import ExchangeAccount, MonitoringState, Position
+from accounts.exchanges import PAPER
+from accounts.models import ExchangeAccount, MonitoringState, PaperOrder, Position
 
 ZERO = Decimal(0)
 
@@ -24,13 +25,16 @@ def position_list(
     user_ids=None,
     exchange: str | None = None,
     symbol: str | None = None,
-    symbols=None,
-    open_only: bool = True,
+    account_id=None,
+    accounts=None,
 ) -> QuerySet[Position]:
-    """Positions with their account joined (one query), open ones by default."""
-    positions = Position.objects.select_related("account")
-    if open_only:
-        positions = positions.filter(closed_at__isnull=True)
+    """Open positions with their account joined (one query); `accounts`: ids, account
+    rows or a queryset of them."""
+    positions = Position.objects.select_related("account").filter(closed_at__isnull=True)
+    if account_id is not None:
+        positions = positions.filter(account_id=account_id)
+    if accounts is not None:
+        positions = positions.filter(account__in=accounts)
     if user_id is not None:
         positions = positions.filter(account__user_id=user_id)
     if user_ids is not None:
@@ -39,8 +43,6 @@ def position_list(
         positions = positions.filter(account__exchange=exchange)
     if symbol is not None:
         positions = positions.filter(symbol=symbol)
-    if symbols is not None:
-        positions = positions.filter(symbol__in=list(symbols))
     return positions.order_by("account__exchange", "symbol", "side", "id")
 
 
@@ -54,6 +56,35 @@ def account_list(*, user_id=None, exchange: str | None = None, enabled: bool | N
     if enabled is not None:
         accounts = accounts.filter(enabled=enabled)
     return accounts.order_by("exchange", "id")
+
+
+def position_get(*, position_id) -> Position | None:
+    """The position (open or closed) with its account, or None."""
+    return Position.objects.select_related("account").filter(pk=position_id).first()
+
+
+def account_get(*, account_id) -> ExchangeAccount:
+    return ExchangeAccount.objects.get(pk=account_id)
+
+
+def account_user_ids(*, exchange: str | None = None) -> list:
+    """Every user with an exchange account (on `exchange` when given)."""
+    accounts = ExchangeAccount.objects.all() if exchange is None else ExchangeAccount.objects.filter(exchange=exchange)
+    return list(accounts.values_list("user_id", flat=True).distinct())
+
+
+def account_exchanges(*, user_id) -> set[str]:
+    """The exchanges `user_id` has an account on."""
+    return set(ExchangeAccount.objects.filter(user_id=user_id).values_list("exchange", flat=True))
+
+
+def account_open_symbols(*, account: ExchangeAccount) -> set[str]:
+    """Symbols `account` holds an open position in and, on paper, has an order resting in."""
+    symbols = set(account.positions.filter(closed_at__isnull=True).values_list("symbol", flat=True))
+    if account.exchange == PAPER:
+        open_orders = account.paper_orders.filter(status=PaperOrder.Status.OPEN)
+        symbols |= set(open_orders.values_list("symbol", flat=True))
+    return symbols
 
 
 def monitoring_state_get() -> MonitoringState:

@@ -94,11 +94,11 @@ def _cancel(action: KillAction) -> tuple[str, str, dict]:
 
 
 def _close(action: KillAction) -> tuple[str, str, dict]:
-    from accounts.models import Position
+    from accounts.selectors import position_get
     from accounts.services.trading import orders_cancel_all, position_close
 
     details = dict(action.details or {})
-    position = Position.objects.select_related("account").filter(pk=action.position_ref).first()
+    position = position_get(position_id=action.position_ref)
     held = f"the {action.side} {fmt(action.size)} {action.symbol} position on {action.exchange}"
     order_side = "sell" if action.side == "long" else "buy"
     if action.dry_run:

@@ -4,7 +4,7 @@ action (risk.services.trips.trips_recover)."""
 
 import logging
 
-from accounts.models import ExchangeAccount
+from accounts.selectors import account_user_ids
 from risk.services.evaluation import evaluation_run
 from risk.services.trips import trips_recover
 
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 def users_with_exposure() -> list:
     """Every user with an exchange account (the sweep's population)."""
-    return list(ExchangeAccount.objects.values_list("user_id", flat=True).distinct())
+    return account_user_ids()
 
 
 def evaluation_sweep(*, user_id=None, symbol=None) -> dict:

@@ -102,14 +102,12 @@ def _describe_scope(row: TradingState) -> str:
 
 
 def _affected_user_ids(row: TradingState) -> list:
-    from accounts.models import ExchangeAccount
+    from accounts.selectors import account_user_ids
 
     if row.level == TradingLevel.USER:
         return [row.user_id]
-    accounts = ExchangeAccount.objects.all()
-    if row.level == TradingLevel.EXCHANGE:
-        accounts = accounts.filter(exchange=row.exchange)
-    return sorted(set(accounts.values_list("user_id", flat=True)), key=str)
+    exchange = row.exchange if row.level == TradingLevel.EXCHANGE else None
+    return sorted(account_user_ids(exchange=exchange), key=str)
 
 
 def _alert_change(row: TradingState, previous: str, who: str) -> list[RiskAlert]:

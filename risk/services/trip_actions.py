@@ -56,13 +56,12 @@ def _reduce_pct(additional_params: dict) -> Decimal:
 def _targets(trip: BreakerTrip) -> list:
     """The open positions the action acts on: the trip's position, or for a streak
     every leg the account holds in that symbol (both sides in hedge mode)."""
-    from accounts.models import Position
+    from accounts.selectors import position_get, position_list
 
-    positions = Position.objects.select_related("account")
     if trip.condition_type == ConditionType.CONSECUTIVE_LOSSES and trip.latch_key.startswith("streak:"):
         _, account_id, symbol = trip.latch_key.split(":", 2)
-        return list(positions.filter(account_id=int(account_id), symbol=symbol, closed_at__isnull=True))
-    position = positions.filter(pk=trip.position_ref).first()
+        return list(position_list(account_id=int(account_id), symbol=symbol))
+    position = position_get(position_id=trip.position_ref)
     if position is None:
         raise LookupError(f"position {trip.position_ref} no longer exists")
     return [position] if position.closed_at is None else []
@@ -205,9 +204,9 @@ def trip_action_run(*, trip: BreakerTrip, additional_params: dict) -> BreakerTri
     trip.action_attempts += 1
     seq = int(trip.action_details.get("order_seq", 0)) if trip.action_details else 0
     if trip.dry_run:
-        from accounts.models import Position
+        from accounts.selectors import position_get
 
-        position = Position.objects.filter(pk=trip.position_ref).first()
+        position = position_get(position_id=trip.position_ref)
         words, order_side, amount = _describe(trip, position, additional_params)
         trip.action_status = ActionStatus.DRY_RUN
         trip.action_result = f"Dry run: would {words}; nothing was sent"
