@@ -3,9 +3,9 @@
 from django.db.models import QuerySet
 
 from etrms.errors import NotFound
+from etrms.formatting import decimal_str, iso_utc
 from etrms.roles import is_risk_officer
 from realtime.models import PriceAlert
-from risk.formatting import decimal_str, iso_utc
 
 PRICE_ALERT_FIELDS = (
     "id",

@@ -5,6 +5,8 @@ Every save, delete and action calls the same services as the API; errors reach t
 officer through `message_user`.
 """
 
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -13,6 +15,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
+from etrms.formatting import decimal_plain
 from risk.constants import AlertStatus
 from risk.models import (
     BreakerTrip,
@@ -404,9 +407,7 @@ class GlobalConfigAdmin(SimpleHistoryAdmin):
 
 def _plain(value):
     """A form value back to what the settings schema parses (Decimals as strings)."""
-    from decimal import Decimal
-
-    return format(value, "f") if isinstance(value, Decimal) else value
+    return decimal_plain(value) if isinstance(value, Decimal) else value
 
 
 @admin.register(SymbolConfig)

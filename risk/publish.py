@@ -15,10 +15,10 @@ import logging
 
 from django.db import transaction
 
+from etrms.formatting import epoch_seconds, iso_utc
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
 from risk.constants import AlertType
-from risk.formatting import epoch_seconds, iso_utc
 from risk.models import RiskAlert
 
 logger = logging.getLogger(__name__)

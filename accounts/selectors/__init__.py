@@ -4,7 +4,7 @@ risk engine's in-memory books and desk aggregates: `accounts.selectors.books`).
 Scoping: `user_id=None` means every user (a risk officer's view); otherwise one user's.
 Money is Decimal in the selectors and in every sum the ETRMS payload builders
 (`*_payload`, `account_entry`) make; each number becomes a JSON number once, at the end
-(`json_numbers`), so a total reads 74946.49, never 74946.48999999999.
+(`etrms.formatting.json_numbers`), so a total reads 74946.49, never 74946.48999999999.
 """
 
 from collections import defaultdict
@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 
 from accounts.exchanges import PAPER
 from accounts.models import ExchangeAccount, MonitoringState, PaperOrder, Position
+from etrms.formatting import iso_utc, json_numbers
 
 ZERO = Decimal(0)
 
@@ -111,23 +112,8 @@ def monitored_markets() -> dict[str, list[str]]:
 
 
 # --- ETRMS payloads ---------------------------------------------------------------------
-def json_numbers(value):
-    """`value` with every Decimal turned into a JSON number (float), once."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: json_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_numbers(item) for item in value]
-    return value
-
-
 def _num(value) -> Decimal | None:
     return None if value is None else Decimal(value)
-
-
-def _iso(moment) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def position_item(position: Position, *, include_user: bool) -> dict:
@@ -145,8 +131,8 @@ def position_item(position: Position, *, include_user: bool) -> dict:
         "leverage": _num(position.leverage),
         "liquidation_price": _num(position.liquidation_price),
         "margin_ratio": _num(position.margin_ratio),
-        "opened_at": _iso(position.opened_at),
-        "mark_updated_at": _iso(position.mark_updated_at),
+        "opened_at": iso_utc(position.opened_at),
+        "mark_updated_at": iso_utc(position.mark_updated_at),
     }
     if include_user:
         item["user_id"] = str(position.account.user_id)
@@ -223,7 +209,7 @@ def _account_status(account: ExchangeAccount) -> dict:
         "testnet": account.testnet,
         "enabled": account.enabled,
         "has_credentials": account.has_credentials,
-        "last_synced_at": _iso(account.last_synced_at),
+        "last_synced_at": iso_utc(account.last_synced_at),
         "last_sync_failed": account.last_sync_failed,
         "last_sync_error": account.last_sync_error or None,
     }
@@ -279,11 +265,11 @@ def monitoring_status_payload() -> dict:
         "exchanges": state.exchanges,
         "symbols": state.symbols,
         "interval": state.interval_seconds if state.running else monitoring_interval_default(),
-        "last_sync": _iso(state.last_sync_at),
+        "last_sync": iso_utc(state.last_sync_at),
         "last_error": state.last_error or None,
-        "last_error_at": _iso(state.last_error_at),
-        "started_at": _iso(state.started_at),
-        "stopped_at": _iso(state.stopped_at),
+        "last_error_at": iso_utc(state.last_error_at),
+        "started_at": iso_utc(state.started_at),
+        "stopped_at": iso_utc(state.stopped_at),
         "scheduled_task": MONITORING_TASK_NAME if state.pk and state.started_at else None,
         "feed": feed_status_read(),
     }

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
-from risk.formatting import decimal_str, iso_utc, number
+from etrms.formatting import decimal_str, iso_utc, number
 from risk.models import BreakerTrip, RiskLimit
 from risk.services import assess
 from risk.services.evaluation import compute

@@ -14,6 +14,7 @@ from decimal import Decimal
 from accounts import selectors
 from accounts.models import ExchangeAccount
 from accounts.selectors.books import accounts_load, positions_load
+from etrms.formatting import json_numbers
 from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
 from risk.models import RiskAlert
 from risk.publish import alert_payload
@@ -103,7 +104,7 @@ def _risk_metrics(books: list[Book]) -> dict:
     leverages = [item["leverage"] for item in totals]
     equity = sum((item["equity"] for item in totals), ZERO)
     exposure = sum((item["total_exposure"] for item in totals), ZERO)
-    return selectors.json_numbers(
+    return json_numbers(
         {
             "risk_metrics": {
                 "total_exposure": exposure,

@@ -12,8 +12,8 @@ from rest_framework import serializers
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare
+from etrms.formatting import iso_utc
 from risk.api.common import RiskApi
-from risk.formatting import iso_utc
 from risk.models import LimitChange, LimitChangeStatus
 from risk.services.limit_changes import limit_change_approve, limit_change_withdraw, limit_changes_list
 

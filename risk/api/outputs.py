@@ -1,7 +1,7 @@
 """How risk objects look in responses: Phase 4 shapes (decimal strings, ISO times) and
 ETRMS shapes (JSON numbers). Plain functions over rows, so lists cost one query."""
 
-from risk.formatting import decimal_str, iso_utc, number
+from etrms.formatting import decimal_str, iso_utc, number
 from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
 
 LIMIT_FIELDS = (

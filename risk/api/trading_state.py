@@ -13,9 +13,9 @@ from accounts.selectors import account_exchanges
 from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
+from etrms.formatting import iso_utc
 from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
-from risk.formatting import iso_utc
 from risk.models import TradingLevel, TradingState, TradingStateValue
 from risk.services.trading_state import effective_of, trading_state_set, trading_states_load
 from risk.validators import exchange_normalize

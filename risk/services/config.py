@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from etrms.api.inputs import StrictSerializer
 from etrms.errors import InvalidInput
+from etrms.formatting import decimal_plain, iso_utc
 from risk.history import history_actor_set
 from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
 from risk.services import hooks
@@ -191,9 +192,7 @@ def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
 
 # --- snapshots ----------------------------------------------------------------------------
 def _plain(value):
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return value
+    return decimal_plain(value) if isinstance(value, Decimal) else value
 
 
 def _settings_of(instance, schema) -> dict:
@@ -219,7 +218,7 @@ def config_snapshot() -> dict:
     """Settings and breakers as plain JSON (decimals as exact strings)."""
     return {
         "version": SNAPSHOT_VERSION,
-        "saved_at": timezone.now().isoformat().replace("+00:00", "Z"),
+        "saved_at": iso_utc(timezone.now()),
         "global": _settings_of(global_config_get(), GlobalSettings),
         "symbols": {config.symbol: _settings_of(config, SymbolSettings) for config in SymbolConfig.objects.all()},
         "exchanges": {

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from etrms.errors import Conflict, NotFound, PermissionDenied
-from risk.formatting import decimal_str
+from etrms.formatting import decimal_str
 from risk.models import LimitChange, LimitChangeKind, LimitChangeStatus, RiskLimit
 from risk.services.common import actor_id, actor_is_officer
 from risk.services.config import global_config_get

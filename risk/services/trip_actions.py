@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
+from etrms.formatting import decimal_plain
 from etrms.metrics import BREAKER_ACTIONS
 from risk.constants import DEFAULT_REDUCE_PCT, ActionStatus, BreakerAction, ConditionType
 from risk.models import BreakerTrip
@@ -36,10 +37,6 @@ HUNDRED = Decimal(100)
 RUNNABLE = (ActionStatus.PENDING, ActionStatus.FAILED, ActionStatus.PARTIAL)
 # Issue 15: actions on the position owner's user-level trading state, and the state each sets.
 STATE_ACTIONS = {BreakerAction.SET_REDUCING: "reducing", BreakerAction.HALT_TRADING: "halted"}
-
-
-def fmt(value) -> str:
-    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
 
 
 def client_order_id_for(trip_id, seq: int = 0) -> str:
@@ -76,12 +73,16 @@ def _describe(trip: BreakerTrip, position, params: dict) -> tuple[str, str, Deci
         return f"cancel all open {trip.symbol} orders on {trip.exchange}", "", None
     if trip.action in STATE_ACTIONS:
         return f"set the position owner's trading state to {STATE_ACTIONS[trip.action]}", "", None
-    held = f"the {side} {fmt(size)} {trip.symbol} position on {trip.exchange}"
+    held = f"the {side} {decimal_plain(size)} {trip.symbol} position on {trip.exchange}"
     if trip.action == BreakerAction.CLOSE_POSITION:
-        return f"close {held} with a reduce-only market {order_side} of {fmt(size)}", order_side, size
+        return f"close {held} with a reduce-only market {order_side} of {decimal_plain(size)}", order_side, size
     pct = _reduce_pct(params)
     amount = size * pct / HUNDRED
-    return f"reduce {held} by {fmt(pct)}% with a reduce-only market {order_side} of {fmt(amount)}", order_side, amount
+    return (
+        f"reduce {held} by {decimal_plain(pct)}% with a reduce-only market {order_side} of {decimal_plain(amount)}",
+        order_side,
+        amount,
+    )
 
 
 def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: str, leg: dict) -> dict:
@@ -98,11 +99,13 @@ def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: st
         missing = target - Decimal(leg.get("filled") or 0)
         pct = min(HUNDRED, missing / position.size * HUNDRED)
         order = position_reduce(position=position, reduce_pct=pct, client_order_id=client_order_id)
-        leg["target"] = fmt(target)
+        leg["target"] = decimal_plain(target)
         wanted = missing
     if order.status == REJECTED:
-        raise RuntimeError(f"the exchange rejected order {order.id} ({order.status}, filled {fmt(order.filled)})")
-    leg["filled"] = fmt(Decimal(leg.get("filled") or 0) + order.filled)
+        raise RuntimeError(
+            f"the exchange rejected order {order.id} ({order.status}, filled {decimal_plain(order.filled)})"
+        )
+    leg["filled"] = decimal_plain(Decimal(leg.get("filled") or 0) + order.filled)
     # An order the venue left working (nothing or part filled) is cancelled before the
     # remainder is sent again, so the two can never both fill.
     leg["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
@@ -110,9 +113,9 @@ def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: st
         "order_id": order.id,
         "client_order_id": order.client_order_id,
         "side": order.side,
-        "amount": fmt(order.amount),
-        "filled": fmt(order.filled),
-        "average_price": fmt(order.average_price) if order.average_price is not None else None,
+        "amount": decimal_plain(order.amount),
+        "filled": decimal_plain(order.filled),
+        "average_price": decimal_plain(order.average_price) if order.average_price is not None else None,
         "status": order.status,
         "complete": order.fully_filled and order.filled >= wanted,
     }
@@ -152,7 +155,7 @@ def _execute(trip: BreakerTrip, params: dict, seq: int) -> tuple[str, str, dict]
     verb = (
         "Position closed"
         if trip.action == BreakerAction.CLOSE_POSITION
-        else f"Position reduced by {fmt(_reduce_pct(params))}%"
+        else f"Position reduced by {decimal_plain(_reduce_pct(params))}%"
     )
     if not complete:
         verb = "PARTIAL: not fully filled" if filled_any else "FAILED: not filled"
@@ -210,7 +213,11 @@ def trip_action_run(*, trip: BreakerTrip, additional_params: dict) -> BreakerTri
         words, order_side, amount = _describe(trip, position, additional_params)
         trip.action_status = ActionStatus.DRY_RUN
         trip.action_result = f"Dry run: would {words}; nothing was sent"
-        trip.action_details = {"would": trip.action, "side": order_side, "amount": fmt(amount) if amount else None}
+        trip.action_details = {
+            "would": trip.action,
+            "side": order_side,
+            "amount": decimal_plain(amount) if amount else None,
+        }
     else:
         try:
             trip.action_status, trip.action_result, details = _execute(trip, additional_params, seq)

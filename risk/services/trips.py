@@ -17,31 +17,23 @@ dry-run trip never blocks a live action.
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from etrms.formatting import decimal_plain, json_numbers
 from etrms.metrics import BREAKER_TRIPS
 from risk.constants import ActionStatus, AlertSeverity, AlertType
 from risk.models import BreakerTrip, CircuitBreaker
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
 from risk.services.common import actor_id
-from risk.services.trip_actions import client_order_id_for, fmt, trip_action_run
+from risk.services.trip_actions import client_order_id_for, trip_action_run
 
 logger = logging.getLogger(__name__)
 
 STUCK_AFTER_SECONDS = 30  # a latched trip not acted on by then lost its process
-
-
-def _plain(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
 
 
 def trip_latch(*, hit, dry_run: bool, now=None) -> BreakerTrip | None:
@@ -70,7 +62,7 @@ def trip_latch(*, hit, dry_run: bool, now=None) -> BreakerTrip | None:
             triggered_at=now,
             dry_run=dry_run,
             context={
-                **_plain(hit.context),
+                **json_numbers(hit.context),
                 "side": position.side,
                 "size": float(position.size),
                 "mark_price": float(position.mark_price),
@@ -112,7 +104,7 @@ def _alert_metadata(trip: BreakerTrip, description: str = "") -> dict:
         "symbol": trip.symbol,
         "position_id": trip.position_ref,
         "trip_id": str(trip.id),
-        "threshold": fmt(trip.threshold),
+        "threshold": decimal_plain(trip.threshold),
         "context": {key: value for key, value in trip.context.items() if key != "summary"},
         "action": trip.action,
         "dry_run": trip.dry_run,
