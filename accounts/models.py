@@ -13,6 +13,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from etrms.formatting import decimal_human
+
 
 def money(**kwargs) -> models.DecimalField:
     kwargs.setdefault("default", Decimal(0))
@@ -186,7 +188,7 @@ class Position(models.Model):
         ordering = ["symbol", "side"]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.size} {self.symbol} on {self.account.exchange}"
+        return f"{self.side} {decimal_human(self.size)} {self.symbol} on {self.account.exchange}"
 
     @property
     def is_open(self) -> bool:
@@ -224,7 +226,7 @@ class ClosedTrade(models.Model):
         ordering = ["-closed_at"]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.symbol} closed {self.closed_at:%Y-%m-%d %H:%M} ({self.realized_pnl})"
+        return f"{self.side} {self.symbol} closed {self.closed_at:%Y-%m-%d %H:%M} ({decimal_human(self.realized_pnl)})"
 
     @property
     def is_loss(self) -> bool:
@@ -314,7 +316,7 @@ class PaperPosition(models.Model):
         ordering = ["symbol", "side"]
 
     def __str__(self) -> str:
-        return f"paper {self.side} {self.size} {self.symbol}"
+        return f"paper {self.side} {decimal_human(self.size)} {self.symbol}"
 
 
 class PaperOrder(models.Model):
@@ -352,7 +354,7 @@ class PaperOrder(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"paper {self.type} {self.side} {self.amount} {self.symbol} ({self.status})"
+        return f"paper {self.type} {self.side} {decimal_human(self.amount)} {self.symbol} ({self.status})"
 
 
 class PaperFill(models.Model):
@@ -371,4 +373,4 @@ class PaperFill(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"paper fill {self.side} {self.amount} {self.symbol} @ {self.price}"
+        return f"paper fill {self.side} {decimal_human(self.amount)} {self.symbol} @ {decimal_human(self.price)}"

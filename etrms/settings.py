@@ -84,7 +84,7 @@ METRICS_PORTS = {
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "etrms.admin_site.EtrmsAdminConfig",  # django.contrib.admin with the officer's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from etrms.formatting import decimal_human
 from risk.constants import (
     SYMBOL_LIMIT_TYPES,
     THRESHOLD_CEILINGS,
@@ -99,7 +100,7 @@ class RiskLimit(models.Model):
         indexes = [models.Index(fields=["user", "-created_at"], name="risk_limit_user_created")]
 
     def __str__(self) -> str:
-        return f"{self.limit_type} {self.symbol or '*'} <= {self.threshold_value}"
+        return f"{self.limit_type} {self.symbol or '*'} <= {decimal_human(self.threshold_value)}"
 
     @property
     def officer_set(self) -> bool:
