@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 
 from etrms.errors import NotFound
 from etrms.formatting import decimal_str, iso_utc
-from etrms.roles import is_risk_officer
+from etrms.roles import visible_to
 from realtime.models import PriceAlert
 
 PRICE_ALERT_FIELDS = (
@@ -23,9 +23,7 @@ PRICE_ALERT_FIELDS = (
 
 def price_alert_list(*, viewer, user_id=None, status: str | None = None) -> QuerySet[PriceAlert]:
     """The viewer's alerts (a risk officer: everyone's, or `user_id`'s), newest first."""
-    queryset = PriceAlert.objects.all()
-    if not is_risk_officer(viewer):
-        queryset = queryset.filter(user_id=viewer.pk)
+    queryset = visible_to(PriceAlert.objects.all(), viewer)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     if status is not None:

@@ -3,15 +3,8 @@
 from django.db.models import QuerySet
 
 from etrms.errors import NotFound
-from etrms.roles import is_risk_officer
+from etrms.roles import visible_to
 from risk.models import CircuitBreaker, ExchangeConfig, RiskAlert, RiskLimit, SymbolConfig
-
-
-def _owned(queryset: QuerySet, *, viewer) -> QuerySet:
-    """A trader sees their own rows; an officer everyone's."""
-    if is_risk_officer(viewer):
-        return queryset
-    return queryset.filter(user_id=viewer.pk)
 
 
 def _where(queryset: QuerySet, **filters) -> QuerySet:
@@ -23,27 +16,27 @@ def _where(queryset: QuerySet, **filters) -> QuerySet:
 def limit_list(*, viewer, user_id=None, symbol=None, limit_type=None, enabled=None) -> QuerySet:
     """Newest first. `symbol` matches exactly (a null-symbol limit is not returned for a
     symbol filter)."""
-    queryset = _owned(RiskLimit.objects.all(), viewer=viewer)
+    queryset = visible_to(RiskLimit.objects.all(), viewer)
     queryset = _where(queryset, user_id=user_id, symbol=symbol, limit_type=limit_type, enabled=enabled)
     return queryset.order_by("-created_at", "-id")
 
 
 def limit_get(*, viewer, limit_id) -> RiskLimit:
     """The limit, or a 404 if it is unknown or not the viewer's (officers see all)."""
-    limit = _owned(RiskLimit.objects.all(), viewer=viewer).filter(pk=limit_id).first()
+    limit = visible_to(RiskLimit.objects.all(), viewer).filter(pk=limit_id).first()
     if limit is None:
         raise NotFound("Risk limit not found.")
     return limit
 
 
 def alert_list(*, viewer, user_id=None, status=None, severity=None, alert_type=None) -> QuerySet:
-    queryset = _owned(RiskAlert.objects.all(), viewer=viewer)
+    queryset = visible_to(RiskAlert.objects.all(), viewer)
     queryset = _where(queryset, user_id=user_id, status=status, severity=severity, alert_type=alert_type)
     return queryset.order_by("-triggered_at", "-id")
 
 
 def alert_get(*, viewer, alert_id) -> RiskAlert:
-    alert = _owned(RiskAlert.objects.all(), viewer=viewer).filter(pk=alert_id).first()
+    alert = visible_to(RiskAlert.objects.all(), viewer).filter(pk=alert_id).first()
     if alert is None:
         raise NotFound("Risk alert not found.")
     return alert

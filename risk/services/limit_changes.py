@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from etrms.errors import Conflict, NotFound, PermissionDenied
 from etrms.formatting import decimal_str
+from etrms.roles import visible_to
 from risk.models import LimitChange, LimitChangeKind, LimitChangeStatus, RiskLimit
 from risk.services.common import actor_id, actor_is_officer
 from risk.services.config import global_config_get
@@ -144,9 +145,7 @@ def limit_change_withdraw(*, actor, change_id) -> LimitChange:
 
 def limit_changes_list(*, viewer, status: str | None = LimitChangeStatus.PENDING):
     """Limit changes, newest first: an officer sees all, a trader those of their limits."""
-    changes = LimitChange.objects.all()
+    changes = visible_to(LimitChange.objects.all(), viewer)
     if status:
         changes = changes.filter(status=status)
-    if not actor_is_officer(viewer):
-        changes = changes.filter(user_id=viewer.pk)
     return changes.order_by("-requested_at")
