@@ -191,16 +191,8 @@ class Position(models.Model):
         return f"{self.side} {decimal_human(self.size)} {self.symbol} on {self.account.exchange}"
 
     @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
-
-    @property
     def direction(self) -> int:
         return 1 if self.side == Side.LONG else -1
-
-    @property
-    def total_pnl(self) -> Decimal:
-        return self.realized_pnl + self.unrealized_pnl
 
     @property
     def entry_notional(self) -> Decimal:
@@ -227,10 +219,6 @@ class ClosedTrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.symbol} closed {self.closed_at:%Y-%m-%d %H:%M} ({decimal_human(self.realized_pnl)})"
-
-    @property
-    def is_loss(self) -> bool:
-        return self.realized_pnl < 0
 
 
 class MonitoringState(models.Model):

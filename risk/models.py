@@ -172,10 +172,6 @@ class RiskAlert(models.Model):
     def __str__(self) -> str:
         return f"{self.alert_type} ({self.severity}, {self.status})"
 
-    @property
-    def is_open(self) -> bool:
-        return self.status != AlertStatus.RESOLVED
-
 
 # --- Circuit breakers (ETRMS) --------------------------------------------------------------
 class CircuitBreaker(models.Model):

@@ -14,12 +14,10 @@ from django.utils import timezone
 
 from etrms.errors import Conflict, PermissionDenied
 from etrms.metrics import ALERTS_RAISED
-from risk.constants import AlertSeverity, AlertStatus
+from risk.constants import AlertStatus
 from risk.models import RiskAlert
 from risk.publish import alert_publish
 from risk.services.common import actor_id
-
-SEVERITY_ORDER = {AlertSeverity.LOW: 0, AlertSeverity.MEDIUM: 1, AlertSeverity.HIGH: 2, AlertSeverity.CRITICAL: 3}
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,6 @@ class Effective:
     reason: str
 
 
-def strictest(*states: str) -> str:
-    return max(states, key=STRICTNESS.__getitem__, default=S.ACTIVE)
-
-
 def trading_states_load(*, user_id, exchange: str | None = None, all_exchanges: bool = False) -> list[TradingState]:
     """The rows that apply to `user_id` (one query): the desk's, the user's, and the
     exchange's (`exchange`) or every exchange's (`all_exchanges`)."""
