@@ -177,6 +177,28 @@ class HumanDecimalsMixin:
         ]
 
 
+def filterset_list_filter(filterset_class, name: str) -> type[admin.SimpleListFilter]:
+    """An admin sidebar filter made from the choice filter `name` of a list's FilterSet:
+    the admin and the API offer the same choices and filter the same way (as NetBox
+    shares its FilterSets between API and UI)."""
+    declared = filterset_class.base_filters[name]
+
+    class FilterSetListFilter(admin.SimpleListFilter):
+        title = str(declared.label or name.replace("_", " "))
+        parameter_name = name
+
+        def lookups(self, request, model_admin):
+            return declared.extra["choices"]
+
+        def queryset(self, request, queryset):
+            if self.value() is None:
+                return queryset
+            return filterset_class(data={name: self.value()}, queryset=queryset).qs
+
+    FilterSetListFilter.__name__ = f"{filterset_class.__name__}_{name}"
+    return FilterSetListFilter
+
+
 def with_human_decimals(admin_class: type) -> type:
     """`admin_class` with HumanDecimalsMixin in front (itself when it has it)."""
     if issubclass(admin_class, HumanDecimalsMixin):

@@ -21,13 +21,12 @@ PRICE_ALERT_FIELDS = (
 )
 
 
-def price_alert_list(*, viewer, user_id=None, status: str | None = None) -> QuerySet[PriceAlert]:
-    """The viewer's alerts (a risk officer: everyone's, or `user_id`'s), newest first."""
+def price_alert_list(*, viewer, user_id=None) -> QuerySet[PriceAlert]:
+    """The viewer's alerts (a risk officer: everyone's, or `user_id`'s), newest first;
+    the list's filters: `realtime.filters.PriceAlertFilter`."""
     queryset = visible_to(PriceAlert.objects.all(), viewer)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
-    if status is not None:
-        queryset = queryset.filter(status=status)
     return queryset.order_by("-created_at", "-id")
 
 

@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
+from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, filterset_list_filter, run_each
 from etrms.formatting import decimal_plain
 from risk.constants import AlertStatus
+from risk.filters import AlertFilter, LimitFilter
 from risk.models import (
     BreakerTrip,
     CircuitBreaker,
@@ -69,7 +70,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     )
     list_display_links = ("user", "limit_type")
     list_editable = ("threshold_value", "warning_value", "enabled")
-    list_filter = ("limit_type", "enabled", "symbol")
+    list_filter = (filterset_list_filter(LimitFilter, "limit_type"), "enabled", "symbol")
     search_fields = ("user__username", "symbol", "limit_type")
     list_select_related = ("user", "set_by")
     fields = (
@@ -154,7 +155,11 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 @admin.register(RiskAlert)
 class RiskAlertAdmin(admin.ModelAdmin):
     list_display = ("triggered_at", "user", "alert_type", "severity", "status", "short_message", "symbol")
-    list_filter = ("status", "severity", "alert_type")
+    list_filter = (
+        filterset_list_filter(AlertFilter, "status"),
+        filterset_list_filter(AlertFilter, "severity"),
+        "alert_type",
+    )
     search_fields = ("user__username", "alert_type", "message")
     list_select_related = ("user",)
     date_hierarchy = "triggered_at"

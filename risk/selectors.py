@@ -7,18 +7,14 @@ from etrms.roles import visible_to
 from risk.models import CircuitBreaker, ExchangeConfig, RiskAlert, RiskLimit, SymbolConfig
 
 
-def _where(queryset: QuerySet, **filters) -> QuerySet:
-    """The filters that were given (None means "not filtered")."""
-    given = {field: value for field, value in filters.items() if value is not None}
-    return queryset.filter(**given) if given else queryset
+def _of_user(queryset: QuerySet, user_id) -> QuerySet:
+    return queryset if user_id is None else queryset.filter(user_id=user_id)
 
 
-def limit_list(*, viewer, user_id=None, symbol=None, limit_type=None, enabled=None) -> QuerySet:
-    """Newest first. `symbol` matches exactly (a null-symbol limit is not returned for a
-    symbol filter)."""
-    queryset = visible_to(RiskLimit.objects.all(), viewer)
-    queryset = _where(queryset, user_id=user_id, symbol=symbol, limit_type=limit_type, enabled=enabled)
-    return queryset.order_by("-created_at", "-id")
+def limit_list(*, viewer, user_id=None) -> QuerySet:
+    """The limits `viewer` sees (of `user_id` when given), newest first; the list's
+    filters: `risk.filters.LimitFilter`."""
+    return _of_user(visible_to(RiskLimit.objects.all(), viewer), user_id).order_by("-created_at", "-id")
 
 
 def limit_get(*, viewer, limit_id) -> RiskLimit:
@@ -29,10 +25,10 @@ def limit_get(*, viewer, limit_id) -> RiskLimit:
     return limit
 
 
-def alert_list(*, viewer, user_id=None, status=None, severity=None, alert_type=None) -> QuerySet:
-    queryset = visible_to(RiskAlert.objects.all(), viewer)
-    queryset = _where(queryset, user_id=user_id, status=status, severity=severity, alert_type=alert_type)
-    return queryset.order_by("-triggered_at", "-id")
+def alert_list(*, viewer, user_id=None) -> QuerySet:
+    """The alerts `viewer` sees (of `user_id` when given), newest first; the list's
+    filters: `risk.filters.AlertFilter`."""
+    return _of_user(visible_to(RiskAlert.objects.all(), viewer), user_id).order_by("-triggered_at", "-id")
 
 
 def alert_get(*, viewer, alert_id) -> RiskAlert:

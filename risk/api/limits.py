@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 
 from etrms.api.inputs import StrictSerializer
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.roles import is_risk_officer
@@ -13,11 +13,11 @@ from risk.api.common import RiskApi
 from risk.api.limit_changes import pending_out  # issue 15: four eyes
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
 from risk.constants import LimitType
+from risk.filters import LimitFilter
 from risk.models import MONEY, LimitChange
 from risk.selectors import limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
 from risk.services.limits import limit_create
-from risk.validators import symbol_normalize
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -39,15 +39,6 @@ class LimitCreateInput(LimitInput):
     user_id = serializers.UUIDField(required=False, allow_null=True)
 
 
-class LimitListQuery(PageQuery):
-    symbol = serializers.CharField(required=False, max_length=32)
-    limit_type = serializers.ChoiceField(choices=LimitType.choices, required=False)
-    enabled = StrictBooleanField(required=False, allow_null=True, default=None)
-
-    def validate_symbol(self, value):
-        return symbol_normalize(value, field=None)
-
-
 class LimitListCreateApi(RiskApi):
     @extend_schema(
         parameters=[
@@ -61,15 +52,10 @@ class LimitListCreateApi(RiskApi):
         description="The caller's risk limits (a risk officer: everyone's, with `user_id`), newest first.",
     )
     def get(self, request):
-        query = query_validate(LimitListQuery, request)
+        query = query_validate(PageQuery, request)
         officer = is_risk_officer(request.user)
-        queryset = limit_list(
-            viewer=request.user,
-            user_id=user_filter(request, query.get("user_id")),
-            symbol=query.get("symbol"),
-            limit_type=query.get("limit_type"),
-            enabled=query.get("enabled"),
-        )
+        queryset = limit_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(LimitFilter, queryset, request)
         rows = page(
             as_text(queryset, *LIMIT_LIST_TEXT).values(*LIMIT_LIST_FIELDS),
             limit=query["limit"],

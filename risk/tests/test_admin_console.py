@@ -10,7 +10,8 @@ from django.urls import reverse
 from accounts.models import Position
 from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
-from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
+from risk.constants import AlertStatus
+from risk.tests.factories import CircuitBreakerFactory, RiskAlertFactory, RiskLimitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +87,14 @@ def test_the_index_puts_risk_first_then_accounts_and_jobs_with_paper_and_history
     # an app's own page still lists that app's models
     risk_app = officer_admin.get(reverse("admin:app_list", kwargs={"app_label": "risk"}))
     assert {app["app_label"] for app in risk_app.context["app_list"]} == {"risk"}
+
+
+def test_the_admin_alert_status_filter_is_the_api_filter(officer_admin, officer_client, trader):
+    RiskAlertFactory(user=trader)
+    acknowledged = RiskAlertFactory(user=trader, status=AlertStatus.ACKNOWLEDGED)
+    response = officer_admin.get(reverse("admin:risk_riskalert_changelist") + "?status=acknowledged")
+    assert [alert.pk for alert in response.context["cl"].result_list] == [acknowledged.pk]
+    choices = [choice["display"] for choice in response.context["cl"].filter_specs[0].choices(response.context["cl"])]
+    assert choices == ["All", *AlertStatus.labels]
+    api = officer_client.get("/api/v1/risk/alerts?status=acknowledged").json()["alerts"]
+    assert [alert["id"] for alert in api] == [str(acknowledged.pk)]
