@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 
 from etrms.filters import StrictBooleanFilter
 from risk.constants import AlertSeverity, AlertStatus, LimitType
-from risk.models import RiskAlert, RiskLimit
+from risk.models import LimitChange, LimitChangeStatus, RiskAlert, RiskLimit
 from risk.validators import symbol_normalize
 
 
@@ -44,3 +44,11 @@ class AlertFilter(django_filters.FilterSet):
     class Meta:
         model = RiskAlert
         fields = ("status", "severity", "alert_type")
+
+
+class LimitChangeFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=LimitChangeStatus.choices)
+
+    class Meta:
+        model = LimitChange
+        fields = ("status",)

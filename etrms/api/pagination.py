@@ -57,10 +57,11 @@ def page(queryset, *, limit: int, offset: int) -> list:
     return list(queryset[offset : offset + limit])
 
 
-def query_filter(filterset_class, queryset, request):
+def query_filter(filterset_class, queryset, request, *, defaults: dict | None = None):
     """`queryset` narrowed by the list's FilterSet from the request's query parameters
-    (each given once); an invalid value is a 400 naming the parameter."""
-    raw = _given_once(request, filterset_class.base_filters)
+    (each given once; `defaults` for those not given); an invalid value is a 400
+    naming the parameter."""
+    raw = {**(defaults or {}), **_given_once(request, filterset_class.base_filters)}
     if not raw:
         return queryset
     filterset = filterset_class(data=raw, queryset=queryset)

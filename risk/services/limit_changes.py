@@ -143,9 +143,7 @@ def limit_change_withdraw(*, actor, change_id) -> LimitChange:
     return change
 
 
-def limit_changes_list(*, viewer, status: str | None = LimitChangeStatus.PENDING):
-    """Limit changes, newest first: an officer sees all, a trader those of their limits."""
-    changes = visible_to(LimitChange.objects.all(), viewer)
-    if status:
-        changes = changes.filter(status=status)
-    return changes.order_by("-requested_at")
+def limit_changes_list(*, viewer):
+    """Limit changes, newest first: an officer sees all, a trader those of their limits
+    (the list's filters: `risk.filters.LimitChangeFilter`)."""
+    return visible_to(LimitChange.objects.all(), viewer).order_by("-requested_at")
