@@ -98,3 +98,22 @@ def test_the_admin_alert_status_filter_is_the_api_filter(officer_admin, officer_
     assert choices == ["All", *AlertStatus.labels]
     api = officer_client.get("/api/v1/risk/alerts?status=acknowledged").json()["alerts"]
     assert [alert["id"] for alert in api] == [str(acknowledged.pk)]
+
+
+def test_every_admin_page_renders_with_decimals_as_written(client, make_user, half_btc_at_60000, trader):
+    """The decimal display is added to every registered admin: each list, add form and
+    an existing row's page still render."""
+    from django.contrib import admin
+
+    RiskLimitFactory(user=trader)
+    CircuitBreakerFactory()
+    client.force_login(make_user(is_superuser=True, is_staff=True))
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        listing = client.get(reverse(f"{prefix}_changelist"), follow=True)
+        assert listing.status_code == 200, prefix
+        if model_admin.has_add_permission(listing.wsgi_request):  # the kill switch's add is its engage form
+            assert client.get(reverse(f"{prefix}_add"), follow=True).status_code == 200, prefix
+        row = model._default_manager.first()
+        if row is not None:
+            assert client.get(reverse(f"{prefix}_change", args=[row.pk])).status_code == 200, prefix
