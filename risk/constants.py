@@ -70,6 +70,20 @@ class BreakerAction(models.TextChoices):
     HALT_TRADING = "halt_trading", "Halt the owner's trading"
 
 
+class LadderAction(models.TextChoices):
+    """What a step of a limit's graded ladder does (issue 15), in the limit's scope: the
+    symbol of a position_size limit, every position of the user for the others."""
+
+    ALERT = "alert", "Raise an alert"
+    SET_REDUCING = "set_reducing", "Set the owner's trading state to reducing"
+    HALT_TRADING = "halt_trading", "Halt the owner's trading"
+    CANCEL_ORDERS = "cancel_orders", "Cancel the open orders in the limit's scope"
+    FLATTEN = "flatten", "Close the positions in the limit's scope (reduce-only)"
+
+
+MAX_LADDER_STEPS = 10
+
+
 class ActionStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DRY_RUN = "dry_run", "Dry run (nothing sent)"
