@@ -41,6 +41,7 @@ class AlertType:
     PRICE_ALERT = "price_alert"
     TRADING_STATE = "trading_state"
     KILL_SWITCH = "kill_switch"
+    LADDER_STEP = "ladder_step"
 
     @staticmethod
     def warning(limit_type: str) -> str:

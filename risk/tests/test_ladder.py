@@ -1,0 +1,138 @@
+"""Issue 15 item 4: a limit's graded ladder fires each step once per crossing, latched
+like breakers (SPEC §5's release rule), on paper with real orders, honouring dry run.
+
+The book: the trader's paper account long 0.1 BTCUSDT, a total_exposure limit of 10,000
+with steps at 80 % (alert), 100 % (set_reducing) and 120 % (flatten); the paper price
+moves the exposure (0.1 x price) and a sync carries it to the position.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import PaperOrder, PaperPosition, Position
+from accounts.services.paper import paper_order_execute, paper_price_set
+from accounts.services.sync import account_sync
+from risk.constants import ActionStatus, AlertStatus, AlertType
+from risk.models import LadderTrip, RiskAlert
+from risk.services.config import global_config_update
+from risk.services.evaluation import evaluation_run
+from risk.services.limits import limit_create
+from risk.services.trading_state import trading_state_effective
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_caps", "no_breakers")]
+
+D = Decimal
+LADDER = [{"at_pct": "80", "do": "alert"}, {"at_pct": "100", "do": "set_reducing"}, {"at_pct": "120", "do": "flatten"}]
+
+
+@pytest.fixture
+def exposed(trader, make_exchange_account):
+    """The trader's paper account, long 0.1 BTCUSDT bought at 70,000."""
+    account = make_exchange_account(trader, "paper")
+    paper_price_set(symbol="BTCUSDT", price=D(70000))
+    paper_order_execute(account_id=account.pk, symbol="BTCUSDT", side="buy", amount=D("0.1"))
+    account_sync(account=account)
+    return account
+
+
+@pytest.fixture
+def laddered(trader):
+    return limit_create(
+        actor=trader, limit_type="total_exposure", threshold_value=D(10000), ladder=LADDER, warning_value=None
+    )
+
+
+def price(account, value) -> None:
+    """Move the paper price and sync the account (its position's mark and exposure)."""
+    paper_price_set(symbol="BTCUSDT", price=D(value))
+    account_sync(account=account)
+
+
+def step_alerts():
+    return RiskAlert.objects.filter(alert_type=AlertType.LADDER_STEP)
+
+
+def live(officer) -> None:
+    global_config_update(actor=officer, settings={"dry_run": False, "alert_cooldown_seconds": 300})
+
+
+def test_ladder_80_100_120_each_step_acts_once_per_crossing_then_releases_and_re_acts_after_cooldown(
+    trader, officer, exposed, laddered
+):
+    live(officer)
+    price(exposed, 79000)  # 79 %: nothing
+    evaluation_run(user_id=trader.pk)
+    assert not LadderTrip.objects.exists() and not step_alerts().exists()
+
+    price(exposed, 85000)  # 85 %: the alert step, once
+    evaluation_run(user_id=trader.pk)
+    evaluation_run(user_id=trader.pk)  # a second evaluation raises nothing new
+    alert_step = LadderTrip.objects.get()
+    assert (alert_step.at_pct, alert_step.action, alert_step.action_status) == (80, "alert", ActionStatus.SUCCEEDED)
+    [alert] = step_alerts()
+    assert alert.severity == "high" and "80% of its threshold" in alert.message and alert.limit_id == laddered.pk
+
+    price(exposed, 105000)  # 105 %: set_reducing, once
+    evaluation_run(user_id=trader.pk)
+    evaluation_run(user_id=trader.pk)
+    reducing = LadderTrip.objects.get(at_pct=100)
+    assert reducing.action_status == ActionStatus.SUCCEEDED and LadderTrip.objects.count() == 2
+    assert trading_state_effective(user_id=trader.pk).state == "reducing"
+    assert step_alerts().count() == 2
+
+    price(exposed, 125000)  # 125 %: flatten, once, reduce-only on paper
+    evaluation_run(user_id=trader.pk)
+    flatten = LadderTrip.objects.get(at_pct=120)
+    assert flatten.action_status == ActionStatus.SUCCEEDED, flatten.action_result
+    assert not flatten.dry_run and flatten.action_result.startswith("Positions closed")
+    close = PaperOrder.objects.get(client_order_id__startswith=flatten.client_order_id)
+    assert close.reduce_only and close.side == "sell" and close.amount == D("0.1")
+    assert not PaperPosition.objects.filter(account=exposed).exists()
+    assert not Position.objects.filter(account=exposed, closed_at__isnull=True).exists()
+
+    # Flat, so back under 80 %: every step releases (its alert resolves with it).
+    evaluation_run(user_id=trader.pk)
+    assert not LadderTrip.objects.filter(released_at__isnull=True).exists()
+    assert set(LadderTrip.objects.values_list("release_reason", flat=True)) == {"condition cleared"}
+    assert not step_alerts().exclude(status=AlertStatus.RESOLVED).exists()
+    assert LadderTrip.objects.count() == 3
+
+    # Re-crossing 80 % inside the cooldown is held; after it the step acts again.
+    paper_order_execute(account_id=exposed.pk, symbol="BTCUSDT", side="buy", amount=D("0.1"))
+    price(exposed, 85000)
+    evaluation_run(user_id=trader.pk)
+    assert LadderTrip.objects.count() == 3
+    evaluation_run(user_id=trader.pk, now=timezone.now() + timedelta(seconds=301))
+    again = LadderTrip.objects.filter(at_pct=80, released_at__isnull=True).get()
+    assert again.pk != alert_step.pk and again.action_status == ActionStatus.SUCCEEDED
+    assert step_alerts().exclude(status=AlertStatus.RESOLVED).count() == 1
+
+
+def test_ladder_under_dry_run_records_each_step_without_acting(trader, exposed, laddered):
+    price(exposed, 125000)  # every step at once, dry run on (the default)
+    evaluation_run(user_id=trader.pk)
+    trips = {trip.action: trip for trip in LadderTrip.objects.all()}
+    assert set(trips) == {"alert", "set_reducing", "flatten"}
+    assert all(trip.dry_run and trip.action_status == ActionStatus.DRY_RUN for trip in trips.values())
+    assert "would close the long 0.1 BTCUSDT position on paper" in trips["flatten"].action_result
+    assert "nothing was sent" in trips["set_reducing"].action_result
+    assert PaperPosition.objects.filter(account=exposed).exists()
+    assert not PaperOrder.objects.filter(reduce_only=True).exists()
+    assert trading_state_effective(user_id=trader.pk).state == "active"
+    assert step_alerts().count() == 3
+    evaluation_run(user_id=trader.pk)
+    assert LadderTrip.objects.count() == 3  # latched: nothing new
+
+
+def test_a_ladder_steps_release_when_the_limit_is_disabled(trader, exposed, laddered):
+    from risk.services.limits import limit_update
+
+    price(exposed, 85000)
+    evaluation_run(user_id=trader.pk)
+    assert LadderTrip.objects.filter(released_at__isnull=True).count() == 1
+    limit_update(actor=trader, limit=laddered, changes={"enabled": False})
+    evaluation_run(user_id=trader.pk)
+    assert LadderTrip.objects.get().release_reason == "step no longer applies"
