@@ -16,8 +16,10 @@ from risk.constants import ActionStatus, AlertSeverity, AlertType, LadderAction
 from risk.formatting import decimal_str
 from risk.models import LadderTrip, RiskAlert, RiskLimit
 from risk.services.alerts import AlertSpec, _resolve, alert_raise
+from risk.services.common import actor_id
 from risk.services.trip_actions import trip_action_run
 
+CLEARED = "condition cleared"
 SEVERITY = {
     LadderAction.ALERT: AlertSeverity.HIGH,
     LadderAction.SET_REDUCING: AlertSeverity.HIGH,
@@ -91,26 +93,18 @@ def step_latch(*, step, user_id, dry_run: bool, now) -> LadderTrip | None:
     return trip
 
 
-def steps_release(*, releases: list, now) -> int:
-    """Release latched steps (`releases`: [(StepLatch, reason)]); resolve the alerts of
-    those whose action did not fail."""
-    released = 0
-    by_reason: dict = {}
-    for latch, reason in releases:
-        by_reason.setdefault(reason, []).append(latch.trip_id)
-    for reason, trip_ids in by_reason.items():
-        fields = {"released_at": now, "release_reason": reason}
-        if reason == "condition cleared":
-            fields["condition_cleared_at"] = now
-        trips = LadderTrip.objects.filter(pk__in=trip_ids, released_at__isnull=True)
-        done = list(
-            trips.filter(action_status__in=(ActionStatus.SUCCEEDED, ActionStatus.DRY_RUN)).values_list(
-                "alert_id", flat=True
-            )
-        )
-        released += trips.update(**fields)
-        alerts = RiskAlert.objects.filter(pk__in=[alert_id for alert_id in done if alert_id is not None])
-        _resolve(list(alerts), now=now, reason=f"ladder step released: {reason}")
+def ladder_trips_release(*, trip_ids: list, reason: str, now, actor=None) -> int:
+    """Release latched steps; resolve the alerts of those whose action did not fail (a
+    failed or partial one stays escalated for a person to resolve). `condition
+    cleared`: an evaluation found the metric back under the step."""
+    fields = {"released_at": now, "release_reason": reason, "released_by_id": actor_id(actor)}
+    if reason == CLEARED:
+        fields["condition_cleared_at"] = now
+    trips = LadderTrip.objects.filter(pk__in=trip_ids, released_at__isnull=True)
+    done = trips.filter(action_status__in=(ActionStatus.SUCCEEDED, ActionStatus.DRY_RUN), alert__isnull=False)
+    alerts = list(RiskAlert.objects.filter(pk__in=list(done.values_list("alert_id", flat=True))))
+    released = trips.update(**fields)
+    _resolve(alerts, now=now, reason=f"ladder step released: {reason}")
     return released
 
 
@@ -122,6 +116,9 @@ def ladder_sync(*, decision, user_id, dry_run: bool, now) -> list[LadderTrip]:
         trip = step_latch(step=step, user_id=user_id, dry_run=dry_run, now=now)
         if trip is not None:
             trips.append(trip_action_run(trip=trip, additional_params={}))
-    if decision.step_release:
-        steps_release(releases=decision.step_release, now=now)
+    by_reason: dict = {}
+    for latch, reason in decision.step_release:
+        by_reason.setdefault(reason, []).append(latch.trip_id)
+    for reason, trip_ids in by_reason.items():
+        ladder_trips_release(trip_ids=trip_ids, reason=reason, now=now)
     return trips

@@ -29,6 +29,7 @@ from risk.models import BreakerTrip, CircuitBreaker, LadderTrip
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
 from risk.services.common import actor_id
+from risk.services.ladder import ladder_trips_release
 from risk.services.trip_actions import client_order_id_for, fmt, trip_action_run, trip_params
 
 logger = logging.getLogger(__name__)
@@ -178,14 +179,18 @@ def trip_rearm(*, actor, trip: BreakerTrip) -> BreakerTrip:
 
 
 def dry_run_trips_release(*, actor, reason: str, breaker: CircuitBreaker | None = None) -> int:
-    """Release the latches of trips made under dry run (of `breaker`, or all): dry run
-    was switched off or the breaker enabled again, and a dry-run trip must never block
-    the live action (SPEC §5). Recorded on each trip with who and why."""
+    """Release the latches of trips made under dry run (of `breaker`, or all, ladder
+    steps included): dry run was switched off or the breaker enabled again, and a
+    dry-run trip must never block the live action (SPEC §5). Recorded on each trip with
+    who and why."""
     trips = BreakerTrip.objects.filter(released_at__isnull=True, dry_run=True)
     if breaker is not None:
         trips = trips.filter(breaker=breaker)
     trip_ids = list(trips.values_list("pk", flat=True))
     released = trips_release(trip_ids=trip_ids, reason=reason, actor=actor)
+    if breaker is None:
+        steps = LadderTrip.objects.filter(released_at__isnull=True, dry_run=True).values_list("pk", flat=True)
+        released += ladder_trips_release(trip_ids=list(steps), reason=reason, now=timezone.now(), actor=actor)
     hooks.breakers_changed()
     if released:
         logger.info("Released %d dry-run trip latch(es): %s", released, reason)

@@ -136,3 +136,16 @@ def test_a_ladder_steps_release_when_the_limit_is_disabled(trader, exposed, ladd
     limit_update(actor=trader, limit=laddered, changes={"enabled": False})
     evaluation_run(user_id=trader.pk)
     assert LadderTrip.objects.get().release_reason == "step no longer applies"
+
+
+def test_a_dry_run_step_never_blocks_the_live_one_once_dry_run_is_switched_off(trader, officer, exposed, laddered):
+    price(exposed, 125000)
+    evaluation_run(user_id=trader.pk)
+    assert LadderTrip.objects.filter(dry_run=True, released_at__isnull=True).count() == 3
+    live(officer)
+    assert set(LadderTrip.objects.values_list("release_reason", flat=True)) == {"dry run switched off"}
+    assert LadderTrip.objects.filter(released_by=officer).count() == 3
+    evaluation_run(user_id=trader.pk)
+    flatten = LadderTrip.objects.get(dry_run=False, action="flatten")
+    assert flatten.action_status == ActionStatus.SUCCEEDED, flatten.action_result
+    assert not PaperPosition.objects.filter(account=exposed).exists()
