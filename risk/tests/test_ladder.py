@@ -149,3 +149,46 @@ def test_a_dry_run_step_never_blocks_the_live_one_once_dry_run_is_switched_off(t
     flatten = LadderTrip.objects.get(dry_run=False, action="flatten")
     assert flatten.action_status == ActionStatus.SUCCEEDED, flatten.action_result
     assert not PaperPosition.objects.filter(account=exposed).exists()
+
+
+def test_the_feeds_index_fires_the_same_steps_once_per_crossing(trader, officer, exposed, laddered):
+    """The feed's path (RiskIndex, the same outcome_decide / outcome_apply): ticks in
+    steps under the mark-jump guard, 79 % -> 85 % -> 125 %."""
+    from risk.services.index import RiskIndex
+
+    live(officer)
+    price(exposed, 78000)
+    index = RiskIndex().load()
+
+    def tick(value: int) -> None:
+        paper_price_set(symbol="BTCUSDT", price=D(value))
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(value)})
+
+    tick(79000)
+    assert not LadderTrip.objects.exists()
+    tick(82000)
+    tick(85000)
+    tick(85500)
+    assert list(LadderTrip.objects.values_list("action", flat=True)) == ["alert"]
+    assert step_alerts().count() == 1
+    for value in (91000, 97000, 103000, 106000):
+        tick(value)
+    assert LadderTrip.objects.filter(action="set_reducing", action_status=ActionStatus.SUCCEEDED).count() == 1
+    for value in (112000, 118000, 121000):
+        tick(value)
+    flatten = LadderTrip.objects.get(action="flatten")
+    assert flatten.action_status == ActionStatus.SUCCEEDED, flatten.action_result
+    assert PaperOrder.objects.get(client_order_id__startswith=flatten.client_order_id).reduce_only
+    assert not PaperPosition.objects.filter(account=exposed).exists()
+    assert LadderTrip.objects.count() == 3
+
+
+def test_the_limits_api_marks_the_latched_steps(trader, trader_client, exposed, laddered):
+    price(exposed, 105000)
+    evaluation_run(user_id=trader.pk)
+    [item] = trader_client.get("/api/v1/risk/limits").json()["limits"]
+    latched = {step["at_pct"]: step["latched"] for step in item["ladder"]}
+    assert [len(latched[pct]) for pct in ("80", "100", "120")] == [1, 1, 0]
+    assert latched["100"][0]["symbol"] is None and latched["100"][0]["action_status"] == "dry_run"
+    detail = trader_client.get(f"/api/v1/risk/limits/{laddered.pk}").json()
+    assert detail["ladder"] == item["ladder"]
