@@ -120,7 +120,9 @@ class RiskLimit(models.Model):
                 errors.setdefault("warning_value", []).append("Must be positive.")
             elif self.threshold_value is not None and self.warning_value >= self.threshold_value:
                 errors.setdefault("warning_value", []).append("Must be below threshold_value.")
-        if self.ladder:
+        if self.ladder is None:
+            self.ladder = []  # the admin's empty field: no ladder
+        elif self.ladder != []:
             try:
                 self.ladder = ladder_normalize(self.ladder)
             except ValidationError as exc:

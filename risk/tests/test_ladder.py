@@ -192,3 +192,41 @@ def test_the_limits_api_marks_the_latched_steps(trader, trader_client, exposed, 
     assert latched["100"][0]["symbol"] is None and latched["100"][0]["action_status"] == "dry_run"
     detail = trader_client.get(f"/api/v1/risk/limits/{laddered.pk}").json()
     assert detail["ladder"] == item["ladder"]
+
+
+# --- the admin ----------------------------------------------------------------------------
+def _admin_form(limit, **fields) -> dict:
+    return {
+        "symbol": limit.symbol or "",
+        "limit_type": limit.limit_type,
+        "threshold_value": str(limit.threshold_value),
+        "warning_value": "",
+        "enabled": "on",
+        **fields,
+    }
+
+
+def test_the_admin_limit_form_shows_the_steps_and_which_are_latched_and_validates_the_ladder(
+    client, officer, trader, exposed, laddered
+):
+    from django.urls import reverse
+
+    price(exposed, 85000)
+    evaluation_run(user_id=trader.pk)
+    client.force_login(officer)
+    url = reverse("admin:risk_risklimit_change", args=[laddered.pk])
+    page = client.get(url).content.decode()
+    assert "80 %: alert \u2014 latched on the book since" in page and "(dry_run, dry run)" in page
+    assert "100 %: set_reducing \u2014 armed" in page and "120 %: flatten \u2014 armed" in page
+    trips = client.get(reverse("admin:risk_laddertrip_changelist") + f"?limit__id__exact={laddered.pk}")
+    assert f"?limit__id__exact={laddered.pk}" in page and trips.status_code == 200
+    assert "80.0000" in trips.content.decode()
+
+    bad = client.post(
+        url, _admin_form(laddered, ladder='[{"at_pct": 90, "do": "alert"}, {"at_pct": 50, "do": "flatten"}]')
+    )
+    assert bad.status_code == 200 and "steps go up" in bad.content.decode()
+    good = client.post(url, _admin_form(laddered, ladder='[{"at_pct": 90, "do": "halt_trading"}]'))
+    assert good.status_code == 302, good.content[:3000]
+    laddered.refresh_from_db()
+    assert laddered.ladder == [{"at_pct": "90", "do": "halt_trading"}]
