@@ -255,7 +255,8 @@ def trip_action_run(*, trip: BreakerTrip | LadderTrip, additional_params: dict) 
             logger.warning("Trip %s (%s): action %s failed: %s", trip.id, trip, trip.action, detail)
             trip.action_status = ActionStatus.FAILED
             trip.action_error = str(detail)
-            trip.action_result = f"FAILED: {trip.action} on {trip.symbol} ({trip.exchange}): {detail}"
+            where = (trip.symbol or "every symbol") if ladder else f"{trip.symbol} ({trip.exchange})"
+            trip.action_result = f"FAILED: {trip.action} on {where}: {detail}"
             trip.action_details = {**(trip.action_details or {}), "order_seq": seq}
     trip.action_lease_until = None
     BREAKER_ACTIONS.labels(trip.action, trip.action_status).inc()

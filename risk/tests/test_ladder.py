@@ -230,3 +230,66 @@ def test_the_admin_limit_form_shows_the_steps_and_which_are_latched_and_validate
     assert good.status_code == 302, good.content[:3000]
     laddered.refresh_from_db()
     assert laddered.ladder == [{"at_pct": "90", "do": "halt_trading"}]
+
+
+# --- failures: loud, retried with the same client order ids, recovered by the sweep --------
+def test_a_failed_flatten_is_escalated_and_retried_on_the_critical_queue_with_the_same_order_ids(
+    trader, officer, exposed, laddered
+):
+    from jobs.models import Job
+    from risk.services.trip_actions import trip_action_retry
+
+    live(officer)
+    price(exposed, 125000)
+    PaperPosition.objects.filter(account=exposed).delete()  # the venue no longer holds it: reduce-only is refused
+    evaluation_run(user_id=trader.pk)
+    flatten = LadderTrip.objects.get(action="flatten")
+    assert flatten.action_status == ActionStatus.FAILED and "ReduceOnly" in flatten.action_error
+    alert = flatten.alert
+    assert alert.severity == "critical" and alert.metadata["escalated"] and "Action FAILED" in alert.message
+    job = Job.objects.get(name="ladder_action_retry")
+    assert job.priority == "critical" and job.args == {"trip_id": str(flatten.pk)}
+
+    with pytest.raises(RuntimeError):  # still failing: the job machinery retries, then dead-letters
+        trip_action_retry(trip_id=flatten.pk, model=LadderTrip)
+    paper_order_execute(account_id=exposed.pk, symbol="BTCUSDT", side="buy", amount=D("0.1"))
+    assert trip_action_retry(trip_id=flatten.pk, model=LadderTrip)["status"] == "succeeded"
+    flatten.refresh_from_db()
+    assert flatten.action_attempts == 3 and flatten.action_status == ActionStatus.SUCCEEDED
+    position_id = Position.objects.get(account=exposed, symbol="BTCUSDT").pk
+    assert PaperOrder.objects.filter(client_order_id=f"{flatten.client_order_id}-{position_id}").count() == 1
+    assert not PaperPosition.objects.filter(account=exposed).exists()
+    assert Job.objects.filter(name="ladder_action_retry").count() == 1
+
+
+def test_a_step_latched_by_a_process_that_died_before_acting_is_acted_on_by_the_sweep(
+    trader, officer, exposed, laddered
+):
+    from risk.services.assess import LimitStatus
+    from risk.services.ladder import step_latch
+    from risk.services.outcome import StepHit, ladder_key
+    from risk.services.sweep import evaluation_sweep
+    from risk.services.trips import STUCK_AFTER_SECONDS
+
+    live(officer)
+    price(exposed, 125000)
+    status = LimitStatus(
+        key=f"limit:{laddered.pk}:*",
+        source="limit",
+        limit_id=laddered.pk,
+        limit_type="total_exposure",
+        symbol=None,
+        value=D(12500),
+        threshold=D(10000),
+        ladder=((D(120), "flatten"),),
+    )
+    step = StepHit(key=ladder_key(status, D(120)), status=status, at_pct=D(120), action="flatten")
+    at = timezone.now() - timedelta(seconds=STUCK_AFTER_SECONDS + 5)
+    latched = step_latch(step=step, user_id=trader.pk, dry_run=False, now=at)  # ... and the process died
+    assert latched.action_status == ActionStatus.PENDING
+
+    assert evaluation_sweep(user_id=trader.pk)["recovered_trips"] == 1
+    latched.refresh_from_db()
+    assert latched.action_status == ActionStatus.SUCCEEDED, latched.action_result
+    assert not PaperPosition.objects.filter(account=exposed).exists()
+    assert LadderTrip.objects.filter(action="flatten").count() == 1  # the sweep's evaluation found it latched
