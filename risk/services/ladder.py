@@ -17,9 +17,9 @@ from risk.formatting import decimal_str
 from risk.models import LadderTrip, RiskAlert, RiskLimit
 from risk.services.alerts import AlertSpec, _resolve, alert_raise
 from risk.services.common import actor_id
+from risk.services.outcome import STEP_CLEARED
 from risk.services.trip_actions import trip_action_run
 
-CLEARED = "condition cleared"
 SEVERITY = {
     LadderAction.ALERT: AlertSeverity.HIGH,
     LadderAction.SET_REDUCING: AlertSeverity.HIGH,
@@ -98,7 +98,7 @@ def ladder_trips_release(*, trip_ids: list, reason: str, now, actor=None) -> int
     failed or partial one stays escalated for a person to resolve). `condition
     cleared`: an evaluation found the metric back under the step."""
     fields = {"released_at": now, "release_reason": reason, "released_by_id": actor_id(actor)}
-    if reason == CLEARED:
+    if reason == STEP_CLEARED:
         fields["condition_cleared_at"] = now
     trips = LadderTrip.objects.filter(pk__in=trip_ids, released_at__isnull=True)
     done = trips.filter(action_status__in=(ActionStatus.SUCCEEDED, ActionStatus.DRY_RUN), alert__isnull=False)

@@ -32,6 +32,7 @@ from risk.constants import ActionStatus
 LIMIT_PREFIXES = ("limit:", "config:")
 STALE_PREFIX = "stale:"
 HUNDRED = Decimal(100)
+STEP_CLEARED, STEP_GONE = "condition cleared", "step no longer applies"  # why a ladder step is released
 
 
 @dataclass(slots=True, frozen=True)
@@ -165,7 +166,7 @@ def _steps_decide(decision: Decision, *, statuses: list, state: OpenState, coold
                 decision.step_latch.append(step)
     for key, latch in state.steps.items():
         if key not in reached:
-            decision.step_release.append((latch, "condition cleared" if key in applies else "step no longer applies"))
+            decision.step_release.append((latch, STEP_CLEARED if key in applies else STEP_GONE))
 
 
 def _trips_decide(decision: Decision, *, computed, state: OpenState, config, now: datetime) -> None:
