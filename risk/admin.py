@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
+from risk.admin_ladder import ladder_state
 from risk.constants import AlertStatus
 from risk.models import (
     BreakerTrip,
@@ -67,12 +68,14 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         "threshold_value",
         "warning_value",
         "enabled",
+        "ladder",
+        "ladder_steps",
         "set_by",
         "reset_at",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("set_by", "reset_at", "created_at", "updated_at")
+    readonly_fields = ("ladder_steps", "set_by", "reset_at", "created_at", "updated_at")
     actions = ("enable_limits", "disable_limits", "evaluate_now", "reset_drawdown_tracking")
     history_list_display = ("threshold_value", "warning_value", "enabled")
 
@@ -83,6 +86,10 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     @admin.display(boolean=True, description="officer-set")
     def officer_set(self, obj):
         return obj.officer_set
+
+    @admin.display(description="ladder steps now")
+    def ladder_steps(self, obj):
+        return ladder_state(obj)
 
     def get_readonly_fields(self, request, obj=None):
         # The owner of an existing limit does not change.
@@ -105,6 +112,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 threshold_value=obj.threshold_value,
                 warning_value=obj.warning_value,
                 enabled=obj.enabled,
+                ladder=obj.ladder,
             )
         for name in ("pk", "set_by_id", "created_at", "updated_at"):
             setattr(obj, name, getattr(saved, name))
