@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from etrms.api.inputs import StrictSerializer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.responses import bare
+from etrms.api.schema import AutoSchema
 from etrms.errors import InvalidInput
 from notifications.constants import EVENT_TYPES, DeliveryEvent, DeliveryStatus, EndpointKind
 from notifications.models import Delivery, NotificationEndpoint
@@ -149,7 +150,7 @@ class EndpointUpdateInput(_EndpointSettings):
     email = serializers.EmailField(max_length=254, required=False)
 
 
-CREATE_INPUTS = {EndpointKind.WEBHOOK: WebhookCreateInput, EndpointKind.EMAIL: EmailCreateInput}
+CREATE_INPUTS = {"webhook": WebhookCreateInput, "email": EmailCreateInput}
 
 
 def _validated(serializer_class, data, **kwargs) -> dict:
@@ -164,12 +165,25 @@ class DeliveryQuery(PageQuery):
     endpoint_id = serializers.UUIDField(required=False)
 
 
+class _RequiredBodySchema(AutoSchema):
+    """The create body is a oneOf (a webhook or an e-mail endpoint), which
+    drf-spectacular never marks required; it is."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body
+
+
 # --- views --------------------------------------------------------------------------------
 USER_ID_PARAM = OpenApiParameter("user_id", str, description="Risk officers: another user's (default: your own).")
 PAGE_PARAMS = [OpenApiParameter("limit", int), OpenApiParameter("offset", int), USER_ID_PARAM]
 
 
 class EndpointListApi(APIView):
+    schema = _RequiredBodySchema()
+
     @extend_schema(
         parameters=PAGE_PARAMS,
         responses=inline_serializer(
@@ -186,7 +200,7 @@ class EndpointListApi(APIView):
     @extend_schema(
         request=PolymorphicProxySerializer(
             "NotificationEndpointCreate",
-            serializers=[WebhookCreateInput, EmailCreateInput],
+            serializers=CREATE_INPUTS,
             resource_type_field_name="kind",
         ),
         responses={201: EndpointCreatedOutput},
