@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('name', models.CharField(max_length=100)),
                 ('kind', models.CharField(choices=[('webhook', 'Webhook'), ('email', 'E-mail')], max_length=8)),
-                ('url', models.URLField(blank=True, default='', max_length=500)),
+                ('url', models.CharField(blank=True, default='', max_length=500)),
                 ('email', models.EmailField(blank=True, default='', max_length=254)),
                 ('secret_encrypted', models.TextField(blank=True, default='', editable=False)),
                 ('event_types', models.JSONField(blank=True, default=list, help_text='Empty: every event type.')),

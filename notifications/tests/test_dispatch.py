@@ -160,3 +160,39 @@ def test_escalate_after_seconds_is_a_global_config_key(officer_client, trader_cl
     assert GlobalConfig.objects.get().escalate_after_seconds == 120
     bad = officer_client.put("/api/v1/config/global", {"settings": {"escalate_after_seconds": -1}}, format="json")
     assert bad.status_code == 400
+
+
+def test_kill_switch_reaches_the_endpoints_subscribed_to_it(
+    officer_client, trader_client, trader, make_exchange_account, create_endpoint, django_capture_on_commit_callbacks
+):
+    make_exchange_account(trader, "paper")
+    kills = create_endpoint(trader_client, name="kills", url="https://hooks.example.com/k", event_types=["kill_switch"])
+    states = create_endpoint(
+        trader_client, name="states", kind="email", email="s@example.com", event_types=["trading_state"]
+    )
+    body = {"scope": "user", "user_id": str(trader.pk), "confirm": True, "reason": "runaway bot"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert officer_client.post("/api/v1/risk/kill-switch", body, format="json").status_code == 200
+
+    by_endpoint = {}
+    for delivery in Delivery.objects.filter(user=trader).order_by("created_at"):
+        by_endpoint.setdefault(str(delivery.endpoint_id), []).append(delivery)
+    assert {d.payload["alert"]["alert_type"] for d in by_endpoint[kills["id"]]} == {"kill_switch"}
+    assert by_endpoint[kills["id"]][0].event == "alert.raised" and by_endpoint[kills["id"]][0].severity == "critical"
+    assert [d.payload["alert"]["context"]["state"] for d in by_endpoint[states["id"]]] == ["halted"]
+
+
+def test_admin_shows_the_delivery_log_read_only(client, make_user, trader_client, create_endpoint):
+    hook = create_endpoint(trader_client, kind="email", email="me@example.com")
+    trader_client.post(f"{BASE}/{hook['id']}/test")
+    client.force_login(make_user(is_superuser=True, is_staff=True))
+    page = client.get("/admin/notifications/delivery/")
+    assert page.status_code == 200 and "me@example.com" in page.content.decode()
+    delivery = Delivery.objects.get()
+    detail = client.get(f"/admin/notifications/delivery/{delivery.pk}/change/")
+    assert detail.status_code == 200 and 'name="status"' not in detail.content.decode()
+    assert client.get("/admin/notifications/delivery/add/").status_code == 403
+    assert client.post(f"/admin/notifications/delivery/{delivery.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        "secret" not in client.get(f"/admin/notifications/notificationendpoint/{hook['id']}/change/").content.decode()
+    )
