@@ -68,6 +68,17 @@ def test_duplicate_name_is_a_409_and_desk_wide_is_for_officers(trader_client, of
     assert officer_client.post(BASE, desk, format="json").status_code == 201
 
 
+def test_endpoint_list_is_paged_in_a_fixed_number_of_queries(
+    trader_client, create_endpoint, django_assert_max_num_queries
+):
+    for index in range(5):
+        create_endpoint(trader_client, kind="email", email=f"{index}@example.com", name=f"e{index}")
+    with django_assert_max_num_queries(2):
+        listed = trader_client.get(BASE, {"limit": 2, "offset": 2}).json()
+    assert listed["count"] == 5 and [e["name"] for e in listed["endpoints"]] == ["e2", "e1"]
+    assert trader_client.get(BASE, {"limit": "x"}).status_code == 400
+
+
 def test_another_users_endpoint_is_a_404_to_read_change_delete_or_test(
     api_client_for, make_user, trader_client, create_endpoint
 ):
