@@ -86,8 +86,10 @@ def deliveries_enqueue(*, endpoints, event: str, alert: dict | None, message: st
 def alert_announced(*, payload: dict, event: str) -> list[Delivery]:
     """Risk's listener (registered in `NotificationsConfig.ready`): `payload` is the
     alert as ETRMS's format shows it, `event` `raised` or `updated`."""
-    candidates = NotificationEndpoint.objects.filter(enabled=True).filter(
-        Q(user_id=payload["user_id"]) | Q(desk_wide=True)
+    candidates = (
+        NotificationEndpoint.objects.filter(enabled=True)
+        .filter(Q(user_id=payload["user_id"]) | Q(desk_wide=True))
+        .order_by()
     )
     endpoints = [endpoint for endpoint in candidates if subscribed(endpoint, alert=payload)]
     return deliveries_enqueue(endpoints=endpoints, event=f"alert.{event}", alert=payload)
