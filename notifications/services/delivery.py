@@ -16,6 +16,7 @@ import json
 import socket
 import time
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
@@ -93,6 +94,13 @@ def _email_send(delivery: Delivery) -> None:
     send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [delivery.target], fail_silently=False)
 
 
+def _secret(endpoint) -> str:
+    try:
+        return fernet().decrypt(endpoint.secret_encrypted.encode()).decode()
+    except InvalidToken:  # its key was dropped before a rotation re-encrypted it
+        raise DeliveryFailed("The endpoint's secret cannot be decrypted with the configured keys.") from None
+
+
 def _record(delivery: Delivery, *, status: str, code=None, error: str = "") -> None:
     delivery.status, delivery.last_status_code, delivery.last_error = status, code, error[:2000]
     if status == DeliveryStatus.DELIVERED:
@@ -117,7 +125,7 @@ def delivery_attempt(*, delivery_id, last_attempt: bool) -> dict:
     code = None
     try:
         if delivery.kind == EndpointKind.WEBHOOK:
-            code = _webhook_send(delivery, fernet().decrypt(endpoint.secret_encrypted.encode()).decode())
+            code = _webhook_send(delivery, _secret(endpoint))
             if not 200 <= code < 300:
                 raise DeliveryFailed(f"The webhook answered HTTP {code}.")
         else:

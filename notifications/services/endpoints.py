@@ -85,3 +85,15 @@ def endpoint_test(*, endpoint: NotificationEndpoint) -> Delivery:
     """Queue a `test` delivery to the endpoint, enabled or not (a desk tests a receiver
     before switching it on)."""
     return endpoint_test_send(endpoint=endpoint)
+
+
+@transaction.atomic
+def endpoint_secrets_rotate() -> int:
+    """Re-encrypt every webhook secret with the first key. Returns rows rewritten."""
+    rotated = 0
+    endpoints = NotificationEndpoint.objects.select_for_update().exclude(secret_encrypted="")
+    for endpoint in endpoints.only("id", "secret_encrypted"):
+        token = fernet().rotate(endpoint.secret_encrypted.encode()).decode()
+        NotificationEndpoint.objects.filter(pk=endpoint.pk).update(secret_encrypted=token)
+        rotated += 1
+    return rotated

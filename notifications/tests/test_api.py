@@ -3,8 +3,11 @@ test; per-user isolation (another user's endpoint is a 404) and validation (400s
 SPEC §3's shape)."""
 
 import uuid
+from io import StringIO
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 
 from accounts.services.credentials import fernet
 from notifications.models import Delivery, NotificationEndpoint
@@ -145,3 +148,15 @@ def test_delivery_list_is_paged_filtered_and_per_user(
 def test_unauthenticated_is_a_401(anon_client):
     assert anon_client.get(BASE).status_code == 401
     assert anon_client.get("/api/v1/notifications/deliveries").status_code == 401
+
+
+def test_rotate_webhook_secrets_keeps_signing_with_the_new_key(settings, trader_client, create_endpoint):
+    hook = create_endpoint(trader_client, url="https://hooks.example.com/a")
+    old_keys = list(settings.FIELD_ENCRYPTION_KEYS)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *old_keys]
+    out = StringIO()
+    call_command("rotate_webhook_secrets", stdout=out)
+    assert "1 webhook endpoint" in out.getvalue()
+    settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key dropped
+    row = NotificationEndpoint.objects.get(pk=hook["id"])
+    assert fernet().decrypt(row.secret_encrypted.encode()).decode() == hook["secret"]
