@@ -349,6 +349,9 @@ SPECTACULAR_SETTINGS = {
         "WorkerStatusEnum": "jobs.api.stats.WORKER_STATUSES",
         # The trading-state level and the kill switch's scope are one choice set.
         "TradingLevelEnum": "risk.models_trading_state.TradingLevel",
+        # An alert's severity and a notification endpoint's minimum severity are one choice set.
+        "SeverityEnum": "risk.constants.AlertSeverity",
+        "NotificationEndpointKindEnum": "notifications.constants.EndpointKind",
     },
 }
 

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from etrms.api.inputs import StrictSerializer
 from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.api.schema import AutoSchema
 from etrms.errors import InvalidInput
@@ -193,7 +194,7 @@ class EndpointListApi(APIView):
     )
     def get(self, request):
         query = query_validate(PageQuery, request)
-        endpoints = endpoint_list(viewer=request.user, user_id=query.get("user_id"))
+        endpoints = endpoint_list(user_id=user_filter(request, query.get("user_id")) or request.user.pk)
         rows = page(endpoints, limit=query["limit"], offset=query["offset"])
         return bare({"endpoints": [endpoint_out(e) for e in rows], "count": endpoints.count()})
 
@@ -267,8 +268,7 @@ class DeliveryListApi(APIView):
     def get(self, request):
         query = query_validate(DeliveryQuery, request)
         deliveries = delivery_list(
-            viewer=request.user,
-            user_id=query.get("user_id"),
+            user_id=user_filter(request, query.get("user_id")) or request.user.pk,
             status=query.get("status"),
             endpoint_id=query.get("endpoint_id"),
             event=query.get("event"),

@@ -1,8 +1,9 @@
 """Reads on notification endpoints and deliveries.
 
 Who sees what (SPEC §3): a trader sees only their own; a risk officer sees their own by
-default and any user's with `?user_id=` (officers read everything), but changes, deletes
-and tests only their own: nobody redirects another user's notifications.
+default and any user's (the API's `?user_id=`, checked by `etrms.api.permissions.
+user_filter`), and may read another user's endpoint, but changes, deletes and tests
+only their own: nobody redirects another user's notifications.
 """
 
 from etrms.errors import NotFound
@@ -10,17 +11,8 @@ from etrms.roles import is_risk_officer
 from notifications.models import Delivery, NotificationEndpoint
 
 
-def _owner_filter(viewer, user_id):
-    """The user whose rows a list shows: the viewer, or (officers) `user_id`."""
-    if user_id is None:
-        return viewer.pk
-    if not is_risk_officer(viewer) and str(user_id) != str(viewer.pk):
-        raise NotFound("User not found.")
-    return user_id
-
-
-def endpoint_list(*, viewer, user_id=None):
-    return NotificationEndpoint.objects.filter(user_id=_owner_filter(viewer, user_id)).order_by("-created_at")
+def endpoint_list(*, user_id):
+    return NotificationEndpoint.objects.filter(user_id=user_id).order_by("-created_at")
 
 
 def endpoint_get(*, viewer, endpoint_id, write: bool = False) -> NotificationEndpoint:
@@ -34,8 +26,8 @@ def endpoint_get(*, viewer, endpoint_id, write: bool = False) -> NotificationEnd
     return endpoint
 
 
-def delivery_list(*, viewer, user_id=None, status: str | None = None, endpoint_id=None, event: str | None = None):
-    deliveries = Delivery.objects.filter(user_id=_owner_filter(viewer, user_id))
+def delivery_list(*, user_id, status: str | None = None, endpoint_id=None, event: str | None = None):
+    deliveries = Delivery.objects.filter(user_id=user_id)
     if status:
         deliveries = deliveries.filter(status=status)
     if endpoint_id:

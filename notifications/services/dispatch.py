@@ -95,16 +95,6 @@ def alert_announced(*, payload: dict, event: str) -> list[Delivery]:
     return deliveries_enqueue(endpoints=endpoints, event=f"alert.{event}", alert=payload)
 
 
-def endpoint_test_send(*, endpoint: NotificationEndpoint) -> Delivery:
-    """A `test` delivery to one endpoint, whatever it subscribes to."""
-    return deliveries_enqueue(
-        endpoints=[endpoint],
-        event=DeliveryEvent.TEST,
-        alert=None,
-        message=f"Test notification from ETRMS to {endpoint.name!r} ({endpoint.kind}).",
-    )[0]
-
-
 def _officer_endpoints() -> list[NotificationEndpoint]:
     officers = Q(user__is_superuser=True) | Q(user__groups__name=settings.RISK_OFFICER_GROUP)
     endpoints = NotificationEndpoint.objects.filter(officers, enabled=True, user__is_active=True).distinct()

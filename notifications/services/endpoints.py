@@ -10,10 +10,10 @@ from django.db import IntegrityError, transaction
 from accounts.services.credentials import fernet
 from etrms.errors import Conflict, InvalidInput, PermissionDenied
 from etrms.roles import is_risk_officer
-from notifications.constants import EndpointKind
+from notifications.constants import DeliveryEvent, EndpointKind
 from notifications.models import Delivery, NotificationEndpoint
 from notifications.services.addresses import AddressRefused, webhook_url_check
-from notifications.services.dispatch import endpoint_test_send
+from notifications.services.dispatch import deliveries_enqueue
 
 SECRET_BYTES = 32
 FIELDS = ("name", "url", "email", "event_types", "min_severity", "desk_wide", "enabled")
@@ -84,7 +84,8 @@ def endpoint_delete(*, endpoint: NotificationEndpoint) -> None:
 def endpoint_test(*, endpoint: NotificationEndpoint) -> Delivery:
     """Queue a `test` delivery to the endpoint, enabled or not (a desk tests a receiver
     before switching it on)."""
-    return endpoint_test_send(endpoint=endpoint)
+    message = f"Test notification from ETRMS to {endpoint.name!r} ({endpoint.kind})."
+    return deliveries_enqueue(endpoints=[endpoint], event=DeliveryEvent.TEST, alert=None, message=message)[0]
 
 
 @transaction.atomic
