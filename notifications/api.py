@@ -4,6 +4,7 @@ issue's risk endpoints; lists are `{"<items>": [...], "count": N}`, paged by
 `limit`/`offset`. Another user's endpoint is a 404 (officers may read another user's,
 not change it: `notifications.selectors`)."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.views import APIView
@@ -258,7 +259,7 @@ class DeliveryListApi(APIView):
             *PAGE_PARAMS,
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
             OpenApiParameter("event", str, enum=DeliveryEvent.values),
-            OpenApiParameter("endpoint_id", str),
+            OpenApiParameter("endpoint_id", OpenApiTypes.UUID),
         ],
         responses=inline_serializer(
             "NotificationDeliveryList", {"deliveries": DeliveryOutput(many=True), "count": serializers.IntegerField()}

@@ -83,12 +83,20 @@ def deliveries_enqueue(*, endpoints, event: str, alert: dict | None, message: st
     return deliveries
 
 
+def _of_active_officers() -> Q:
+    """Endpoints whose owner is a risk officer now (a desk-wide endpoint of someone who
+    is no longer one receives nothing but their own events)."""
+    officer = Q(user__is_superuser=True) | Q(user__groups__name=settings.RISK_OFFICER_GROUP)
+    return officer & Q(user__is_active=True)
+
+
 def alert_announced(*, payload: dict, event: str) -> list[Delivery]:
     """Risk's listener (registered in `NotificationsConfig.ready`): `payload` is the
     alert as ETRMS's format shows it, `event` `raised` or `updated`."""
     candidates = (
         NotificationEndpoint.objects.filter(enabled=True)
-        .filter(Q(user_id=payload["user_id"]) | Q(desk_wide=True))
+        .filter(Q(user_id=payload["user_id"]) | (Q(desk_wide=True) & _of_active_officers()))
+        .distinct()
         .order_by()
     )
     endpoints = [endpoint for endpoint in candidates if subscribed(endpoint, alert=payload)]
@@ -96,8 +104,7 @@ def alert_announced(*, payload: dict, event: str) -> list[Delivery]:
 
 
 def _officer_endpoints() -> list[NotificationEndpoint]:
-    officers = Q(user__is_superuser=True) | Q(user__groups__name=settings.RISK_OFFICER_GROUP)
-    endpoints = NotificationEndpoint.objects.filter(officers, enabled=True, user__is_active=True).distinct()
+    endpoints = NotificationEndpoint.objects.filter(_of_active_officers(), enabled=True).distinct()
     return [endpoint for endpoint in endpoints if not endpoint.event_types or ESCALATION in endpoint.event_types]
 
 

@@ -75,6 +75,15 @@ def test_subscriptions_by_event_type_and_minimum_severity(
     assert Delivery.objects.get(alert_id=alert.id, endpoint_id=desk["id"]).user_id != trader.pk
 
 
+def test_a_desk_wide_endpoint_stops_when_its_owner_is_no_longer_an_officer(
+    trader, officer, officer_client, create_endpoint, django_capture_on_commit_callbacks
+):
+    create_endpoint(officer_client, name="desk", kind="email", email="r@example.com", desk_wide=True)
+    officer.groups.clear()
+    alert = raise_alert(trader, captured=django_capture_on_commit_callbacks)
+    assert not Delivery.objects.filter(alert_id=alert.id).exists()
+
+
 def test_a_notification_failure_never_fails_the_risk_action(
     trader_client, trader, create_endpoint, monkeypatch, django_capture_on_commit_callbacks, caplog
 ):
