@@ -324,6 +324,8 @@ class GlobalConfig(models.Model):
     max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True, default=None)
     # Issue 15: loosening an officer-set limit waits for a second officer's approval.
     four_eyes = models.BooleanField(default=False)
+    # Issue 15: a critical alert unacknowledged this long goes to the officers' endpoints (0: never).
+    escalate_after_seconds = models.PositiveIntegerField(default=300)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = _history()

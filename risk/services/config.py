@@ -55,6 +55,7 @@ class GlobalSettings(SettingsSerializer):
     max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
     max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
     four_eyes = serializers.BooleanField()  # issue 15
+    escalate_after_seconds = serializers.IntegerField(min_value=0, max_value=86400)  # issue 15 (0: never)
 
 
 class SymbolSettings(SettingsSerializer):
