@@ -24,6 +24,7 @@ SECTIONS = (
             "risk.LimitChange",
             "risk.CircuitBreaker",
             "risk.BreakerTrip",
+            "risk.LadderTrip",
             "risk.KillSwitch",
             "risk.TradingState",
             "risk.GlobalConfig",
@@ -53,6 +54,10 @@ SECTIONS = (
             "django_celery_beat.ClockedSchedule",
             "django_celery_beat.SolarSchedule",
         ),
+    ),
+    (
+        "Notifications",
+        ("notifications.NotificationEndpoint", "notifications.Delivery", "notifications.AlertEscalation"),
     ),
     ("Users and roles", ("accounts.User", "auth.Group")),
     (

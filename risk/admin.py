@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, filterset_list_filter, run_each
 from etrms.formatting import decimal_plain
+from risk.admin_ladder import ladder_state
 from risk.constants import AlertStatus
 from risk.filters import AlertFilter, LimitFilter
 from risk.models import (
@@ -80,12 +81,14 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         "threshold_value",
         "warning_value",
         "enabled",
+        "ladder",
+        "ladder_steps",
         "set_by",
         "reset_at",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("set_by", "reset_at", "created_at", "updated_at")
+    readonly_fields = ("ladder_steps", "set_by", "reset_at", "created_at", "updated_at")
     actions = ("enable_limits", "disable_limits", "evaluate_now", "reset_drawdown_tracking")
     history_list_display = ("threshold_value", "warning_value", "enabled")
 
@@ -96,6 +99,10 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     @admin.display(boolean=True, description="officer-set")
     def officer_set(self, obj):
         return obj.officer_set
+
+    @admin.display(description="ladder steps now")
+    def ladder_steps(self, obj):
+        return ladder_state(obj)
 
     def get_readonly_fields(self, request, obj=None):
         # The owner of an existing limit does not change.
@@ -118,6 +125,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 threshold_value=obj.threshold_value,
                 warning_value=obj.warning_value,
                 enabled=obj.enabled,
+                ladder=obj.ladder,
             )
         for name in ("pk", "set_by_id", "created_at", "updated_at"):
             setattr(obj, name, getattr(saved, name))
@@ -446,14 +454,22 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_editable = ("max_exposure", "enabled", "testnet")
     list_filter = ("enabled", "testnet")
     search_fields = ("exchange",)
-    fields = ("exchange", "max_exposure", "enabled", "testnet", "trading_enabled", "updated_at")
+    fields = (
+        "exchange",
+        "max_exposure",
+        "enabled",
+        "testnet",
+        "trading_enabled",
+        "dead_mans_switch_seconds",
+        "updated_at",
+    )
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "exchange") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        fields = ("max_exposure", "enabled", "testnet", "trading_enabled")
+        fields = ("max_exposure", "enabled", "testnet", "trading_enabled", "dead_mans_switch_seconds")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         values = settings_parse(ExchangeSettings, {k: _plain(v) for k, v in values.items()})
         saved = exchange_config_update(actor=request.user, exchange=obj.exchange, **values)

@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 
 from etrms.errors import NotFound
 from etrms.roles import visible_to
-from risk.models import CircuitBreaker, ExchangeConfig, RiskAlert, RiskLimit, SymbolConfig
+from risk.models import CircuitBreaker, ExchangeConfig, LadderTrip, RiskAlert, RiskLimit, SymbolConfig
 
 
 def _of_user(queryset: QuerySet, user_id) -> QuerySet:
@@ -63,3 +63,15 @@ def exchange_config_list() -> QuerySet:
 
 def exchange_config_find(*, exchange: str) -> ExchangeConfig | None:
     return ExchangeConfig.objects.filter(exchange=exchange).first()
+
+
+def ladder_latches_get(*, limit_ids: list) -> dict:
+    """{limit id (text): {at_pct: [latched LadderTrip, by symbol]}} for `limit_ids`
+    (one query; the caller has checked who may see the limits)."""
+    latches: dict = {}
+    if not limit_ids:
+        return latches
+    trips = LadderTrip.objects.filter(limit_id__in=limit_ids, released_at__isnull=True).order_by("symbol")
+    for trip in trips:
+        latches.setdefault(str(trip.limit_id), {}).setdefault(trip.at_pct, []).append(trip)
+    return latches

@@ -15,9 +15,10 @@ from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_
 from risk.constants import LimitType
 from risk.filters import LimitFilter
 from risk.models import MONEY, LimitChange
-from risk.selectors import limit_get, limit_list
+from risk.selectors import ladder_latches_get, limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
 from risk.services.limits import limit_create
+from risk.validators import ladder_normalize
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -33,6 +34,14 @@ class LimitInput(StrictSerializer):
     threshold_value = serializers.DecimalField(**MONEY)
     warning_value = serializers.DecimalField(**MONEY, required=False, allow_null=True)
     enabled = StrictBooleanField(required=False, default=True)
+    ladder = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='Graded ladder (issue 15): null or steps [{"at_pct": 80, "do": "alert"}, ...], at_pct increasing.',
+    )
+
+    def validate_ladder(self, value):
+        return ladder_normalize(value, field=None)
 
 
 class LimitCreateInput(LimitInput):
@@ -61,9 +70,10 @@ class LimitListCreateApi(RiskApi):
             limit=query["limit"],
             offset=query["offset"],
         )
+        latches = ladder_latches_get(limit_ids=[row["id_text"] for row in rows if row["ladder"]])
         return bare(
             {
-                "limits": [limit_out(row, with_user=officer) for row in rows],
+                "limits": [limit_out(row, with_user=officer, latches=latches) for row in rows],
                 "count": queryset.count(),
             }
         )
@@ -73,14 +83,15 @@ class LimitListCreateApi(RiskApi):
         data = LimitCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         limit = limit_create(actor=request.user, **data.validated_data)
-        return bare(limit_out(limit, with_user=True), status=status.HTTP_201_CREATED)
+        return bare(limit_out(limit, with_user=True, latches={}), status=status.HTTP_201_CREATED)
 
 
 class LimitDetailApi(RiskApi):
     def _item(self, request, limit):
         if isinstance(limit, LimitChange):  # four eyes held a loosening back
             return bare(pending_out(limit), status=status.HTTP_202_ACCEPTED)
-        return bare(limit_out(limit, with_user=is_risk_officer(request.user)))
+        latches = ladder_latches_get(limit_ids=[limit.pk])
+        return bare(limit_out(limit, with_user=is_risk_officer(request.user), latches=latches))
 
     def get(self, request, limit_id):
         return self._item(request, limit_get(viewer=request.user, limit_id=limit_id))
@@ -90,7 +101,7 @@ class LimitDetailApi(RiskApi):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
         data = LimitInput(data=request.data)
         data.is_valid(raise_exception=True)
-        changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
+        changes = {"symbol": None, "warning_value": None, "enabled": True, "ladder": [], **data.validated_data}
         return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
     @extend_schema(request=LimitInput(partial=True), description="Change some fields of a limit.")

@@ -130,6 +130,7 @@ class LimitStatus:
     warning: Decimal | None = None
     cap: str | None = None  # the config field, for source config
     exchange: str | None = None
+    ladder: tuple = ()  # the limit's graded ladder ((at_pct, action), ...), issue 15
 
     @property
     def exceeded(self) -> bool:
@@ -217,6 +218,7 @@ def limits_assess(
                         value=metrics.symbol_net.get(symbol, ZERO),
                         threshold=limit.threshold,
                         warning=limit.warning,
+                        ladder=limit.ladder,
                     )
                 )
         else:
@@ -230,6 +232,7 @@ def limits_assess(
                     value=_limit_value(limit, metrics, book, assessment),
                     threshold=limit.threshold,
                     warning=limit.warning,
+                    ladder=limit.ladder,
                 )
             )
     statuses.extend(_caps_assess(book=book, metrics=metrics, config=config, desk=desk))

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.exchanges import PAPER
 from etrms.api.inputs import StrictSerializer
 from etrms.errors import InvalidInput
 from etrms.formatting import decimal_plain, iso_utc
@@ -26,6 +27,7 @@ from risk.services.common import actor_id
 from risk.validators import exchange_normalize, symbol_normalize
 
 SNAPSHOT_VERSION = 1
+DEAD_MANS_SWITCH_MAX_SECONDS = 3600
 DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
 
 
@@ -54,6 +56,7 @@ class GlobalSettings(SettingsSerializer):
     max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
     max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
     four_eyes = serializers.BooleanField()  # issue 15
+    escalate_after_seconds = serializers.IntegerField(min_value=0, max_value=86400)  # issue 15 (0: never)
 
 
 class SymbolSettings(SettingsSerializer):
@@ -68,6 +71,7 @@ class ExchangeSettings(SettingsSerializer):
     enabled = serializers.BooleanField()
     testnet = serializers.BooleanField()
     trading_enabled = serializers.BooleanField()  # issue 15
+    dead_mans_switch_seconds = serializers.IntegerField(min_value=0, max_value=DEAD_MANS_SWITCH_MAX_SECONDS)
 
 
 def settings_parse(schema: type[serializers.Serializer], raw) -> dict:
@@ -180,6 +184,8 @@ def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
     `ExchangeSettings`, as `settings_parse` returns them."""
     exchange = exchange_normalize(exchange)
     _known(ExchangeSettings, values)
+    if exchange == PAPER and values.get("dead_mans_switch_seconds"):
+        raise InvalidInput({"settings": {"dead_mans_switch_seconds": ["Paper has no dead-man's switch: 0 only."]}})
     config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
         exchange=exchange
     )

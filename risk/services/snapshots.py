@@ -44,6 +44,7 @@ class LimitView:
     threshold: Decimal
     warning: Decimal | None
     equity_peaks: dict
+    ladder: tuple = ()  # issue 15: ((at_pct, action), ...) with at_pct increasing
 
 
 @dataclass(slots=True, frozen=True)
@@ -142,10 +143,10 @@ def limits_load(**filters) -> list[LimitView]:
             t_warning=Cast("warning_value", output_field=CharField()),
             t_peaks=Cast("equity_peaks", output_field=CharField()),
         )
-        .values_list("id", "user_id", "symbol", "limit_type", "t_threshold", "t_warning", "t_peaks")
+        .values_list("id", "user_id", "symbol", "limit_type", "t_threshold", "t_warning", "t_peaks", "ladder")
     )
     views = []
-    for limit_id, user_id, symbol, limit_type, threshold, warning, peaks in rows:
+    for limit_id, user_id, symbol, limit_type, threshold, warning, peaks, ladder in rows:
         views.append(
             LimitView(
                 id=limit_id,
@@ -155,6 +156,7 @@ def limits_load(**filters) -> list[LimitView]:
                 threshold=Decimal(threshold),
                 warning=None if warning is None else Decimal(warning),
                 equity_peaks=json.loads(peaks) if limit_type == "drawdown" and peaks else {},
+                ladder=tuple((Decimal(step["at_pct"]), step["do"]) for step in ladder or ()),
             )
         )
     return views

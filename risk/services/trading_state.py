@@ -67,6 +67,18 @@ def trading_state_effective(*, user_id, exchange: str | None = None) -> Effectiv
     return effective_of(trading_states_load(user_id=user_id, exchange=exchange), exchange=exchange)
 
 
+def trading_states_effective(*, user_ids: list) -> tuple[Effective, dict]:
+    """(the desk's state, {user_id: the user's effective state}) in one query: the
+    strictest of the desk and the user's own level (no exchange named, as `GET
+    /risk/trading-state` answers without `?exchange=`)."""
+    rows = list(TradingState.objects.filter(level__in=(TradingLevel.DESK, TradingLevel.USER)))
+    desk = [row for row in rows if row.level == TradingLevel.DESK]
+    by_user = {
+        user_id: effective_of(desk + [row for row in rows if str(row.user_id) == str(user_id)]) for user_id in user_ids
+    }
+    return effective_of(desk), by_user
+
+
 def _scope(level: str, exchange: str | None, user_id) -> dict:
     if level == TradingLevel.DESK:
         if exchange or user_id:
