@@ -85,6 +85,18 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class NoAddOrDeleteAdminMixin:
+    """Rows the system creates and officers act on (alerts, trips, the configuration
+    singleton): changed through the admin's forms and actions, never added or deleted
+    by hand (old rows go by the `cleanup` job, where any do)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def enable_actions(noun: str, setter):
     """The "Enable selected <noun>s" / "Disable selected <noun>s" pair: `setter(request,
     obj, enabled)` calls the service; failures become messages."""

@@ -14,7 +14,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, filterset_list_filter, run_each
+from etrms.admin_tools import (
+    NoAddOrDeleteAdminMixin,
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    enable_actions,
+    filterset_list_filter,
+    run_each,
+)
 from etrms.formatting import decimal_plain
 from risk.admin_ladder import ladder_state
 from risk.constants import AlertStatus
@@ -161,7 +168,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
 # --- alerts ----------------------------------------------------------------------------------
 @admin.register(RiskAlert)
-class RiskAlertAdmin(admin.ModelAdmin):
+class RiskAlertAdmin(NoAddOrDeleteAdminMixin, admin.ModelAdmin):
     list_display = ("triggered_at", "user", "alert_type", "severity", "status", "short_message", "symbol")
     list_filter = (
         filterset_list_filter(AlertFilter, "status"),
@@ -197,12 +204,6 @@ class RiskAlertAdmin(admin.ModelAdmin):
     @admin.display(description="symbol")
     def symbol(self, obj):
         return (obj.metadata or {}).get("symbol") or ""
-
-    def has_add_permission(self, request):
-        return False  # alerts are raised by evaluation, not typed in
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the `cleanup` job removes old resolved alerts
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge_alerts(self, request, queryset):
@@ -346,7 +347,7 @@ def _evaluate_users(modeladmin, request, user_ids) -> None:
 
 
 @admin.register(BreakerTrip)
-class BreakerTripAdmin(admin.ModelAdmin):
+class BreakerTripAdmin(NoAddOrDeleteAdminMixin, admin.ModelAdmin):
     list_display = (
         "triggered_at",
         "breaker_name",
@@ -379,28 +380,16 @@ class BreakerTripAdmin(admin.ModelAdmin):
             done="trip(s) re-armed",
         )
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- configuration -----------------------------------------------------------------------------
 @admin.register(GlobalConfig)
-class GlobalConfigAdmin(SimpleHistoryAdmin):
+class GlobalConfigAdmin(NoAddOrDeleteAdminMixin, SimpleHistoryAdmin):
     """A singleton: the list goes straight to the one row, which cannot be added twice
     or deleted."""
 
     fields = (*GlobalSettings().fields, "updated_at")
     readonly_fields = ("updated_at",)
     history_list_display = ("dry_run", "max_total_exposure", "max_leverage")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_object(self, request, object_id, from_field=None):
         global_config_get()  # the row exists from its first read on

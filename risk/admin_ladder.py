@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from etrms.admin_tools import ReadOnlyAdminMixin
 from risk.models import LadderTrip, RiskLimit
 from risk.selectors import ladder_latches_get
 
@@ -36,7 +37,7 @@ def ladder_state(limit: RiskLimit) -> str:
 
 
 @admin.register(LadderTrip)
-class LadderTripAdmin(admin.ModelAdmin):
+class LadderTripAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("triggered_at", "user", "limit_type", "symbol", "at_pct", "action", "action_status", "latched")
     list_filter = ("action", "action_status", "dry_run", "limit_type", "limit")
     search_fields = ("user__username", "symbol", "latch_key")
@@ -46,12 +47,3 @@ class LadderTripAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def latched(self, obj):
         return obj.released_at is None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
