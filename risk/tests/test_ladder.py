@@ -68,8 +68,8 @@ def test_ladder_80_100_120_each_step_acts_once_per_crossing_then_releases_and_re
     assert not LadderTrip.objects.exists() and not step_alerts().exists()
 
     price(exposed, 85000)  # 85 %: the alert step, once
-    evaluation_run(user_id=trader.pk)
-    evaluation_run(user_id=trader.pk)  # a second evaluation raises nothing new
+    assert [trip.action for trip in evaluation_run(user_id=trader.pk).ladder_trips] == ["alert"]
+    assert evaluation_run(user_id=trader.pk).ladder_trips == []  # a second evaluation raises nothing new
     alert_step = LadderTrip.objects.get()
     assert (alert_step.at_pct, alert_step.action, alert_step.action_status) == (80, "alert", ActionStatus.SUCCEEDED)
     [alert] = step_alerts()
@@ -288,7 +288,8 @@ def test_a_step_latched_by_a_process_that_died_before_acting_is_acted_on_by_the_
     latched = step_latch(step=step, user_id=trader.pk, dry_run=False, now=at)  # ... and the process died
     assert latched.action_status == ActionStatus.PENDING
 
-    assert evaluation_sweep(user_id=trader.pk)["recovered_trips"] == 1
+    swept = evaluation_sweep(user_id=trader.pk)
+    assert swept["recovered_trips"] == 1 and swept["new_ladder_steps"] == 0
     latched.refresh_from_db()
     assert latched.action_status == ActionStatus.SUCCEEDED, latched.action_result
     assert not PaperPosition.objects.filter(account=exposed).exists()
