@@ -441,14 +441,22 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_editable = ("max_exposure", "enabled", "testnet")
     list_filter = ("enabled", "testnet")
     search_fields = ("exchange",)
-    fields = ("exchange", "max_exposure", "enabled", "testnet", "trading_enabled", "updated_at")
+    fields = (
+        "exchange",
+        "max_exposure",
+        "enabled",
+        "testnet",
+        "trading_enabled",
+        "dead_mans_switch_seconds",
+        "updated_at",
+    )
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "exchange") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        fields = ("max_exposure", "enabled", "testnet", "trading_enabled")
+        fields = ("max_exposure", "enabled", "testnet", "trading_enabled", "dead_mans_switch_seconds")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         saved = exchange_config_update(
             actor=request.user, exchange=obj.exchange, settings={k: _plain(v) for k, v in values.items()}

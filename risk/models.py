@@ -324,6 +324,8 @@ class GlobalConfig(models.Model):
     max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True, default=None)
     # Issue 15: loosening an officer-set limit waits for a second officer's approval.
     four_eyes = models.BooleanField(default=False)
+    # Issue 15: a critical alert unacknowledged this long goes to the officers' endpoints (0: never).
+    escalate_after_seconds = models.PositiveIntegerField(default=300)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = _history()
@@ -367,6 +369,11 @@ class ExchangeConfig(models.Model):
     enabled = models.BooleanField(default=True)
     testnet = models.BooleanField(default=False)
     trading_enabled = models.BooleanField(default=True)  # issue 15: the pre-trade check refuses when false
+    # Issue 15: the venue's dead-man's switch, kept armed by the feed for monitored
+    # accounts; the venue cancels their open orders this long after ETRMS goes silent.
+    dead_mans_switch_seconds = models.PositiveIntegerField(
+        default=0, help_text="0 = off. Where the venue has one (Binance USD-M); never on paper."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

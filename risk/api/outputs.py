@@ -163,6 +163,7 @@ def global_out(config: GlobalConfig) -> dict:
         "max_price_age_seconds": config.max_price_age_seconds,
         "max_orders_per_minute": config.max_orders_per_minute,
         "four_eyes": config.four_eyes,
+        "escalate_after_seconds": config.escalate_after_seconds,
         "updated_at": iso_utc(config.updated_at),
     }
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.exchanges import PAPER
 from etrms.api.inputs import StrictSerializer
 from etrms.errors import InvalidInput
 from risk.history import history_actor_set
@@ -25,6 +26,7 @@ from risk.services.common import actor_id
 from risk.validators import exchange_normalize, symbol_normalize
 
 SNAPSHOT_VERSION = 1
+DEAD_MANS_SWITCH_MAX_SECONDS = 3600
 DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
 
 
@@ -53,6 +55,7 @@ class GlobalSettings(SettingsSerializer):
     max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
     max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
     four_eyes = serializers.BooleanField()  # issue 15
+    escalate_after_seconds = serializers.IntegerField(min_value=0, max_value=86400)  # issue 15 (0: never)
 
 
 class SymbolSettings(SettingsSerializer):
@@ -67,6 +70,7 @@ class ExchangeSettings(SettingsSerializer):
     enabled = serializers.BooleanField()
     testnet = serializers.BooleanField()
     trading_enabled = serializers.BooleanField()  # issue 15
+    dead_mans_switch_seconds = serializers.IntegerField(min_value=0, max_value=DEAD_MANS_SWITCH_MAX_SECONDS)
 
 
 def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:
@@ -167,6 +171,8 @@ def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeC
     """Update the exchange's config, creating it when absent."""
     exchange = exchange_normalize(exchange)
     values = settings_validate(ExchangeSettings, settings)
+    if exchange == PAPER and values.get("dead_mans_switch_seconds"):
+        raise InvalidInput({"settings": {"dead_mans_switch_seconds": ["Paper has no dead-man's switch: 0 only."]}})
     config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
         exchange=exchange
     )
