@@ -43,6 +43,7 @@ EVENT_TYPES = (
     AlertType.CIRCUIT_BREAKER,
     AlertType.TRADING_STATE,
     AlertType.KILL_SWITCH,
+    AlertType.LADDER_STEP,
     AlertType.DATA_STALE,
     AlertType.PRICE_ALERT,
     ESCALATION,

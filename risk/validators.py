@@ -21,6 +21,8 @@ from risk.constants import (
     LadderAction,
 )
 
+MAX_LADDER_PCT = Decimal(10000)  # a step at 100x the threshold
+LADDER_PCT_STEP = Decimal("0.0001")  # LadderTrip.at_pct keeps 4 decimals
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,32}$")
 EXCHANGE_RE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
 
@@ -204,13 +206,17 @@ def ladder_normalize(value, *, field: str | None = "ladder") -> list[dict]:
             errors.append(f"{where} must be an object with exactly at_pct and do.")
             continue
         pct = _decimal(step["at_pct"])
-        if pct is None or pct <= 0:
-            errors.append(f"{where}: at_pct must be a positive number (percent of the threshold).")
+        if pct is None or not 0 < pct <= MAX_LADDER_PCT or pct != pct.quantize(LADDER_PCT_STEP):
+            errors.append(
+                f"{where}: at_pct must be a positive number (percent of the threshold) "
+                f"up to {MAX_LADDER_PCT}, with at most 4 decimals."
+            )
+            pct = None
         elif previous is not None and pct <= previous:
             errors.append(f"{where}: at_pct must be above the previous step's ({previous:f}); steps go up.")
         if step["do"] not in LadderAction.values:
             errors.append(f"{where}: do must be one of {', '.join(LadderAction.values)}.")
-        if pct is not None and pct > 0:
+        if pct is not None:
             previous = pct if previous is None or pct > previous else previous
             steps.append({"at_pct": format(pct.normalize(), "f"), "do": step["do"]})
     if errors:

@@ -205,3 +205,33 @@ def test_admin_shows_the_delivery_log_read_only(client, make_user, trader_client
     assert (
         "secret" not in client.get(f"/admin/notifications/notificationendpoint/{hook['id']}/change/").content.decode()
     )
+
+
+def test_a_ladder_step_reaches_the_endpoints_subscribed_to_ladder_steps(
+    trader_client, trader, create_endpoint, django_capture_on_commit_callbacks
+):
+    """Issue 15 item 4: a limit's ladder step raises a `ladder_step` alert (ETRMS type
+    `risk_limit`), which an endpoint can subscribe to on its own."""
+    from decimal import Decimal
+
+    from risk.services.evaluation import evaluation_run
+    from risk.services.limits import limit_create
+    from risk.tests import books
+
+    books.position(books.account(trader), "BTCUSDT", size="1", entry="8500")
+    steps = create_endpoint(
+        trader_client, name="steps", kind="email", email="l@example.com", event_types=["ladder_step"]
+    )
+    create_endpoint(trader_client, name="states", kind="email", email="s@example.com", event_types=["trading_state"])
+    ladder = [{"at_pct": "80", "do": "alert"}, {"at_pct": "120", "do": "flatten"}]
+    limit_create(actor=trader, limit_type="total_exposure", threshold_value=Decimal(10000), ladder=ladder)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation_run(user_id=trader.pk)
+
+    deliveries = list(Delivery.objects.filter(user=trader).order_by("created_at"))
+    assert {str(d.endpoint_id) for d in deliveries} == {steps["id"]}
+    # raised, then updated in place with the step's (dry-run) action result
+    assert [d.event for d in deliveries] == ["alert.raised", "alert.updated"]
+    alert = deliveries[0].payload["alert"]
+    assert alert["alert_type"] == "ladder_step" and alert["type"] == "risk_limit"
+    assert alert["context"]["at_pct"] == 80 and alert["context"]["action"] == "alert"

@@ -1,7 +1,7 @@
 """Phase 4 risk limits: `/risk/limits` (list, create) and `/risk/limits/{id}` (get,
 put, patch, delete). Bare objects, decimal strings."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 
 from etrms.api.inputs import StrictSerializer
@@ -12,13 +12,13 @@ from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.limit_changes import pending_out  # issue 15: four eyes
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
-from risk.constants import LimitType
+from risk.constants import MAX_LADDER_STEPS, LadderAction, LimitType
 from risk.filters import LimitFilter
 from risk.models import MONEY, LimitChange
 from risk.selectors import ladder_latches_get, limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
 from risk.services.limits import limit_create
-from risk.validators import ladder_normalize
+from risk.validators import MAX_LADDER_PCT, ladder_normalize
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -28,17 +28,35 @@ class StrictBooleanField(serializers.BooleanField):
     FALSE_VALUES = {False, "false", "False", "FALSE", "0"}
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "nullable": True,
+        "minItems": 1,
+        "maxItems": MAX_LADDER_STEPS,
+        "description": "Graded ladder (issue 15): null, or steps with at_pct strictly increasing.",
+        "items": {
+            "type": "object",
+            "required": ["at_pct", "do"],
+            "additionalProperties": False,
+            "properties": {
+                "at_pct": {"type": "number", "minimum": 0.0001, "maximum": int(MAX_LADDER_PCT)},
+                "do": {"type": "string", "enum": LadderAction.values},
+            },
+        },
+    }
+)
+class LadderField(serializers.JSONField):
+    """Parsed as JSON, checked by `ladder_normalize` (every problem named, SPEC §3)."""
+
+
 class LimitInput(StrictSerializer):
     symbol = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     limit_type = serializers.ChoiceField(choices=LimitType.choices)
     threshold_value = serializers.DecimalField(**MONEY)
     warning_value = serializers.DecimalField(**MONEY, required=False, allow_null=True)
     enabled = StrictBooleanField(required=False, default=True)
-    ladder = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        help_text='Graded ladder (issue 15): null or steps [{"at_pct": 80, "do": "alert"}, ...], at_pct increasing.',
-    )
+    ladder = LadderField(required=False, allow_null=True)
 
     def validate_ladder(self, value):
         return ladder_normalize(value, field=None)

@@ -68,8 +68,8 @@ def test_ladder_80_100_120_each_step_acts_once_per_crossing_then_releases_and_re
     assert not LadderTrip.objects.exists() and not step_alerts().exists()
 
     price(exposed, 85000)  # 85 %: the alert step, once
-    evaluation_run(user_id=trader.pk)
-    evaluation_run(user_id=trader.pk)  # a second evaluation raises nothing new
+    assert [trip.action for trip in evaluation_run(user_id=trader.pk).ladder_trips] == ["alert"]
+    assert evaluation_run(user_id=trader.pk).ladder_trips == []  # a second evaluation raises nothing new
     alert_step = LadderTrip.objects.get()
     assert (alert_step.at_pct, alert_step.action, alert_step.action_status) == (80, "alert", ActionStatus.SUCCEEDED)
     [alert] = step_alerts()
@@ -288,8 +288,37 @@ def test_a_step_latched_by_a_process_that_died_before_acting_is_acted_on_by_the_
     latched = step_latch(step=step, user_id=trader.pk, dry_run=False, now=at)  # ... and the process died
     assert latched.action_status == ActionStatus.PENDING
 
-    assert evaluation_sweep(user_id=trader.pk)["recovered_trips"] == 1
+    swept = evaluation_sweep(user_id=trader.pk)
+    assert swept["recovered_trips"] == 1 and swept["new_ladder_steps"] == 0
     latched.refresh_from_db()
     assert latched.action_status == ActionStatus.SUCCEEDED, latched.action_result
     assert not PaperPosition.objects.filter(account=exposed).exists()
     assert LadderTrip.objects.filter(action="flatten").count() == 1  # the sweep's evaluation found it latched
+
+
+def test_a_position_size_ladder_cancels_that_symbols_orders_then_halts_the_owner(trader, officer, exposed):
+    """A symbol's limit acts in its scope only: 90 % cancels the resting BTCUSDT order
+    (the ETHUSDT one stays), 110 % halts the owner's trading."""
+    live(officer)
+    ladder = [{"at_pct": "90", "do": "cancel_orders"}, {"at_pct": "110", "do": "halt_trading"}]
+    limit_create(actor=trader, limit_type="position_size", symbol="BTCUSDT", threshold_value=D(10000), ladder=ladder)
+    paper_order_execute(account_id=exposed.pk, symbol="BTCUSDT", side="buy", amount=D("0.1"), type="limit", price=D(1))
+    paper_order_execute(account_id=exposed.pk, symbol="ETHUSDT", side="buy", amount=D("1"), type="limit", price=D(1))
+
+    price(exposed, 95000)
+    evaluation_run(user_id=trader.pk)
+    cancel = LadderTrip.objects.get()
+    assert cancel.symbol == "BTCUSDT" and cancel.action_status == ActionStatus.SUCCEEDED, cancel.action_result
+    assert cancel.action_result == "Cancelled open orders: 1 on paper:BTCUSDT"
+    assert set(PaperOrder.objects.filter(type="limit").values_list("symbol", "status")) == {
+        ("BTCUSDT", "canceled"),
+        ("ETHUSDT", "open"),
+    }
+    assert trading_state_effective(user_id=trader.pk).state == "active"
+
+    price(exposed, 111000)
+    evaluation_run(user_id=trader.pk)
+    halt = LadderTrip.objects.get(action="halt_trading")
+    assert halt.action_status == ActionStatus.SUCCEEDED and halt.alert.severity == "critical"
+    effective = trading_state_effective(user_id=trader.pk)
+    assert effective.state == "halted" and "110% of the position_size limit on BTCUSDT" in effective.reason

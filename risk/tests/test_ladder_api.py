@@ -45,6 +45,9 @@ def test_a_limit_without_a_ladder_shows_an_empty_one_and_null_removes_it(trader_
         ([{}], "exactly at_pct and do"),  # empty step
         ([{"at_pct": 0, "do": "alert"}], "positive number"),
         ([{"at_pct": "abc", "do": "alert"}], "positive number"),
+        ([{"at_pct": 10001, "do": "alert"}], "up to 10000"),
+        ([{"at_pct": "80.00001", "do": "alert"}], "at most 4 decimals"),
+        ([{"at_pct": 80, "do": ["alert"]}], "do must be one of"),
         ([{"at_pct": 80, "do": "alert", "extra": 1}], "exactly at_pct and do"),
         ({"at_pct": 80, "do": "alert"}, "non-empty list"),
         ([{"at_pct": pct, "do": "alert"} for pct in range(1, 12)], "at most 10"),
