@@ -54,6 +54,7 @@ class WorkerProcess:
         "JOB_WORKER_HEARTBEAT_SECONDS": "2",
         "JOB_SUPERVISOR_INTERVAL_SECONDS": "0.1",
         "JOB_HARD_TIMEOUT_GRACE_SECONDS": "1",
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # the tests' webhook receivers listen on loopback
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -12,13 +12,14 @@ from rest_framework.views import APIView
 from accounts.exchanges import UnknownSymbol, normalize_symbol
 from accounts.fields import ExchangeIdField
 from etrms.api.inputs import PositiveDecimalField, SymbolField
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import IsRiskOfficer, user_filter
 from etrms.api.responses import bare
 from etrms.api.schema import string_in
 from etrms.api.throttles import ScopedRateThrottle
 from etrms.roles import is_risk_officer
 from realtime import cache
+from realtime.filters import PriceAlertFilter
 from realtime.models import PriceAlertCondition, PriceAlertStatus
 from realtime.selectors import PRICE_ALERT_FIELDS, price_alert_get, price_alert_list, price_alert_out
 from realtime.services.market_data import market_data_get, price_get
@@ -280,7 +281,6 @@ class PriceAlertCreateApi(CacheApi):
 
 
 class PriceAlertListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=PriceAlertStatus.choices, required=False)
     default_limit = 100
 
 
@@ -298,9 +298,8 @@ class PriceAlertListApi(CacheApi):
     def get(self, request):
         query = query_validate(PriceAlertListQuery, request)
         officer = is_risk_officer(request.user)
-        queryset = price_alert_list(
-            viewer=request.user, user_id=user_filter(request, query.get("user_id")), status=query.get("status")
-        )
+        queryset = price_alert_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(PriceAlertFilter, queryset, request)
         rows = page(queryset.values(*PRICE_ALERT_FIELDS), limit=query["limit"], offset=query["offset"])
         return bare({"alerts": [price_alert_out(row, include_user=officer) for row in rows], "count": queryset.count()})
 

@@ -24,9 +24,7 @@ COUNTDOWN_SECONDS = 2
 def watched_binance(binance_server, make_exchange_account, trader, officer):
     """A monitored Binance account with a resting order, its exchange's switch set."""
     account = make_exchange_account(trader, "binanceusdm")
-    exchange_config_update(
-        actor=officer, exchange="binanceusdm", settings={"dead_mans_switch_seconds": COUNTDOWN_SECONDS}
-    )
+    exchange_config_update(actor=officer, exchange="binanceusdm", dead_mans_switch_seconds=COUNTDOWN_SECONDS)
     monitoring_start(exchanges=["binanceusdm"], symbols=["BTCUSDT"])
     order = binance_server.add_open_order("BTCUSDT", "BUY", "0.1", price=50000)
     return account, order
@@ -63,7 +61,7 @@ def test_the_switch_is_off_on_paper(paper_account, officer):
     """Paper has no switch: the setting is kept (a desk may configure every exchange
     alike) and nothing is armed."""
     monitoring_start(exchanges=["paper"], symbols=["BTCUSDT"])
-    exchange_config_update(actor=officer, exchange="paper", settings={"dead_mans_switch_seconds": 30})
+    exchange_config_update(actor=officer, exchange="paper", dead_mans_switch_seconds=30)
     assert dead_mans_switch_plan() == []
 
     async def arm():

@@ -2,25 +2,20 @@
 `POST /risk/alerts/{id}/resolve`. Bare objects."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
 from risk.api.outputs import ALERT_FIELDS, alert_out
 from risk.constants import AlertSeverity, AlertStatus
+from risk.filters import ALERT_TYPE_PATTERN, AlertFilter
 from risk.selectors import alert_get, alert_list
 from risk.services.alerts import alert_acknowledge, alert_resolve
 
-ALERT_TYPE_PATTERN = r"^[a-z_]{1,48}$"
 
 
 class AlertListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=AlertStatus.choices, required=False)
-    severity = serializers.ChoiceField(choices=AlertSeverity.choices, required=False)
-    alert_type = serializers.RegexField(ALERT_TYPE_PATTERN, required=False)
-
     default_limit = 50
 
 
@@ -38,13 +33,8 @@ class AlertListApi(RiskApi):
     )
     def get(self, request):
         query = query_validate(AlertListQuery, request)
-        queryset = alert_list(
-            viewer=request.user,
-            user_id=user_filter(request, query.get("user_id")),
-            status=query.get("status"),
-            severity=query.get("severity"),
-            alert_type=query.get("alert_type"),
-        )
+        queryset = alert_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(AlertFilter, queryset, request)
         rows = page(queryset.values(*ALERT_FIELDS), limit=query["limit"], offset=query["offset"])
         return bare({"alerts": [alert_out(row) for row in rows], "count": queryset.count()})
 

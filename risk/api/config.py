@@ -25,15 +25,17 @@ from risk.services.config import (
     exchange_config_update,
     global_config_get,
     global_config_update,
+    settings_parse,
     symbol_config_update,
 )
 from risk.validators import exchange_normalize, symbol_normalize
 
 
-def _settings_body(request) -> dict:
+def _settings_body(request, schema) -> dict:
+    """`{"settings": {...}}` -> the keyword values of the `*_config_update` services."""
     if not hasattr(request.data, "keys") or set(request.data.keys()) != {"settings"}:
         raise ValidationError({"settings": ['The body is {"settings": {...}}.']})
-    return request.data["settings"]
+    return settings_parse(schema, request.data["settings"])
 
 
 class GlobalSettingsBody(StrictSerializer):
@@ -74,7 +76,7 @@ class GlobalConfigApi(ConfigApi):
 
     @extend_schema(request=GlobalSettingsBody, description='`{"settings": {...}}`, partial; unknown keys are a 400.')
     def put(self, request):
-        config = global_config_update(actor=request.user, settings=_settings_body(request))
+        config = global_config_update(actor=request.user, **_settings_body(request, GlobalSettings))
         return envelope(global_out(config), message="Global configuration updated")
 
 
@@ -96,7 +98,7 @@ class SymbolConfigApi(ConfigApi):
         request=SymbolSettingsBody, description='`{"settings": {...}}`, partial; creates the config when absent.'
     )
     def put(self, request, symbol):
-        config = symbol_config_update(actor=request.user, symbol=symbol, settings=_settings_body(request))
+        config = symbol_config_update(actor=request.user, symbol=symbol, **_settings_body(request, SymbolSettings))
         return envelope(
             symbol_config_out(config, symbol=config.symbol), message=f"Configuration of {config.symbol} updated"
         )
@@ -123,7 +125,9 @@ class ExchangeConfigApi(ConfigApi):
         description='`{"settings": {...}}`, partial; creates the config when absent.',
     )
     def put(self, request, exchange):
-        config = exchange_config_update(actor=request.user, exchange=exchange, settings=_settings_body(request))
+        config = exchange_config_update(
+            actor=request.user, exchange=exchange, **_settings_body(request, ExchangeSettings)
+        )
         return envelope(
             exchange_config_out(config, exchange=config.exchange),
             message=f"Configuration of {config.exchange} updated",

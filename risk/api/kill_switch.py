@@ -15,11 +15,10 @@ from accounts.fields import ExchangeIdField
 from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare
+from etrms.formatting import decimal_plain, iso_utc
 from risk.api.common import RiskApi, scope_rules
-from risk.formatting import iso_utc
 from risk.models import KillActionKind, KillScope, KillSwitch
 from risk.services.kill_switch import kill_switch_actions, kill_switch_engage
-from risk.services.trip_actions import fmt
 
 
 def _action_out(action, kill: KillSwitch) -> dict:
@@ -41,7 +40,7 @@ def _action_out(action, kill: KillSwitch) -> dict:
         {
             "position_id": action.position_ref,
             "side": action.side,
-            "size": fmt(action.size) if action.size is not None else None,
+            "size": decimal_plain(action.size) if action.size is not None else None,
             "client_order_id": action.client_order_id,
             "filled": action.details.get("filled"),
             "orders": action.details.get("orders", []),

@@ -4,11 +4,11 @@ put, patch, delete). Bare objects, decimal strings."""
 from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 
 from etrms.api.inputs import PositiveDecimalField, StrictSerializer, SymbolField
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.api.schema import decimal_pattern, string_in
@@ -16,12 +16,13 @@ from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.limit_changes import pending_out  # issue 15: four eyes
 from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
-from risk.constants import SYMBOL_LIMIT_TYPES, THRESHOLD_CEILINGS, LimitType
+from risk.constants import MAX_LADDER_STEPS, SYMBOL_LIMIT_TYPES, THRESHOLD_CEILINGS, LadderAction, LimitType
+from risk.filters import LimitFilter
 from risk.models import MONEY, LimitChange
-from risk.selectors import limit_get, limit_list
+from risk.selectors import ladder_latches_get, limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
 from risk.services.limits import limit_create
-from risk.validators import symbol_normalize
+from risk.validators import MAX_LADDER_PCT, ladder_normalize
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -38,12 +39,38 @@ def _at_most(ceiling: Decimal) -> str:
     )
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "nullable": True,
+        "minItems": 1,
+        "maxItems": MAX_LADDER_STEPS,
+        "description": "Graded ladder (issue 15): null, or steps with at_pct strictly increasing.",
+        "items": {
+            "type": "object",
+            "required": ["at_pct", "do"],
+            "additionalProperties": False,
+            "properties": {
+                "at_pct": {"type": "number", "minimum": 0.0001, "maximum": int(MAX_LADDER_PCT)},
+                "do": {"type": "string", "enum": LadderAction.values},
+            },
+        },
+    }
+)
+class LadderField(serializers.JSONField):
+    """Parsed as JSON, checked by `ladder_normalize` (every problem named, SPEC §3)."""
+
+
 class LimitInput(StrictSerializer):
     symbol = SymbolField(max_length=32, required=False, allow_null=True, allow_blank=True)
     limit_type = serializers.ChoiceField(choices=LimitType.choices)
     threshold_value = PositiveDecimalField(**MONEY)
     warning_value = PositiveDecimalField(**MONEY, required=False, allow_null=True)
     enabled = StrictBooleanField(required=False, default=True)
+    ladder = LadderField(required=False, allow_null=True)
+
+    def validate_ladder(self, value):
+        return ladder_normalize(value, field=None)
 
     # RiskLimit.clean(): only a position_size limit takes a symbol; fractions and
     # percentages have a ceiling. (warning_value < threshold_value is checked too; JSON
@@ -78,15 +105,6 @@ class LimitCreateInput(LimitInput):
     user_id = serializers.UUIDField(required=False, allow_null=True)
 
 
-class LimitListQuery(PageQuery):
-    symbol = serializers.CharField(required=False, max_length=32)
-    limit_type = serializers.ChoiceField(choices=LimitType.choices, required=False)
-    enabled = StrictBooleanField(required=False, allow_null=True, default=None)
-
-    def validate_symbol(self, value):
-        return symbol_normalize(value, field=None)
-
-
 class LimitListCreateApi(RiskApi):
     @extend_schema(
         parameters=[
@@ -100,23 +118,19 @@ class LimitListCreateApi(RiskApi):
         description="The caller's risk limits (a risk officer: everyone's, with `user_id`), newest first.",
     )
     def get(self, request):
-        query = query_validate(LimitListQuery, request)
+        query = query_validate(PageQuery, request)
         officer = is_risk_officer(request.user)
-        queryset = limit_list(
-            viewer=request.user,
-            user_id=user_filter(request, query.get("user_id")),
-            symbol=query.get("symbol"),
-            limit_type=query.get("limit_type"),
-            enabled=query.get("enabled"),
-        )
+        queryset = limit_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(LimitFilter, queryset, request)
         rows = page(
             as_text(queryset, *LIMIT_LIST_TEXT).values(*LIMIT_LIST_FIELDS),
             limit=query["limit"],
             offset=query["offset"],
         )
+        latches = ladder_latches_get(limit_ids=[row["id_text"] for row in rows if row["ladder"]])
         return bare(
             {
-                "limits": [limit_out(row, with_user=officer) for row in rows],
+                "limits": [limit_out(row, with_user=officer, latches=latches) for row in rows],
                 "count": queryset.count(),
             }
         )
@@ -130,7 +144,7 @@ class LimitListCreateApi(RiskApi):
         data = LimitCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         limit = limit_create(actor=request.user, **data.validated_data)
-        return bare(limit_out(limit, with_user=True), status=status.HTTP_201_CREATED)
+        return bare(limit_out(limit, with_user=True, latches={}), status=status.HTTP_201_CREATED)
 
 
 # Four eyes (issue 15): a loosening by an officer answers 202 with the pending change.
@@ -141,7 +155,8 @@ class LimitDetailApi(RiskApi):
     def _item(self, request, limit):
         if isinstance(limit, LimitChange):  # four eyes held a loosening back
             return bare(pending_out(limit), status=status.HTTP_202_ACCEPTED)
-        return bare(limit_out(limit, with_user=is_risk_officer(request.user)))
+        latches = ladder_latches_get(limit_ids=[limit.pk])
+        return bare(limit_out(limit, with_user=is_risk_officer(request.user), latches=latches))
 
     def get(self, request, limit_id):
         return self._item(request, limit_get(viewer=request.user, limit_id=limit_id))
@@ -155,7 +170,7 @@ class LimitDetailApi(RiskApi):
         limit = limit_get(viewer=request.user, limit_id=limit_id)
         data = LimitInput(data=request.data)
         data.is_valid(raise_exception=True)
-        changes = {"symbol": None, "warning_value": None, "enabled": True, **data.validated_data}
+        changes = {"symbol": None, "warning_value": None, "enabled": True, "ladder": [], **data.validated_data}
         return self._item(request, limit_update_or_request(actor=request.user, limit=limit, changes=changes))
 
     @extend_schema(

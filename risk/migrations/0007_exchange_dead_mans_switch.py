@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('risk', '0005_kill_switch_four_eyes'),
+        ('risk', '0006_limit_ladder'),
     ]
 
     operations = [
