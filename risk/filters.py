@@ -11,8 +11,8 @@ from risk.constants import AlertSeverity, AlertStatus, LimitType
 from risk.models import LimitChange, LimitChangeStatus, RiskAlert, RiskLimit
 from risk.validators import symbol_normalize
 
-
 ALERT_TYPE_PATTERN = r"^[a-z_]{1,48}$"
+
 
 class SymbolField(forms.CharField):
     """An exchange-style symbol (`btcusdt` -> `BTCUSDT`); anything else is invalid."""

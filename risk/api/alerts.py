@@ -14,7 +14,6 @@ from risk.selectors import alert_get, alert_list
 from risk.services.alerts import alert_acknowledge, alert_resolve
 
 
-
 class AlertListQuery(PageQuery):
     default_limit = 50
 
