@@ -22,7 +22,7 @@ from risk.models import MONEY, LimitChange
 from risk.selectors import ladder_latches_get, limit_get, limit_list
 from risk.services.limit_changes import limit_delete_or_request, limit_update_or_request
 from risk.services.limits import limit_create
-from risk.validators import MAX_LADDER_PCT, ladder_normalize
+from risk.validators import LADDER_PCT_STEP, MAX_LADDER_PCT, ladder_normalize
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -51,7 +51,24 @@ def _at_most(ceiling: Decimal) -> str:
             "required": ["at_pct", "do"],
             "additionalProperties": False,
             "properties": {
-                "at_pct": {"type": "number", "minimum": 0.0001, "maximum": int(MAX_LADDER_PCT)},
+                # A whole percent, or a decimal string with up to 4 decimals (a JSON
+                # fraction is accepted too, when its text has 4 decimals at most: a binary
+                # float's often has more, so the document offers the exact forms).
+                "at_pct": {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1, "maximum": int(MAX_LADDER_PCT)},
+                        {
+                            "type": "string",
+                            "pattern": decimal_pattern(
+                                whole=len(str(int(MAX_LADDER_PCT))),
+                                places=-LADDER_PCT_STEP.as_tuple().exponent,
+                                signed=False,
+                                positive=True,
+                                ceiling=MAX_LADDER_PCT,
+                            ),
+                        },
+                    ]
+                },
                 "do": {"type": "string", "enum": LadderAction.values},
             },
         },
