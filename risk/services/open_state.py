@@ -28,19 +28,23 @@ def open_states_load(*, user_ids: list, config: ConfigView, now: datetime) -> di
     longest = max((breaker.cooldown_seconds for breaker in config.breakers), default=0)
     recent_live = Q(dry_run=False, triggered_at__gt=now - timedelta(seconds=longest))
     for row in BreakerTrip.objects.filter(Q(released_at__isnull=True) | recent_live, user_id__in=user_ids).values_list(
-        "id", "user_id", "breaker_id", "latch_key", "triggered_at", "dry_run", "action_status", "released_at"
+        "user_id", "id", "breaker_id", "latch_key", "triggered_at", "dry_run", "action_status", "released_at"
     ):
-        trip_id, user_id, breaker_id, latch_key, triggered_at, dry_run, action_status, released_at = row
-        state, pair = states[user_id], (breaker_id, latch_key)
-        if released_at is None:
-            state.latched[pair] = LatchState(
-                trip_id=trip_id,
-                breaker_id=breaker_id,
-                latch_key=latch_key,
-                triggered_at=triggered_at,
-                dry_run=dry_run,
-                action_status=action_status,
-            )
-        if not dry_run:
-            state.last_action[pair] = max(state.last_action.get(pair, triggered_at), triggered_at)
+        trip_add(states[row[0]], *row[1:])
     return states
+
+
+def trip_add(state: OpenState, trip_id, breaker_id, latch_key, triggered_at, dry_run, action_status, released_at):
+    """Count one trip row (latched, or acted live within the longest cooldown) in `state`."""
+    pair = (breaker_id, latch_key)
+    if released_at is None:
+        state.latched[pair] = LatchState(
+            trip_id=trip_id,
+            breaker_id=breaker_id,
+            latch_key=latch_key,
+            triggered_at=triggered_at,
+            dry_run=dry_run,
+            action_status=action_status,
+        )
+    if not dry_run:
+        state.last_action[pair] = max(state.last_action.get(pair, triggered_at), triggered_at)

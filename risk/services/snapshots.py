@@ -319,6 +319,7 @@ def limits_load(**filters) -> list[LimitView]:
     """Enabled limits (decimals as text, parsed here; drawdown peaks only where kept)."""
     rows = (
         RiskLimit.objects.filter(enabled=True, **filters)
+        .order_by("-created_at", "id")  # newest first (RiskLimit's order), a tie broken the same way everywhere
         .annotate(
             t_threshold=Cast("threshold_value", output_field=CharField()),
             t_warning=Cast("warning_value", output_field=CharField()),
