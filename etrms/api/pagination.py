@@ -46,3 +46,11 @@ def query_validate(serializer_class, request) -> dict:
 
 def page(queryset, *, limit: int, offset: int) -> list:
     return list(queryset[offset : offset + limit])
+
+
+def page_count(queryset, rows: list, *, limit: int, offset: int) -> int:
+    """The total behind a page: without a query when the page is the last one (short,
+    or empty at offset 0); a full page or one past the end asks the database."""
+    if (rows and len(rows) < limit) or (offset == 0 and not rows):
+        return offset + len(rows)
+    return queryset.count()
