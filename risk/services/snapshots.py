@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from django.db.models import Case, CharField, F, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Cast, Coalesce
@@ -209,7 +210,11 @@ def _decimal(text):
     return None if text is None else Decimal(text)
 
 
+@lru_cache(maxsize=4096)
 def _datetime(text) -> datetime | None:
+    """A database timestamp's text as an aware datetime. Cached: a sync stamps every
+    position of a venue read with one time and a tick every position of its symbol, so a
+    book repeats a few texts thousands of times (datetimes are immutable)."""
     if text is None:
         return None
     moment = datetime.fromisoformat(text)
