@@ -13,6 +13,7 @@ from django.db.models import Case, CharField, F, OuterRef, Subquery, Sum, Value,
 from django.db.models.functions import Abs, Cast, Coalesce, RowNumber
 
 from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, Position
+from etrms.text_rows import text_datetime
 
 ZERO = Decimal(0)
 
@@ -87,13 +88,6 @@ POSITION_DECIMALS = (
 POSITION_DATETIMES = ("mark_updated_at", "opened_at")
 
 
-def _datetime(text) -> datetime | None:
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def position_view(
     position_id, account: AccountView, symbol, side, hedged, decimals, mark_updated_at, opened_at
 ) -> PositionView:
@@ -111,14 +105,14 @@ def position_view(
         Decimal(size),
         Decimal(entry),
         Decimal(mark),
-        _datetime(mark_updated_at),
+        text_datetime(mark_updated_at),
         Decimal(notional),
         Decimal(upnl),
         Decimal(realized),
         None if leverage is None else Decimal(leverage),
         Decimal(peak),
         Decimal(best),
-        _datetime(opened_at),
+        text_datetime(opened_at),
         Decimal(peak_entry),
     )
 
@@ -242,9 +236,9 @@ def closed_trades_recent(*, pairs: set, depth: int) -> dict:
     `depth` each} for every pair in `pairs` (empty lists included): one windowed query."""
     rows = (
         ClosedTrade.objects.filter(account_id__in={account for account, _ in pairs})
-        .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=F("closed_at").desc()))
+        .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=closed_trades_order()))
         .filter(rank__lte=depth)
-        .order_by("account_id", "symbol", "-closed_at")
+        .order_by("account_id", "symbol", *closed_trades_order())
         .values_list("account_id", "symbol", "closed_at", "realized_pnl")
     )
     closed_trades: dict = {pair: [] for pair in pairs}
@@ -252,3 +246,10 @@ def closed_trades_recent(*, pairs: set, depth: int) -> dict:
         if (account_id, symbol) in pairs:
             closed_trades[(account_id, symbol)].append((closed_at, pnl))
     return closed_trades
+
+
+def closed_trades_order() -> list:
+    """Closed trades newest first; two closes at one instant (a trader's close and a
+    breaker's in one sync) by their rows' order, the later row first. Without the second
+    key the tie is the database's to break, differently from one query plan to another."""
+    return [F("closed_at").desc(), F("id").desc()]

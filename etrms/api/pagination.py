@@ -68,3 +68,11 @@ def query_filter(filterset_class, queryset, request, *, defaults: dict | None = 
     if not filterset.is_valid():
         raise ValidationError({key: list(messages) for key, messages in filterset.errors.items()})
     return filterset.qs
+
+
+def page_count(queryset, rows: list, *, limit: int, offset: int) -> int:
+    """The total behind a page: without a query when the page is the last one (short,
+    or empty at offset 0); a full page or one past the end asks the database."""
+    if (rows and len(rows) < limit) or (offset == 0 and not rows):
+        return offset + len(rows)
+    return queryset.count()

@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 
 from etrms.api.inputs import PositiveDecimalField, StrictSerializer, SymbolField
-from etrms.api.pagination import PageQuery, page, query_filter, query_validate
+from etrms.api.pagination import PageQuery, page, page_count, query_filter, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.api.schema import decimal_pattern, string_in
@@ -148,7 +148,7 @@ class LimitListCreateApi(RiskApi):
         return bare(
             {
                 "limits": [limit_out(row, with_user=officer, latches=latches) for row in rows],
-                "count": queryset.count(),
+                "count": page_count(queryset, rows, limit=query["limit"], offset=query["offset"]),
             }
         )
 

@@ -24,12 +24,7 @@ def streak_inputs_load(*, book: Book, config: ConfigView, latched_keys=()) -> tu
     streak_breakers = [b for b in config.breakers if b.condition_type == ConditionType.CONSECUTIVE_LOSSES]
     if not streak_breakers:
         return {}, {}
-    pairs = {(position.account_id, position.symbol) for position in book.positions}
-    for key in latched_keys:
-        kind, _, rest = key.partition(":")
-        account_id, _, symbol = rest.partition(":")
-        if kind == "streak" and account_id.isdigit():
-            pairs.add((int(account_id), symbol))
+    pairs = streak_pairs(book, latched_keys)
     if not pairs:
         return {}, {}
     depth = int(max(breaker.threshold for breaker in streak_breakers))
@@ -38,10 +33,27 @@ def streak_inputs_load(*, book: Book, config: ConfigView, latched_keys=()) -> tu
     for breaker_id, latch_key, released_at in BreakerTrip.objects.filter(
         breaker_id__in=[b.id for b in streak_breakers], user_id=book.user_id, release_reason="rearmed"
     ).values_list("breaker_id", "latch_key", "released_at"):
-        _, account_id, symbol = latch_key.split(":", 2)
-        key = (breaker_id, int(account_id), symbol)
-        cutoffs[key] = max(cutoffs.get(key, released_at), released_at)
+        streak_cutoff_add(cutoffs, breaker_id, latch_key, released_at)
     return closed_trades, cutoffs
+
+
+def streak_pairs(book: Book, latched_keys) -> set:
+    """{(account_id, symbol)} whose streaks the breakers read: the user's open positions
+    and the streaks latched now."""
+    pairs = {(position.account_id, position.symbol) for position in book.positions}
+    for key in latched_keys:
+        kind, _, rest = key.partition(":")
+        account_id, _, symbol = rest.partition(":")
+        if kind == "streak" and account_id.isdigit():
+            pairs.add((int(account_id), symbol))
+    return pairs
+
+
+def streak_cutoff_add(cutoffs: dict, breaker_id, latch_key: str, released_at) -> None:
+    """An officer's re-arm of a streak latch: its streak counts closes after the last one."""
+    _, account_id, symbol = latch_key.split(":", 2)
+    key = (breaker_id, int(account_id), symbol)
+    cutoffs[key] = max(cutoffs.get(key, released_at), released_at)
 
 
 def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
@@ -90,13 +102,19 @@ def recorded_marks_clear() -> None:
         _recorded_marks.clear()
 
 
-def breaker_inputs_load(*, book: Book, config: ConfigView, now: datetime, latched_keys=()) -> assess.BreakerInputs:
+def breaker_inputs_load(
+    *, book: Book, config: ConfigView, now: datetime, latched_keys=(), streaks: assess.BreakerInputs | None = None
+) -> assess.BreakerInputs:
     """Closed-trade streaks and price ranges, only for breakers that need them; the
-    book's marks are recorded as volatility samples first."""
+    book's marks are recorded as volatility samples first. `streaks`: the streaks and
+    re-arm cutoffs when the caller loaded them already (`request_loads`)."""
     floors = config.volatility_floors()
     if floors:
         marks_record(book, floors=floors)
-    closed_trades, cutoffs = streak_inputs_load(book=book, config=config, latched_keys=latched_keys)
+    if streaks is not None:
+        closed_trades, cutoffs = streaks.closed_trades, streaks.streak_cutoffs
+    else:
+        closed_trades, cutoffs = streak_inputs_load(book=book, config=config, latched_keys=latched_keys)
     return assess.BreakerInputs(
         closed_trades=closed_trades,
         streak_cutoffs=cutoffs,

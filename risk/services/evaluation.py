@@ -10,9 +10,9 @@ Every path runs the same three steps:
 3. `outcome_apply`: write it (alerts, drawdown peaks, trips and ladder steps latched
    and acted on, latches released) and report.
 
-`evaluation_run(user_id=...)` loads one user's book and state (a handful of queries
-whatever its size) and runs them; the index keeps books and states in memory and runs
-the same steps on every tick. Calling it twice acts once.
+`evaluation_run(user_id=...)` loads one user's book and state in two queries whatever
+its size (risk.services.request_loads) and runs them; the index keeps books and states
+in memory and runs the same steps on every tick. Calling it twice acts once.
 """
 
 import logging
@@ -29,17 +29,9 @@ from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
 from risk.services.breaker_inputs import breaker_inputs_load
 from risk.services.ladder import ladder_sync
-from risk.services.open_state import open_states_load
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
-from risk.services.snapshots import (
-    Book,
-    ConfigView,
-    DeskTotals,
-    book_load,
-    config_view_get,
-    desk_totals_load,
-    limits_load,
-)
+from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
+from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_get
 from risk.services.trips import trips_sync
 
 logger = logging.getLogger(__name__)
@@ -203,10 +195,13 @@ def outcome_apply(
     now: datetime,
     persist_peaks: bool = True,
     report_latched: bool = True,
+    latched_results: dict | None = None,
 ) -> EvaluationResult:
     """Write `decision` for `computed` and report. `persist_peaks` False leaves the peaks
     to the caller (the index keeps them in memory and persists them at its pace);
-    `report_latched` reports the action results of pairs latched before (one query)."""
+    `report_latched` reports the action results of pairs latched before: from
+    `latched_results` ({trip id: action_result}) when the caller loaded them, else one
+    query."""
     user_id = computed.book.user_id
     changes = alerts_apply(
         user_id=user_id, raise_specs=decision.raise_alerts, resolve_keys=decision.resolve_keys, now=now
@@ -220,13 +215,13 @@ def outcome_apply(
         outcomes = trips_sync(decision=decision, dry_run=config.dry_run, now=now)
         reports = _reports(decision, state, outcomes)
         if report_latched:
-            from risk.models import BreakerTrip
+            if latched_results is None:
+                from risk.models import BreakerTrip
 
-            latched_ids = [latch.trip_id for latch in state.latched.values()]
-            trips = BreakerTrip.objects.only("id", "action_result").in_bulk(latched_ids) if latched_ids else {}
-            reports += _latched_reports(
-                computed, state, {trip_id: trip.action_result for trip_id, trip in trips.items()}
-            )
+                latched_ids = [latch.trip_id for latch in state.latched.values()]
+                trips = BreakerTrip.objects.only("id", "action_result").in_bulk(latched_ids) if latched_ids else {}
+                latched_results = {trip_id: trip.action_result for trip_id, trip in trips.items()}
+            reports += _latched_reports(computed, state, latched_results)
         latched_now = [
             LatchState(
                 trip_id=o.trip.id,
@@ -263,22 +258,23 @@ def evaluation_run(
     write the outcome. `symbol` / `exchange` narrow the report (position_size metric,
     violations, breaker entries), never what is evaluated. Call it outside a transaction."""
     now = now or timezone.now()
-    config = config_view_get()
-    book = book_load(user_id=user_id)
-    desk: DeskTotals | None = None
-    if config.needs_desk_totals and (book.positions or book.accounts):
-        desk = desk_totals_load(
-            config=config,
-            symbols={position.symbol for position in book.positions},
-            exchanges={position.exchange for position in book.positions},
-        )
-    state = open_states_load(user_ids=[user_id], config=config, now=now)[user_id]
+    config = config_view_get()  # one Redis GET; the database only after a change
+    # Two queries whatever the book's size (risk.services.request_loads).
+    book, desk = book_and_desk_load(user_id=user_id, config=config, now=now)
+    loaded = state_load(user_id=user_id, config=config, now=now)
+    state = loaded.open_state
     inputs = None
     if breakers:
         latched_keys = [key for _, key in state.latched]
-        inputs = breaker_inputs_load(book=book, config=config, now=now, latched_keys=latched_keys)
-    computed = compute(book=book, limits=limits_load(user_id=user_id), config=config, desk=desk, now=now, inputs=inputs)
+        closed_trades, cutoffs = streak_inputs(loaded, book=book, latched_keys=latched_keys)
+        inputs = breaker_inputs_load(
+            book=book,
+            config=config,
+            now=now,
+            streaks=assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs),
+        )
+    computed = compute(book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs)
     decision = outcome_decide(computed=computed, state=state, config=config, now=now)
-    result = outcome_apply(computed, decision, state, config=config, now=now)
+    result = outcome_apply(computed, decision, state, config=config, now=now, latched_results=loaded.action_results)
     result.symbol, result.exchange = symbol, exchange
     return result

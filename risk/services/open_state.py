@@ -29,34 +29,36 @@ def open_states_load(*, user_ids: list, config: ConfigView, now: datetime) -> di
     longest = max((breaker.cooldown_seconds for breaker in config.breakers), default=0)
     recent_live = Q(dry_run=False, triggered_at__gt=now - timedelta(seconds=longest))
     for row in BreakerTrip.objects.filter(Q(released_at__isnull=True) | recent_live, user_id__in=user_ids).values_list(
-        "id", "user_id", "breaker_id", "latch_key", "triggered_at", "dry_run", "action_status", "released_at"
+        "user_id", "id", "breaker_id", "latch_key", "triggered_at", "dry_run", "action_status", "released_at"
     ):
-        trip_id, user_id, breaker_id, latch_key, triggered_at, dry_run, action_status, released_at = row
-        state, pair = states[user_id], (breaker_id, latch_key)
-        if released_at is None:
-            state.latched[pair] = LatchState(
-                trip_id=trip_id,
-                breaker_id=breaker_id,
-                latch_key=latch_key,
-                triggered_at=triggered_at,
-                dry_run=dry_run,
-                action_status=action_status,
-            )
-        if not dry_run:
-            state.last_action[pair] = max(state.last_action.get(pair, triggered_at), triggered_at)
-    _steps_load(states, user_ids=user_ids, cooldown_seconds=config.alert_cooldown_seconds, now=now)
+        trip_add(states[row[0]], *row[1:])
+    steps_live = Q(dry_run=False, triggered_at__gt=now - timedelta(seconds=config.alert_cooldown_seconds))
+    for row in LadderTrip.objects.filter(Q(released_at__isnull=True) | steps_live, user_id__in=user_ids).values_list(
+        "user_id", "id", "latch_key", "triggered_at", "dry_run", "released_at"
+    ):
+        step_add(states[row[0]], *row[1:])
     return states
 
 
-def _steps_load(states: dict, *, user_ids: list, cooldown_seconds: int, now: datetime) -> None:
-    recent_live = Q(dry_run=False, triggered_at__gt=now - timedelta(seconds=cooldown_seconds))
-    rows = LadderTrip.objects.filter(Q(released_at__isnull=True) | recent_live, user_id__in=user_ids).values_list(
-        "id", "user_id", "latch_key", "triggered_at", "dry_run", "released_at"
-    )
-    for trip_id, user_id, latch_key, triggered_at, dry_run, released_at in rows:
-        state = states[user_id]
-        if released_at is None:
-            state.steps[latch_key] = StepLatch(trip_id=trip_id, latch_key=latch_key)
-        if not dry_run:
-            last = state.step_last_action.get(latch_key, triggered_at)
-            state.step_last_action[latch_key] = max(last, triggered_at)
+def trip_add(state: OpenState, trip_id, breaker_id, latch_key, triggered_at, dry_run, action_status, released_at):
+    """Count one trip row (latched, or acted live within the longest cooldown) in `state`."""
+    pair = (breaker_id, latch_key)
+    if released_at is None:
+        state.latched[pair] = LatchState(
+            trip_id=trip_id,
+            breaker_id=breaker_id,
+            latch_key=latch_key,
+            triggered_at=triggered_at,
+            dry_run=dry_run,
+            action_status=action_status,
+        )
+    if not dry_run:
+        state.last_action[pair] = max(state.last_action.get(pair, triggered_at), triggered_at)
+
+
+def step_add(state: OpenState, trip_id, latch_key, triggered_at, dry_run, released_at):
+    """Count one ladder step trip row (latched, or acted live within the alert cooldown) in `state`."""
+    if released_at is None:
+        state.steps[latch_key] = StepLatch(trip_id=trip_id, latch_key=latch_key)
+    if not dry_run:
+        state.step_last_action[latch_key] = max(state.step_last_action.get(latch_key, triggered_at), triggered_at)

@@ -135,31 +135,31 @@ def book_load(*, user_id) -> Book:
 
 
 def limits_load(**filters) -> list[LimitView]:
-    """Enabled limits (decimals as text, parsed here; drawdown peaks only where kept)."""
+    """Enabled limits (decimals and JSON as text, parsed here; drawdown peaks only where kept)."""
     rows = (
         RiskLimit.objects.filter(enabled=True, **filters)
-        .annotate(
-            t_threshold=Cast("threshold_value", output_field=CharField()),
-            t_warning=Cast("warning_value", output_field=CharField()),
-            t_peaks=Cast("equity_peaks", output_field=CharField()),
-        )
-        .values_list("id", "user_id", "symbol", "limit_type", "t_threshold", "t_warning", "t_peaks", "ladder")
+        .order_by("-created_at", "id")  # newest first (RiskLimit's order), a tie broken the same way everywhere
+        .annotate(**{f"t_{name}": Cast(name, output_field=CharField()) for name in LIMIT_TEXT})
+        .values_list("id", "user_id", "symbol", "limit_type", *(f"t_{name}" for name in LIMIT_TEXT))
     )
-    views = []
-    for limit_id, user_id, symbol, limit_type, threshold, warning, peaks, ladder in rows:
-        views.append(
-            LimitView(
-                id=limit_id,
-                user_id=user_id,
-                symbol=symbol,
-                limit_type=limit_type,
-                threshold=Decimal(threshold),
-                warning=None if warning is None else Decimal(warning),
-                equity_peaks=json.loads(peaks) if limit_type == "drawdown" and peaks else {},
-                ladder=tuple((Decimal(step["at_pct"]), step["do"]) for step in ladder or ()),
-            )
-        )
-    return views
+    return [limit_view(*row) for row in rows]
+
+
+LIMIT_TEXT = ("threshold_value", "warning_value", "equity_peaks", "ladder")  # read as text
+
+
+def limit_view(limit_id, user_id, symbol, limit_type, threshold, warning, peaks, ladder) -> LimitView:
+    """A LimitView from its columns, LIMIT_TEXT's as database text."""
+    return LimitView(
+        id=limit_id,
+        user_id=user_id,
+        symbol=symbol,
+        limit_type=limit_type,
+        threshold=Decimal(threshold),
+        warning=None if warning is None else Decimal(warning),
+        equity_peaks=json.loads(peaks) if limit_type == "drawdown" and peaks else {},
+        ladder=tuple((Decimal(step["at_pct"]), step["do"]) for step in (json.loads(ladder) if ladder else None) or ()),
+    )
 
 
 def desk_totals_load(*, config: "ConfigView", symbols: set, exchanges: set) -> DeskTotals:

@@ -24,11 +24,13 @@ Checked after every step:
   (its alert resolved) when the exposure is back under it, and acts again only once
   `alert_cooldown_seconds` since its last LIVE action have passed;
 - B's open alerts, trips (breaker, latch, released or not and why, action status),
-  ladder steps and risk level are A's.
+  ladder steps and risk level are A's;
+- the request path's two queries (risk.services.request_loads) read what the shared
+  loaders read, latched ladder steps included.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from unittest import mock
 
@@ -56,11 +58,13 @@ from accounts.services.sync import account_sync
 from etrms.redis_client import platform_redis
 from risk.models import BreakerTrip, GlobalConfig, LadderTrip, RiskAlert, RiskLimit
 from risk.services import assess
+from risk.services.breaker_inputs import streak_inputs_load
 from risk.services.config import global_config_update
 from risk.services.evaluation import compute, evaluation_run
 from risk.services.hooks import INDEX_VERSION_KEY
 from risk.services.index import RiskIndex
 from risk.services.open_state import open_states_load
+from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
 from risk.services.snapshots import book_load, config_view_get, limits_load
 from risk.services.trips import trip_rearm
 from risk.tests import books
@@ -150,7 +154,7 @@ class Reference:
         for p in Position.objects.filter(account=account, closed_at__isnull=True):
             positions[ROLE_OF[p.symbol]] = p
         trades = {role: [] for role in ROLES}
-        for t in ClosedTrade.objects.filter(account=account).order_by("-closed_at"):
+        for t in ClosedTrade.objects.filter(account=account).order_by("-closed_at", "-id"):  # ties: the later row
             trades[ROLE_OF[t.symbol]].append((t.closed_at, t.realized_pnl))
         balance = Balance.objects.get(account=account).balance
         return {"positions": positions, "trades": trades, "balance": balance}
@@ -521,6 +525,26 @@ class EvaluationPaths(RuleBasedStateMachine):
             return
         assert self.levels["A"] == self.model.level
         assert _risk_level_now(self.users["A"]) == self.model.level
+
+    @invariant()
+    def request_reads_equal_the_shared_loaders(self):
+        """`evaluation_run`'s two queries read what the index's and the sweep's loaders
+        read (order included), whatever the sequence left in the database."""
+        if not self.ready:
+            return
+        user_id, config = self.users["A"].pk, config_view_get()
+        # The book's day by the wall clock, as book_load's (the clock above may be hours ahead).
+        book, _ = book_and_desk_load(user_id=user_id, config=config, now=datetime.now(UTC))
+        shared = book_load(user_id=user_id)
+        assert (book.positions, book.accounts) == (shared.positions, shared.accounts)
+        loaded = state_load(user_id=user_id, config=config, now=self.now)
+        state = open_states_load(user_ids=[user_id], config=config, now=self.now)[user_id]
+        assert loaded.open_state == state
+        assert loaded.limits == limits_load(user_id=user_id)
+        keys = [key for _, key in state.latched]
+        assert streak_inputs(loaded, book=book, latched_keys=keys) == streak_inputs_load(
+            book=shared, config=config, latched_keys=keys
+        )
 
     @invariant()
     def both_paths_reach_the_same_state(self):

@@ -128,6 +128,20 @@ def three_limits(trader):
     ]
 
 
+@pytest.mark.parametrize(
+    ("query", "queries"),
+    [("", 1), ("limit=3", 2), ("limit=2", 2), ("limit=2&offset=2", 1), ("offset=3", 2), ("offset=9", 2)],
+)
+def test_list_count_on_every_page_shape_and_no_count_query_on_the_last_page(
+    trader_client, three_limits, django_assert_num_queries, query, queries
+):
+    """A short last page knows the total (offset + its rows); a full page, or one past
+    the end, counts in the database."""
+    with django_assert_num_queries(queries):
+        body = trader_client.get(f"{URL}?{query}").json()
+    assert body["count"] == 3
+
+
 def test_list_shape_and_newest_first(trader_client, three_limits, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):
         response = trader_client.get(URL)

@@ -1,0 +1,200 @@
+"""`evaluation_run`'s reads in two database round trips, whatever the book's size
+(`POST /risk/evaluate` pays them on every request; SPEC §11, issue 14).
+
+1. `book_and_desk_load`: the user's accounts with their balance and the UTC day's row,
+   their open positions, and (when the configured caps need them) the desk's totals, as
+   one UNION ALL (accounts' parts: `accounts.selectors.book_rows`);
+2. `state_load`: the user's enabled limits, open alerts and those cooling down, latched
+   or recently acted breaker trips (with their action results, for the report), latched
+   or recently acted ladder steps, officer re-arms of loss streaks, and the closed trades
+   that streak breakers read (accounts' part), as another.
+
+They fill the same views as the loaders the index and the sweep use
+(`snapshots.book_load` + `desk_totals_load`, `open_states_load`, `limits_load`,
+`breaker_inputs.streak_inputs_load`), with the same filters and the same orders (ties
+included); the decision code that follows is shared. The SQL is compiled once per
+configuration shape (`etrms.text_rows`); the user, the UTC day of `now` and the time
+windows are each call's.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Q
+
+from accounts.selectors.book_rows import book_members, book_rows_parse, closed_trades_member, closed_trades_parse
+from etrms.text_rows import compiled_rows, member, text_bool, text_datetime
+from risk.models import AlertStatus, BreakerTrip, ConditionType, LadderTrip, RiskAlert, RiskLimit
+from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs
+from risk.services.open_state import step_add, trip_add
+from risk.services.outcome import OpenState
+from risk.services.snapshots import LIMIT_TEXT, Book, ConfigView, DeskTotals, limit_view
+
+BOOK_WIDTH = 18
+STATE_WIDTH = 10
+LIMIT_COLUMNS = ("id", "symbol", "limit_type", *LIMIT_TEXT, "created_at")
+TRIP_COLUMNS = (
+    "id",
+    "breaker_id",
+    "latch_key",
+    "triggered_at",
+    "dry_run",
+    "action_status",
+    "released_at",
+    "release_reason",
+    "action_result",
+)
+STEP_COLUMNS = ("id", "latch_key", "triggered_at", "dry_run", "released_at")
+
+
+# --- 1. the book and the desk --------------------------------------------------------------
+def book_and_desk_load(*, user_id, config: ConfigView, now: datetime) -> tuple[Book, DeskTotals | None]:
+    """One user's book and, when `config.needs_desk_totals`, the desk's totals: one query
+    (accounts, balances, the rows of `now`'s UTC day, positions, desk sums; the nets of
+    capped symbols and the exposure of capped exchanges when such caps are set)."""
+    owner = uuid.UUID(str(user_id))
+    wants_desk = config.needs_desk_totals
+    capped_symbols = tuple(sorted(s for s, (size, _) in config.symbol_caps.items() if size is not None))
+    capped_exchanges = tuple(sorted(e for e, cap in config.exchange_caps.items() if cap is not None))
+    if not wants_desk:
+        capped_symbols = capped_exchanges = ()
+    rows = compiled_rows(
+        ("book", wants_desk, capped_symbols, capped_exchanges),
+        lambda stand_in: book_members(
+            stand_in,
+            width=BOOK_WIDTH,
+            desk_sums=wants_desk,
+            capped_symbols=capped_symbols,
+            capped_exchanges=capped_exchanges,
+        ),
+        {"user": owner, "day": now.astimezone(UTC).date()},
+        width=BOOK_WIDTH,
+    )
+    parsed = book_rows_parse(rows, owner=owner, desk_sums=wants_desk)
+    book = Book(user_id=user_id, positions=parsed.positions, accounts=parsed.accounts)
+    if parsed.desk is None or not (book.positions or book.accounts):
+        return book, None
+    # as desk_totals_load: only the capped symbols and exchanges this book trades
+    desk = DeskTotals(**parsed.desk)
+    symbols = {position.symbol for position in book.positions}
+    exchanges = {position.exchange for position in book.positions}
+    desk.symbol_net = {symbol: net for symbol, net in desk.symbol_net.items() if symbol in symbols}
+    desk.exchange_exposure = {name: gross for name, gross in desk.exchange_exposure.items() if name in exchanges}
+    return book, desk
+
+
+# --- 2. limits, open state, streaks ------------------------------------------------------------
+@dataclass
+class RequestState:
+    limits: list = field(default_factory=list)  # [LimitView]
+    open_state: OpenState = field(default_factory=OpenState)
+    action_results: dict = field(default_factory=dict)  # {latched trip id: action_result}
+    closed_trades: dict = field(default_factory=dict)  # {(account_id, symbol): [(closed_at, pnl)], newest first}
+    streak_cutoffs: dict = field(default_factory=dict)  # {(breaker_id, account_id, symbol): last re-arm}
+    streaks_loaded: bool = False
+
+
+def state_load(*, user_id, config: ConfigView, now: datetime) -> RequestState:
+    """Limits, open alerts and cooling ones, trips, ladder steps, re-arms and
+    closed-trade streaks of one user: one query. Closed trades come for all the user's
+    accounts and symbols; `streak_inputs` keeps the pairs the breakers look at."""
+    longest = max((breaker.cooldown_seconds for breaker in config.breakers), default=0)
+    streak_breakers = [b for b in config.breakers if b.condition_type == ConditionType.CONSECUTIVE_LOSSES]
+    streak_ids = tuple(sorted(b.id for b in streak_breakers))
+    depth = int(max(breaker.threshold for breaker in streak_breakers)) if streak_breakers else 0
+    cooling = config.alert_cooldown_seconds > 0
+    live_since = now - timedelta(seconds=longest)
+    owner = uuid.UUID(str(user_id))
+    rows = compiled_rows(
+        ("state", cooling, streak_ids, depth),
+        lambda stand_in: _state_members(stand_in, cooling=cooling, streak_ids=streak_ids, depth=depth),
+        {
+            "user": owner,
+            "alerts_since": now - timedelta(seconds=config.alert_cooldown_seconds),
+            "live_since": live_since,
+        },
+        width=STATE_WIDTH,
+    )
+    return _state_parse(rows, user_id=owner, live_since=live_since, streak_ids=set(streak_ids))
+
+
+def _state_members(stand_in: dict, *, cooling: bool, streak_ids: tuple, depth: int) -> list:
+    user_id = stand_in["user"]
+    visible = ~Q(status=AlertStatus.RESOLVED)
+    if cooling:
+        visible |= Q(status=AlertStatus.RESOLVED, resolved_at__gt=stand_in["alerts_since"])
+    trips = Q(released_at__isnull=True) | Q(dry_run=False, triggered_at__gt=stand_in["live_since"])
+    if streak_ids:
+        trips |= Q(release_reason="rearmed", breaker_id__in=streak_ids)
+    # open_states_load's ladder rows: latched, or acted live within the alert cooldown
+    steps = Q(released_at__isnull=True) | Q(dry_run=False, triggered_at__gt=stand_in["alerts_since"])
+    members = [
+        member(RiskLimit.objects.filter(user_id=user_id, enabled=True), "L", [*LIMIT_COLUMNS], STATE_WIDTH),
+        member(
+            RiskAlert.objects.filter(visible, user_id=user_id).exclude(dedup_key=""),
+            "A",
+            ["dedup_key", "status", "resolved_at"],
+            STATE_WIDTH,
+        ),
+        member(BreakerTrip.objects.filter(trips, user_id=user_id), "T", [*TRIP_COLUMNS], STATE_WIDTH),
+        member(LadderTrip.objects.filter(steps, user_id=user_id), "K", [*STEP_COLUMNS], STATE_WIDTH),
+    ]
+    if streak_ids:
+        members.append(closed_trades_member(stand_in, width=STATE_WIDTH, depth=depth))
+    return members
+
+
+def _state_parse(rows: list, *, user_id, live_since, streak_ids: set) -> RequestState:
+    state = RequestState(streaks_loaded=bool(streak_ids))
+    limit_created: list = []
+    trade_rows: list = []
+    open_state = state.open_state
+    for row in rows:
+        kind = row[0]
+        if kind == "L":
+            limit_created.append(text_datetime(row[8]))
+            state.limits.append(limit_view(uuid.UUID(row[1]), user_id, *row[2:8]))
+        elif kind == "A":
+            key, status, resolved_at = row[1], row[2], text_datetime(row[3])
+            if status != AlertStatus.RESOLVED:
+                open_state.alert_keys.add(key)
+            else:
+                open_state.cooling[key] = max(open_state.cooling.get(key, resolved_at), resolved_at)
+        elif kind == "T":
+            _trip_parse(row, state, live_since=live_since, streak_ids=streak_ids)
+        elif kind == "K":
+            step_add(
+                open_state, uuid.UUID(row[1]), row[2], text_datetime(row[3]), text_bool(row[4]), text_datetime(row[5])
+            )
+        elif kind == "C":
+            trade_rows.append(row)
+    # limits_load's order, ties included
+    created = {limit.id: created_at for limit, created_at in zip(state.limits, limit_created, strict=True)}
+    state.limits.sort(key=lambda limit: limit.id)
+    state.limits.sort(key=lambda limit: created[limit.id], reverse=True)
+    state.closed_trades = closed_trades_parse(trade_rows)
+    return state
+
+
+def _trip_parse(row, state: RequestState, *, live_since, streak_ids: set) -> None:
+    trip_id, breaker_id, latch_key = uuid.UUID(row[1]), None if row[2] is None else int(row[2]), row[3]
+    triggered_at, dry_run, action_status = text_datetime(row[4]), text_bool(row[5]), row[6]
+    released_at, release_reason = text_datetime(row[7]), row[8]
+    if released_at is None or (not dry_run and triggered_at > live_since):  # open_states_load's rows
+        trip_add(state.open_state, trip_id, breaker_id, latch_key, triggered_at, dry_run, action_status, released_at)
+        if released_at is None:
+            state.action_results[trip_id] = row[9] or ""
+    if release_reason == "rearmed" and breaker_id in streak_ids and released_at is not None:
+        streak_cutoff_add(state.streak_cutoffs, breaker_id, latch_key, released_at)
+
+
+def streak_inputs(state: RequestState, *, book: Book, latched_keys) -> tuple[dict, dict]:
+    """`breaker_inputs.streak_inputs_load`'s answer from the loaded rows: the pairs the
+    user holds open or has a latched streak on, each with its last closed trades."""
+    if not state.streaks_loaded:
+        return {}, {}
+    pairs = streak_pairs(book, latched_keys)
+    if not pairs:
+        return {}, {}
+    return {pair: state.closed_trades.get(pair, []) for pair in pairs}, state.streak_cutoffs
