@@ -42,8 +42,13 @@ def test_job_runs_to_completed_and_counts_on_its_worker(celery_worker, trader_cl
     result = trader_client.get(f"/api/v1/jobs/job/{job_id}/result").json()
     assert result["status"] == "completed"
 
-    workers = trader_client.get("/api/v1/jobs/workers/stats").json()
-    mine = next(w for w in workers["per_worker"] if w["worker_id"] == celery_worker.name)
+    def counted():
+        workers = trader_client.get("/api/v1/jobs/workers/stats").json()["per_worker"]
+        mine = next((w for w in workers if w["worker_id"] == celery_worker.name), None)
+        return mine if mine and mine["jobs_processed"] >= 1 else None
+
+    # The worker counts a job in Redis after it has written the row: wait for the count.
+    mine = wait_for(counted, message="the worker's count")
     assert mine["alive"] is True
     assert mine["jobs_processed"] >= 1
     assert 0 < mine["success_rate"] <= 100
@@ -232,14 +237,23 @@ def test_beat_runs_scheduled_tasks_as_jobs(celery_worker, worker_database_url, o
             message="beat to run the scheduled task as a job",
         )
         assert (job.name, job.priority, job.user_id) == ("ping", "high", None)
-        health = anon_client.get("/api/v1/jobs/health")
+
+        # Beat writes its heartbeat after the tick that sent the run, and saves the run
+        # count after sending it: the job may complete before either. Wait for them.
+        def beat_seen():
+            health = anon_client.get("/api/v1/jobs/health")
+            return health if health.json()["scheduler"]["running"] else None
+
+        health = wait_for(beat_seen, message="beat's heartbeat")
         assert health.status_code == 200
-        assert health.json()["scheduler"]["running"] is True
         assert health.json()["workers"]["running"] is True
-        task = next(
-            t for t in officer_client.get("/api/v1/jobs/scheduled").json()["tasks"] if t["name"] == "every-second"
-        )
-        assert task["run_count"] >= 1
+
+        def counted():
+            tasks = officer_client.get("/api/v1/jobs/scheduled").json()["tasks"]
+            task = next(t for t in tasks if t["name"] == "every-second")
+            return task if task["run_count"] >= 1 else None
+
+        task = wait_for(counted, message="the run count beat saves")
         assert task["last_run"] is not None
     finally:
         beat.terminate()
