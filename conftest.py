@@ -19,7 +19,7 @@ TEST_PASSWORD = "s3cret-pass!"  # noqa: S105
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_server():
-    """With no REDIS_URL, the embedded redis-server on var/test/redis.sock."""
+    """With no REDIS_URL, the embedded redis-server on var/test[/gwN]/redis.sock."""
     process = None
     if settings.EMBEDDED_REDIS and not embedded_redis.answers(settings.EMBEDDED_REDIS_SOCKET):
         process = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET)
