@@ -12,11 +12,14 @@ import uuid
 import psutil
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from conftest import ROOT, WorkerProcess, wait_for
 from etrms import embedded_redis
 from etrms.celery import PRIORITY_QUEUES, app
+from etrms.redis_client import platform_redis
 from jobs.models import Job, JobStatus
+from jobs.services.heartbeats import WORKER_STATS_KEY, beat_alive
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -42,13 +45,12 @@ def test_job_runs_to_completed_and_counts_on_its_worker(celery_worker, trader_cl
     result = trader_client.get(f"/api/v1/jobs/job/{job_id}/result").json()
     assert result["status"] == "completed"
 
-    def counted():
-        workers = trader_client.get("/api/v1/jobs/workers/stats").json()["per_worker"]
-        mine = next((w for w in workers if w["worker_id"] == celery_worker.name), None)
-        return mine if mine and mine["jobs_processed"] >= 1 else None
-
-    # The worker counts a job in Redis after it has written the row: wait for the count.
-    mine = wait_for(counted, message="the worker's count")
+    # The worker counts a job in Redis after it has written the row: wait for the count
+    # itself (polling the API would meet its rate limit), then ask the API once.
+    stats_key = WORKER_STATS_KEY.format(celery_worker.name)
+    wait_for(lambda: platform_redis().hget(stats_key, "processed"), message="the worker's count")
+    workers = trader_client.get("/api/v1/jobs/workers/stats").json()
+    mine = next(w for w in workers["per_worker"] if w["worker_id"] == celery_worker.name)
     assert mine["alive"] is True
     assert mine["jobs_processed"] >= 1
     assert 0 < mine["success_rate"] <= 100
@@ -244,21 +246,21 @@ def test_beat_runs_scheduled_tasks_as_jobs(celery_worker, worker_database_url, o
         assert (job.name, job.priority, job.user_id) == ("ping", "high", None)
 
         # Beat writes its heartbeat after the tick that sent the run, and saves the run
-        # count after sending it: the job may complete before either. Wait for them.
-        def beat_seen():
-            health = anon_client.get("/api/v1/jobs/health")
-            return health if health.json()["scheduler"]["running"] else None
-
-        health = wait_for(beat_seen, message="beat's heartbeat")
+        # count after sending it: the job may complete before either. Wait for both
+        # themselves (polling the API would meet its rate limit), then ask the API once.
+        wait_for(beat_alive, message="beat's heartbeat")
+        wait_for(
+            lambda: PeriodicTask.objects.filter(name="every-second", total_run_count__gte=1).exists(),
+            message="the run count beat saves",
+        )
+        health = anon_client.get("/api/v1/jobs/health")
         assert health.status_code == 200
+        assert health.json()["scheduler"]["running"] is True
         assert health.json()["workers"]["running"] is True
-
-        def counted():
-            tasks = officer_client.get("/api/v1/jobs/scheduled").json()["tasks"]
-            task = next(t for t in tasks if t["name"] == "every-second")
-            return task if task["run_count"] >= 1 else None
-
-        task = wait_for(counted, message="the run count beat saves")
+        task = next(
+            t for t in officer_client.get("/api/v1/jobs/scheduled").json()["tasks"] if t["name"] == "every-second"
+        )
+        assert task["run_count"] >= 1
         assert task["last_run"] is not None
     finally:
         beat.terminate()
