@@ -114,7 +114,8 @@ def test_redis_down_for_several_beat_ticks_beat_and_the_worker_survive_and_runs_
     try:
         runs = Job.objects.filter(scheduled_task="outage-every-second")
         wait_for(lambda: runs.filter(status=JobStatus.COMPLETED).exists(), timeout=60, message="a first run")
-        assert _platform(private_redis).exists(BEAT_KEY)
+        # Beat writes its heartbeat after the tick that sent the run: wait for it too.
+        wait_for(lambda: _platform(private_redis).exists(BEAT_KEY), message="beat's first heartbeat")
 
         private_redis.stop()
         _alive_throughout({"beat": beat, "worker": worker.process}, OUTAGE_SECONDS)
