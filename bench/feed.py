@@ -108,7 +108,7 @@ def desk_build() -> str:
         Position.objects.bulk_create(positions)
         RiskLimit.objects.bulk_create(limits)
     enabled = CircuitBreaker.objects.filter(enabled=True).count()
-    global_config_update(actor=None, settings={"max_price_age_seconds": 3600})
+    global_config_update(actor=None, max_price_age_seconds=3600)
     monitoring_stop()
     print(f"desk: {len(positions)} positions over {SYMBOLS} symbols, {len(limits)} limits, {enabled} breakers enabled")
     return str(users[0].pk)

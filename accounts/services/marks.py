@@ -58,7 +58,3 @@ def positions_marks_update(
             symbols={position.symbol for position in moved},
         )
     return moved
-
-
-def positions_mark_update(*, exchange: str, symbol: str, price: Decimal, at: datetime | None = None) -> list[Position]:
-    return positions_marks_update(exchange=exchange, prices={symbol: price}, at=at)
