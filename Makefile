@@ -32,9 +32,11 @@ run: venv
 	@echo ""
 	ETRMS_HOST=$(HOST) ETRMS_PORT=$(PORT) $(BIN)/honcho start --no-prefix -f Procfile $$($(BIN)/python -m etrms.processes)
 
-## make test: the whole suite (uses DATABASE_URL / REDIS_URL when set, the embedded defaults otherwise).
+## make test: the whole suite (uses DATABASE_URL / REDIS_URL when set, the embedded defaults otherwise),
+## in TEST_WORKERS pytest-xdist processes, a test module per process at a time (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Shared fixtures: the real Redis (embedded or REDIS_URL), one Celery worker process
 per session, users, and API clients that authenticate with real JWTs."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ TEST_PASSWORD = "s3cret-pass!"  # noqa: S105
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_server():
-    """With no REDIS_URL, the embedded redis-server on var/test/redis.sock."""
+    """With no REDIS_URL, the embedded redis-server on var/test[/gwN]/redis.sock."""
     process = None
     if settings.EMBEDDED_REDIS and not embedded_redis.answers(settings.EMBEDDED_REDIS_SOCKET):
         process = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET)
@@ -141,14 +142,31 @@ def celery_worker(worker_database_url):
 
 
 # --- users and clients ------------------------------------------------------------------
+def password_hash(password: str) -> str:
+    """The configured hasher's hash of `password`, computed once per session and hasher
+    list: PBKDF2 costs about 0.3 s a call by design, and most tests make two or more
+    users. Logins still verify against the real hasher, in this process and in the
+    servers tests start."""
+    return _password_hash(password, tuple(settings.PASSWORD_HASHERS))
+
+
+@functools.cache
+def _password_hash(password: str, hashers: tuple) -> str:
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(password)
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model
 
     def make(username: str | None = None, *, officer: bool = False, password: str = TEST_PASSWORD, **extra):
         user = get_user_model().objects.create_user(
-            username=username or f"user-{uuid.uuid4().hex[:8]}", password=password, **extra
+            username=username or f"user-{uuid.uuid4().hex[:8]}", password=None, **extra
         )
+        user.password = password_hash(password)
+        user.save(update_fields=["password"])
         if officer:
             from accounts.services import risk_officer_grant
 

@@ -37,6 +37,9 @@ app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=False,
     broker_transport_options={"queue_order_strategy": "priority"},
     beat_scheduler="jobs.beat:Scheduler",
+    # Beat saves a task's run count and last run after every send (one row write), not
+    # every 3 minutes: /jobs/scheduled tells the truth as soon as a run is sent.
+    beat_sync_every=1,
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
 )

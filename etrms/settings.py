@@ -18,11 +18,16 @@ from etrms.redis_urls import RedisLocation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A test run (pytest sets PYTEST_VERSION, and its worker processes inherit it) keeps its
-# SQLite file, Redis socket and dev secrets apart from a `make run` beside it.
-VAR_DIR = Path(
-    environ.Env().str(
-        "ETRMS_VAR_DIR", default=str(BASE_DIR / "var" / ("test" if "PYTEST_VERSION" in os.environ else ""))
+# SQLite file, Redis socket and dev secrets apart from a `make run` beside it; each
+# pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ..., inherited likewise) its own.
+TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "") if "PYTEST_VERSION" in os.environ else ""
+VAR_DIR = (
+    Path(
+        environ.Env().str(
+            "ETRMS_VAR_DIR", default=str(BASE_DIR / "var" / ("test" if "PYTEST_VERSION" in os.environ else ""))
+        )
     )
+    / TEST_WORKER
 )
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -185,7 +190,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 EMBEDDED_REDIS = "REDIS_URL" not in env
 REDIS = RedisLocation.parse(env.str("REDIS_URL", default=f"unix://{EMBEDDED_REDIS_SOCKET}"))
-REDIS_DB_BROKER, REDIS_DB_RESULTS, REDIS_DB_CACHE, REDIS_DB_CHANNELS, REDIS_DB_PLATFORM = 0, 1, 2, 3, 4
+# On a shared REDIS_URL, pytest-xdist worker gwN takes databases 5N to 5N+4 (16 by default: gw0-gw2).
+_REDIS_DB_BASE = 5 * int(TEST_WORKER.removeprefix("gw") or 0)
+REDIS_DB_BROKER, REDIS_DB_RESULTS, REDIS_DB_CACHE, REDIS_DB_CHANNELS, REDIS_DB_PLATFORM = (
+    _REDIS_DB_BASE + n for n in range(5)
+)
 REDIS_PLATFORM_URL = REDIS.url(REDIS_DB_PLATFORM)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=500)
 

@@ -52,6 +52,11 @@ class DaphneProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> "DaphneProcess":
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> "DaphneProcess":
+        """Start the process without waiting for it: several boot at once, then
+        `wait_ready` each (a boot is seconds of imports)."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "etrms.asgi:application"],
             cwd=ROOT,
@@ -60,6 +65,9 @@ class DaphneProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> "DaphneProcess":
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -57,7 +57,8 @@ def test_database_down_when_the_worker_receives_a_job_the_message_is_kept_and_th
     log = tmp_path / "worker.log"
     worker = WorkerProcess(relay.url, "db-outage", log=log).start()
     try:
-        platform, broker = _client(private_redis, 4), _client(private_redis, 0)
+        platform = _client(private_redis, settings.REDIS_DB_PLATFORM)
+        broker = _client(private_redis, settings.REDIS_DB_BROKER)
         wait_for(lambda: platform.exists(WORKER_KEY.format(worker.name)), timeout=60, message="the worker")
         wait_for(lambda: broker.exists(BROKER_MARKER), timeout=30, message="the supervisor's first tick")
         relay.down()

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import redis
+from django.conf import settings
 
 from conftest import ROOT, WorkerProcess, wait_for
 from etrms.testing import PrivateRedis, redis_clients_pointed_at
@@ -37,12 +38,16 @@ def _client(server: PrivateRedis, db: int) -> redis.Redis:
     return redis.Redis(unix_socket_path=str(server.socket), db=db, socket_timeout=2)
 
 
+def _platform(server: PrivateRedis) -> redis.Redis:
+    return _client(server, settings.REDIS_DB_PLATFORM)
+
+
 def test_redis_down_enqueue_then_redis_up_the_job_completes_once(
     private_redis, worker_database_url, officer_client, settings
 ):
     worker = WorkerProcess(worker_database_url, "outage").start()
     try:
-        platform, broker = _client(private_redis, 4), _client(private_redis, 0)
+        platform, broker = _platform(private_redis), _client(private_redis, settings.REDIS_DB_BROKER)
         wait_for(lambda: platform.exists(WORKER_KEY.format(worker.name)), timeout=60, message="the worker")
         wait_for(lambda: broker.exists(BROKER_MARKER), message="the supervisor's first tick")
         with redis_clients_pointed_at(private_redis.url, settings):
@@ -109,7 +114,8 @@ def test_redis_down_for_several_beat_ticks_beat_and_the_worker_survive_and_runs_
     try:
         runs = Job.objects.filter(scheduled_task="outage-every-second")
         wait_for(lambda: runs.filter(status=JobStatus.COMPLETED).exists(), timeout=60, message="a first run")
-        assert _client(private_redis, 4).exists(BEAT_KEY)
+        # Beat writes its heartbeat after the tick that sent the run: wait for it too.
+        wait_for(lambda: _platform(private_redis).exists(BEAT_KEY), message="beat's first heartbeat")
 
         private_redis.stop()
         _alive_throughout({"beat": beat, "worker": worker.process}, OUTAGE_SECONDS)
@@ -121,7 +127,7 @@ def test_redis_down_for_several_beat_ticks_beat_and_the_worker_survive_and_runs_
             timeout=60,
             message="a scheduled run after Redis came back",
         )
-        wait_for(lambda: _client(private_redis, 4).exists(BEAT_KEY), message="beat's heartbeat")
+        wait_for(lambda: _platform(private_redis).exists(BEAT_KEY), message="beat's heartbeat")
         assert beat.poll() is None and worker.process.poll() is None
     finally:
         beat.terminate()

@@ -12,11 +12,14 @@ import uuid
 import psutil
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from conftest import ROOT, WorkerProcess, wait_for
 from etrms import embedded_redis
 from etrms.celery import PRIORITY_QUEUES, app
+from etrms.redis_client import platform_redis
 from jobs.models import Job, JobStatus
+from jobs.services.heartbeats import WORKER_STATS_KEY, beat_alive
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -42,6 +45,10 @@ def test_job_runs_to_completed_and_counts_on_its_worker(celery_worker, trader_cl
     result = trader_client.get(f"/api/v1/jobs/job/{job_id}/result").json()
     assert result["status"] == "completed"
 
+    # The worker counts a job in Redis after it has written the row: wait for the count
+    # itself (polling the API would meet its rate limit), then ask the API once.
+    stats_key = WORKER_STATS_KEY.format(celery_worker.name)
+    wait_for(lambda: platform_redis().hget(stats_key, "processed"), message="the worker's count")
     workers = trader_client.get("/api/v1/jobs/workers/stats").json()
     mine = next(w for w in workers["per_worker"] if w["worker_id"] == celery_worker.name)
     assert mine["alive"] is True
@@ -99,7 +106,12 @@ def test_cancelled_job_behind_a_busy_worker_never_runs(celery_worker, officer_cl
 def test_strict_priority_with_a_backlog(celery_worker, officer_client):
     blocker = enqueue(officer_client, name="sleep", args={"seconds": 2}, priority="critical")
     wait_for(lambda: Job.objects.filter(pk=blocker, status="processing").exists(), message="blocker to start")
-    lows = [enqueue(officer_client, name="ping", priority="low") for _ in range(50)]
+    # The backlog in one request: fifty requests can outlast the blocker on a loaded machine.
+    response = officer_client.post(
+        "/api/v1/jobs/enqueue", {"jobs": [{"name": "ping", "priority": "low"}] * 50}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    lows = [item["job_id"] for item in response.json()["jobs"]]
     normal = enqueue(officer_client, name="ping", priority="normal")
     high = enqueue(officer_client, name="ping", priority="high")
     critical = enqueue(officer_client, name="ping", priority="critical")
@@ -232,6 +244,15 @@ def test_beat_runs_scheduled_tasks_as_jobs(celery_worker, worker_database_url, o
             message="beat to run the scheduled task as a job",
         )
         assert (job.name, job.priority, job.user_id) == ("ping", "high", None)
+
+        # Beat writes its heartbeat after the tick that sent the run, and saves the run
+        # count after sending it: the job may complete before either. Wait for both
+        # themselves (polling the API would meet its rate limit), then ask the API once.
+        wait_for(beat_alive, message="beat's heartbeat")
+        wait_for(
+            lambda: PeriodicTask.objects.filter(name="every-second", total_run_count__gte=1).exists(),
+            message="the run count beat saves",
+        )
         health = anon_client.get("/api/v1/jobs/health")
         assert health.status_code == 200
         assert health.json()["scheduler"]["running"] is True

@@ -230,9 +230,18 @@ async def test_connections_and_stats_show_the_socket_and_its_subscriptions(trade
     other = await sync_to_async(listed)(await sync_to_async(api_client_for)(stranger))
     assert other == []
 
-    await asyncio.sleep(0.1)  # the registry is written within a few ms of a change
-    stats = (await sync_to_async(officer_client.get)("/api/v1/websocket/stats")).json()
-    mine = next(item for item in stats["processes"] if item["process"] == hub_current().proc_id)
+    def stats_written():
+        """The hub writes its stats within a few ms of a change: wait until the second ack
+        is counted, not a fixed time."""
+        stats = officer_client.get("/api/v1/websocket/stats").json()
+        mine = next((item for item in stats["processes"] if item["process"] == hub_current().proc_id), None)
+        return (stats, mine) if mine and mine["messages_out"] >= 2 else None
+
+    deadline = time.monotonic() + 3
+    while not (written := await sync_to_async(stats_written)()):
+        assert time.monotonic() < deadline, "the hub's stats were not written"
+        await asyncio.sleep(0.05)
+    stats, mine = written
     assert mine["connections"] == 1 and mine["subscriptions"]["ticker"] == 1 and mine["subscriptions"]["alerts"] == 1
     assert mine["messages_in"] == 2 and mine["messages_out"] == 2  # the two acks
     assert stats["connections"] == sum(item["connections"] for item in stats["processes"])

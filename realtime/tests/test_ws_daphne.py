@@ -64,7 +64,9 @@ def servers(worker_database_url):
     pair.append(DaphneProcess(database_url=worker_database_url))
     try:
         for server in pair:
-            server.start()
+            server.spawn()
+        for server in pair:
+            server.wait_ready()
         yield pair
     finally:
         for server in pair:

@@ -103,9 +103,3 @@ def _config_rows_refresh_the_cache():
     for model in models:
         post_save.disconnect(sender=model, dispatch_uid=f"test-cache-{model.__name__}")
         post_delete.disconnect(sender=model, dispatch_uid=f"test-cache-del-{model.__name__}")
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made in most risk tests; PBKDF2's deliberate slowness buys nothing here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
