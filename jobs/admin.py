@@ -3,7 +3,8 @@ actions call the same services as the API."""
 
 from django.contrib import admin, messages
 
-from etrms.admin_tools import SERVICE_ERRORS, error_text
+from etrms.admin_tools import SERVICE_ERRORS, error_text, filterset_list_filter
+from jobs.filters import JobFilter
 from jobs.models import Job
 from jobs.services import dlq_retry, job_cancel
 
@@ -11,7 +12,7 @@ from jobs.services import dlq_retry, job_cancel
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "priority", "retry_count", "max_retries", "dead_lettered", "user", "created_at"]
-    list_filter = ["status", "priority", "dead_lettered", "name"]
+    list_filter = ["status", filterset_list_filter(JobFilter, "priority"), "dead_lettered", "name"]
     search_fields = ["id", "name", "error", "scheduled_task", "user__username"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"

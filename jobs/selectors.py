@@ -29,12 +29,9 @@ def job_get(*, user, job_id) -> Job:
     return job
 
 
-def jobs_pending(*, user, priority: str | None = None, user_id=None) -> QuerySet[Job]:
+def jobs_pending(*, user, user_id=None) -> QuerySet[Job]:
     """Jobs not started yet (pending, scheduled, retrying), newest first."""
-    queryset = jobs_visible_to(user, user_id=user_id).filter(status__in=NOT_STARTED)
-    if priority:
-        queryset = queryset.filter(priority=priority)
-    return queryset.order_by("-created_at")
+    return jobs_visible_to(user, user_id=user_id).filter(status__in=NOT_STARTED).order_by("-created_at")
 
 
 def jobs_dead_lettered(*, user, user_id=None) -> QuerySet[Job]:

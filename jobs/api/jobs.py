@@ -1,21 +1,21 @@
 """Enqueue, one job (detail, result, cancel), pending jobs, handlers, dead-letter queue."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
 from jobs import selectors
 from jobs.api.common import JobsApi, job_list, with_handler_variants, with_owner
+from jobs.filters import JobFilter
 from jobs.models import Job, JobPriority
 from jobs.registry import handler_list
 from jobs.services import dlq_clear, dlq_retry, job_cancel, job_enqueue, jobs_enqueue
 
 
 class PendingQuery(PageQuery):
-    priority = serializers.ChoiceField(choices=JobPriority.choices, required=False)
     default_limit = 100
 
 
@@ -196,12 +196,19 @@ class JobCancelApi(JobsApi):
 
 
 class PendingApi(JobsApi):
-    @extend_schema(responses=_job_page("PendingJobs", PendingJobOutput))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("priority", str, enum=JobPriority.values),
+            OpenApiParameter("user_id", str, description="Risk officers: one user's jobs."),
+            OpenApiParameter("limit", int, description="Default 100, at most 1000."),
+            OpenApiParameter("offset", int),
+        ],
+        responses=_job_page("PendingJobs", PendingJobOutput),
+    )
     def get(self, request):
         query = query_validate(PendingQuery, request)
-        queryset = selectors.jobs_pending(
-            user=request.user, priority=query.get("priority"), user_id=user_filter(request, query.get("user_id"))
-        )
+        queryset = selectors.jobs_pending(user=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(JobFilter, queryset, request)
         jobs = page(
             queryset.only(*PendingJobOutput.Meta.fields, "user_id"), limit=query["limit"], offset=query["offset"]
         )

@@ -170,6 +170,15 @@ def test_pending_lists_own_jobs_newest_first_with_filters(trader_client, trader,
     assert [job["id"] for job in page["jobs"]] == [str(old.pk)]
 
 
+def test_pending_priority_filter_refuses_an_unknown_priority_or_one_given_twice(trader_client):
+    unknown = trader_client.get("/api/v1/jobs/pending?priority=urgent")
+    assert unknown.status_code == 400
+    assert "priority" in unknown.json()["errors"]
+    twice = trader_client.get("/api/v1/jobs/pending?priority=high&priority=low")
+    assert twice.status_code == 400
+    assert "priority" in twice.json()["errors"]
+
+
 def test_officer_sees_all_pending_with_user_id_and_filter(officer_client, trader, make_user):
     make_job(trader)
     make_job(make_user())
