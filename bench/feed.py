@@ -59,6 +59,7 @@ def desk_build() -> str:
 
     from accounts.models import AccountDay, Balance, ExchangeAccount, Position
     from accounts.services.monitoring import monitoring_stop
+    from risk.bootstrap import default_breakers_ensure
     from risk.models import CircuitBreaker, RiskLimit
     from risk.services.config import global_config_update
 
@@ -107,8 +108,11 @@ def desk_build() -> str:
                 )
         Position.objects.bulk_create(positions)
         RiskLimit.objects.bulk_create(limits)
+    default_breakers_ensure()  # the desk `make run` bootstraps
     enabled = CircuitBreaker.objects.filter(enabled=True).count()
-    global_config_update(actor=None, settings={"max_price_age_seconds": 3600})
+    # Marks set up here stay fresh for the run; a crossing may re-raise the alert its
+    # previous crossing resolved (every crossing is timed, none held by the cooldown).
+    global_config_update(actor=None, settings={"max_price_age_seconds": 3600, "alert_cooldown_seconds": 0})
     monitoring_stop()
     print(f"desk: {len(positions)} positions over {SYMBOLS} symbols, {len(limits)} limits, {enabled} breakers enabled")
     return str(users[0].pk)
