@@ -249,17 +249,18 @@ class RiskIndex:
                         users.add(position.user_id)
                     elif past_peak(band, position, level):
                         self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
+            users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
+            if self._desk_levels() != desk_before:
+                users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            self.evaluate(users, now=at)  # a crossing's alert goes out before the samples' round trip
             try:
                 prices.price_samples_record(samples, floors=self.config.volatility_floors())
                 self.samples_outage.ok()
             except REDIS_ERRORS as error:
                 self.samples_outage.failed(error)
-            users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
-            users |= self._volatile_holders(exchange, prices_by_symbol, at)
-            if self._desk_levels() != desk_before:
-                users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
-            self.evaluate(users, now=at)
-            return users
+            volatile = self._volatile_holders(exchange, prices_by_symbol, at)  # judged with this batch's samples
+            self.evaluate(volatile, now=at)
+            return users | volatile
 
     def _volatile_holders(self, exchange: str, symbols, at: datetime) -> set:
         """Holders of the ticked markets whose price range could trip a volatility

@@ -13,7 +13,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from risk.services import assess
+from risk.models import BreakerTrip
+from risk.services import assess, prices
 from risk.services.config import global_config_get
 from risk.services.evaluation import compute
 from risk.services.index import RiskIndex
@@ -103,3 +104,22 @@ def test_no_tick_sequence_leaves_a_crossing_the_bands_let_pass(trader, moves):
             index.apply_marks(exchange="paper", prices_by_symbol={symbol: base * (1 + D(step) / 200)}, at=now)
             assert not _pending_writes(index, trader.pk, now), (symbol, step)
         transaction.set_rollback(True)
+
+
+def test_a_tick_completing_a_volatility_range_inside_every_band_still_trips(trader):
+    """Ranges are not banded: 100 at -55 s, then ticks at 105 and 111 (a 11 % range of a
+    10 % breaker over 60 s) trip it although no other level lies near the marks."""
+    books.position(books.account(trader), "BTCUSDT", entry="100")
+    CircuitBreakerFactory(
+        condition_type="volatility",
+        threshold=D(10),
+        action="cancel_all_orders",
+        additional_params={"window_seconds": 60},
+    )
+    index = RiskIndex().load()
+    now = timezone.now()
+    prices.price_samples_record([("paper", "BTCUSDT", D(100), (now - timedelta(seconds=55)).timestamp())])
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(105)}, at=now)
+    assert not BreakerTrip.objects.exists()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(111)}, at=now + timedelta(seconds=1))
+    assert BreakerTrip.objects.get().context["range_pct"] == 11.0
