@@ -48,6 +48,7 @@ from risk.services.snapshots import (
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 PEAK_PERSIST_SECONDS = 1.0
+FULL_SWEEP_SECONDS = 30.0
 
 _active_index = None
 _active_lock = threading.Lock()
@@ -79,6 +80,7 @@ class RiskIndex:
         self.peaks_persisted_at = 0.0  # monotonic seconds
         self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
         self.due: dict = {}  # {user_id: when time alone may change the user's decision}
+        self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
         self.evaluations = 0
         self.writes = 0
         self.version_outage = OutageLog(logger, "Risk index: reading the settings version")
@@ -157,11 +159,26 @@ class RiskIndex:
         self.due.pop(user_id, None)
 
     def sweep(self, *, now: datetime | None = None) -> dict:
-        """Evaluate every user with a book: what time alone changes (stale marks of a
-        silent venue, time-based breakers, cooldowns running out)."""
+        """What time alone changes (stale marks of a silent venue, time-based breakers,
+        cooldowns running out): evaluate the users whose due time has come or whose
+        positions have no band yet, and every user with a book once per
+        FULL_SWEEP_SECONDS (a safety net, not a source of decisions)."""
+        now = now or timezone.now()
         with self.lock:
             self.refresh_if_changed()
-            users = {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            everyone = time.monotonic() - self.swept_at >= FULL_SWEEP_SECONDS
+            if everyone:
+                self.swept_at = time.monotonic()
+            users = {
+                user_id
+                for user_id, book in self.books.items()
+                if (book.positions or book.accounts)
+                and (
+                    everyone
+                    or (user_id in self.due and self.due[user_id] <= now)
+                    or any(position.id not in self.bands for position in book.positions)
+                )
+            }
             return self.evaluate(users, now=now)
 
     def _limits_reload(self) -> None:

@@ -228,7 +228,11 @@ def position_band(position, *, breakers: list, user_low: float, user_high: float
     low = max([level for level in levels if level <= mark], default=-math.inf)
     high = min([level for level in levels if level >= mark], default=math.inf)
     low, high = max(low, user_low), min(high, user_high)
-    return (low + abs(low) * ROUNDING, high - abs(high) * ROUNDING, peak)
+    if math.isfinite(low):
+        low += abs(low) * ROUNDING
+    if math.isfinite(high):
+        high -= abs(high) * ROUNDING
+    return (low, high, peak)
 
 
 def bands_of(computed, *, limits: list, config, state) -> dict:

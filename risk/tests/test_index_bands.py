@@ -4,6 +4,7 @@ write something the bands let pass (every level the one decision path knows is a
 band edge)."""
 
 import copy
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from risk.models import BreakerTrip
+from risk.models import BreakerTrip, RiskAlert
 from risk.services import assess, prices
 from risk.services.config import global_config_get
 from risk.services.evaluation import compute
@@ -123,3 +124,28 @@ def test_a_tick_completing_a_volatility_range_inside_every_band_still_trips(trad
     assert not BreakerTrip.objects.exists()
     index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(111)}, at=now + timedelta(seconds=1))
     assert BreakerTrip.objects.get().context["range_pct"] == 11.0
+
+
+def test_the_sweep_evaluates_only_users_whose_due_time_came(trader, make_user):
+    """max_price_age 10 s: the trader's BTCUSDT goes silent after a tick at t0; another
+    user's ETHUSDT crosses their position_size warning at t0 + 9 s (evaluated then). The
+    sweep at t0 + 5 s evaluates nobody, the one at t0 + 11 s the trader only (their mark
+    went stale), whose data_stale alert it raises."""
+    books.position(books.account(trader), "BTCUSDT", entry="100")
+    other = make_user()
+    books.position(books.account(other), "ETHUSDT", entry="50")
+    RiskLimitFactory(user=other, symbol="ETHUSDT", threshold_value=D(60), warning_value=D(55))
+    CircuitBreakerFactory(condition_type="pnl", threshold=D(1000), action="cancel_all_orders")
+    config = global_config_get()
+    config.max_price_age_seconds = 10
+    config.save()
+    index = RiskIndex().load()
+    index.swept_at = time.monotonic()  # the full pass just ran
+    t0 = timezone.now()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(101), "ETHUSDT": D(51)}, at=t0)
+    assert index.sweep(now=t0 + timedelta(seconds=5)) == {} and index.evaluations == 2
+    index.apply_marks(exchange="paper", prices_by_symbol={"ETHUSDT": D(56)}, at=t0 + timedelta(seconds=9))
+    assert index.evaluations == 3
+    written = index.sweep(now=t0 + timedelta(seconds=11))
+    assert list(written) == [trader.pk] and index.evaluations == 4
+    assert RiskAlert.objects.get(alert_type="data_stale").user_id == trader.pk
