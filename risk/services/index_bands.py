@@ -20,8 +20,8 @@ position alone, without an evaluation (a position at a new peak is at no drawdow
 Nothing here decides anything: a band only says when to call the one decision path
 again. What no band can bound evaluates on every tick of the user's markets: stale
 positions, an undefined value (equity <= 0), a value sitting on a level, a drawdown
-limit at its peak (every rise is a new peak to keep), a latched volatility trip, a
-condition type unknown here. Time moves what marks do not (cooldowns running out,
+limit at its peak (every rise is a new peak to keep), a position with a latched
+volatility trip, a condition type unknown here. Time moves what marks do not (cooldowns running out,
 time-based breakers, marks going stale): `due_of` gives when, and the index evaluates
 the user on its first tick after that (the sweep covers users whose markets are quiet).
 Volatility ranges are not banded: the index evaluates the holders of every market a
@@ -241,10 +241,11 @@ def bands_of(computed, *, limits: list, config, state) -> dict:
     book = computed.book
     budget = None if computed.breakers is None or computed.breakers.stale else user_budget(computed, limits=limits)
     volatility = {breaker.id for breaker in config.breakers if breaker.condition_type == ConditionType.VOLATILITY}
-    volatile_latch = any(breaker_id in volatility for breaker_id, _ in state.latched)
+    # A latched volatility trip is released on a tick once its range narrowed: no price says when.
+    volatile = {key for breaker_id, key in state.latched if breaker_id in volatility}
     bands = {}
     for position in book.positions:
-        if budget is None or volatile_latch:
+        if budget is None or f"position:{position.id}" in volatile:
             bands[position.id] = Band(*EVERY_TICK, user_low=math.inf, user_high=-math.inf)
             continue
         mark = float(position.mark_price)
