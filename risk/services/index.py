@@ -4,11 +4,12 @@ The feed process holds the whole desk in memory: open positions indexed by (exch
 symbol) and by user, accounts, enabled limits per user, the configuration and breakers,
 desk totals, and which alerts are open and which trips latched. A tick moves the marks
 of the positions in that symbol, updates the desk totals incrementally and evaluates
-the users whose marks left their price band (`risk.services.index_bands`: no level
-of theirs can change inside it) with the same steps as every other path: `evaluation.compute`, the
-pure decision `outcome.outcome_decide`, and `evaluation.outcome_apply` when the
-decision writes something (an alert to raise or resolve, a breaker to trip, a latch
-to release). A tick that changes nothing costs no query. Drawdown peaks rise in memory
+the users whose marks left their price band (`risk.services.index_bands`: no level of
+theirs can change inside it) with the same steps as every other path:
+`evaluation.compute`, the pure decision `outcome.outcome_decide`, and
+`evaluation.outcome_apply` when the decision writes something (an alert to raise or
+resolve, a breaker to trip, a latch to release). A tick that changes nothing costs no
+query. Drawdown peaks rise in memory
 at once and are persisted at most once a second (and with every other write).
 
 It reloads limits, configuration and breakers when `risk:index:version` moves (one
