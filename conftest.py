@@ -41,10 +41,11 @@ class WorkerProcess:
     """A real `celery worker` process consuming the four priority queues of the test
     database and broker. Tests that use it must commit their rows (transactional db)."""
 
-    def __init__(self, database_url: str, name: str, concurrency: int = 1):
+    def __init__(self, database_url: str, name: str, concurrency: int = 1, log: Path | None = None):
         self.name = f"{name}-{uuid.uuid4().hex[:6]}@test"
         self.database_url = database_url
         self.concurrency = concurrency
+        self.log = log  # its output goes there (else to the test's)
         self.process: subprocess.Popen | None = None
 
     # Fast clocks for tests: short backoff, quick heartbeat expiry, frequent supervisor ticks.
@@ -53,11 +54,13 @@ class WorkerProcess:
         "JOB_WORKER_HEARTBEAT_SECONDS": "2",
         "JOB_SUPERVISOR_INTERVAL_SECONDS": "0.1",
         "JOB_HARD_TIMEOUT_GRACE_SECONDS": "1",
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # the tests' webhook receivers listen on loopback
         "PYTHONUNBUFFERED": "1",
     }
 
     def start(self) -> "WorkerProcess":
         env = dict(os.environ, DATABASE_URL=self.database_url, **self.ENV)
+        output = self.log.open("a") if self.log else None
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -81,7 +84,11 @@ class WorkerProcess:
             ],
             cwd=ROOT,
             env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
+        if output:
+            output.close()  # the worker holds it
         return self
 
     @property

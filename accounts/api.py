@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts import selectors
 from accounts.exchanges import UnknownSymbol, is_known_exchange, normalize_symbol
 from accounts.services.monitoring import monitoring_start, monitoring_stop
-from etrms.api.permissions import IsRiskOfficer
+from etrms.api.permissions import IsRiskOfficer, user_filter
 from etrms.api.responses import envelope
 from etrms.roles import is_risk_officer
 
@@ -35,11 +35,9 @@ def caller_scope(request) -> tuple[object, bool]:
     """(user id to filter on or None for everyone, whether items carry user_id)."""
     query = ScopeQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
-    wanted = query.validated_data.get("user_id")
+    wanted = user_filter(request, query.validated_data.get("user_id"))  # another user's: a 404
     if is_risk_officer(request.user):
         return wanted, True
-    if wanted is not None and str(wanted) != str(request.user.pk):
-        raise NotFound()  # another user's data: not confirmed to exist
     return request.user.pk, False
 
 

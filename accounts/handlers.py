@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from accounts.exchanges import is_known_exchange
+from accounts.fields import ExchangeIdField
 from accounts.services.sync import portfolio_sync, portfolios_sync_all
 from jobs.registry import job_handler
 
@@ -15,7 +16,7 @@ def _exchange(value: str) -> str:
 
 
 class SyncPortfolioArgs(serializers.Serializer):
-    exchange = serializers.CharField(
+    exchange = ExchangeIdField(
         max_length=32,
         required=False,
         help_text="The exchange whose account to sync, e.g. 'paper'; default: every enabled account of the user.",
@@ -28,7 +29,7 @@ class SyncPortfolioArgs(serializers.Serializer):
 
 class SyncAllPortfoliosArgs(serializers.Serializer):
     exchanges = serializers.ListField(
-        child=serializers.CharField(max_length=32),
+        child=ExchangeIdField(max_length=32),
         required=False,
         allow_empty=True,
         help_text="Only accounts on these exchanges; default: every enabled account.",

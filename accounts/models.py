@@ -13,6 +13,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from etrms.formatting import decimal_human
+
 
 def money(**kwargs) -> models.DecimalField:
     kwargs.setdefault("default", Decimal(0))
@@ -186,19 +188,11 @@ class Position(models.Model):
         ordering = ["symbol", "side"]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.size} {self.symbol} on {self.account.exchange}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
+        return f"{self.side} {decimal_human(self.size)} {self.symbol} on {self.account.exchange}"
 
     @property
     def direction(self) -> int:
         return 1 if self.side == Side.LONG else -1
-
-    @property
-    def total_pnl(self) -> Decimal:
-        return self.realized_pnl + self.unrealized_pnl
 
     @property
     def entry_notional(self) -> Decimal:
@@ -224,11 +218,7 @@ class ClosedTrade(models.Model):
         ordering = ["-closed_at"]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.symbol} closed {self.closed_at:%Y-%m-%d %H:%M} ({self.realized_pnl})"
-
-    @property
-    def is_loss(self) -> bool:
-        return self.realized_pnl < 0
+        return f"{self.side} {self.symbol} closed {self.closed_at:%Y-%m-%d %H:%M} ({decimal_human(self.realized_pnl)})"
 
 
 class MonitoringState(models.Model):
@@ -314,7 +304,7 @@ class PaperPosition(models.Model):
         ordering = ["symbol", "side"]
 
     def __str__(self) -> str:
-        return f"paper {self.side} {self.size} {self.symbol}"
+        return f"paper {self.side} {decimal_human(self.size)} {self.symbol}"
 
 
 class PaperOrder(models.Model):
@@ -352,7 +342,7 @@ class PaperOrder(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"paper {self.type} {self.side} {self.amount} {self.symbol} ({self.status})"
+        return f"paper {self.type} {self.side} {decimal_human(self.amount)} {self.symbol} ({self.status})"
 
 
 class PaperFill(models.Model):
@@ -371,4 +361,4 @@ class PaperFill(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"paper fill {self.side} {self.amount} {self.symbol} @ {self.price}"
+        return f"paper fill {self.side} {decimal_human(self.amount)} {self.symbol} @ {decimal_human(self.price)}"

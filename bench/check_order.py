@@ -52,7 +52,7 @@ def book_prepare():
     from bench.evaluate import book_build
     from risk.services.config import global_config_update
 
-    global_config_update(actor=None, settings={"max_price_age_seconds": 3600, "max_orders_per_minute": None})
+    global_config_update(actor=None, max_price_age_seconds=3600, max_orders_per_minute=None)
     user = book_build(positions=POSITIONS, limits=LIMITS)
     account = ExchangeAccount.objects.get(user=user, exchange="paper")
     paper_wallet_ensure(account=account)

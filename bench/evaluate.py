@@ -242,7 +242,7 @@ def _config_for_run(max_price_age: int | None = None) -> int:
 
     previous = global_config_get().max_price_age_seconds
     if max_price_age is not None:
-        global_config_update(actor=None, settings={"max_price_age_seconds": max_price_age})
+        global_config_update(actor=None, max_price_age_seconds=max_price_age)
     return previous
 
 

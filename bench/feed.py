@@ -113,7 +113,7 @@ def desk_build() -> str:
     enabled = CircuitBreaker.objects.filter(enabled=True).count()
     # Marks set up here stay fresh for the run; a crossing may re-raise the alert its
     # previous crossing resolved (every crossing is timed, none held by the cooldown).
-    global_config_update(actor=None, settings={"max_price_age_seconds": 3600, "alert_cooldown_seconds": 0})
+    global_config_update(actor=None, max_price_age_seconds=3600, alert_cooldown_seconds=0)
     monitoring_stop()
     print(f"desk: {len(positions)} positions over {SYMBOLS} symbols, {len(limits)} limits, {enabled} breakers enabled")
     return str(users[0].pk)

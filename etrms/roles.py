@@ -17,3 +17,11 @@ def is_risk_officer(user) -> bool:
         cached = user.groups.filter(name=settings.RISK_OFFICER_GROUP).exists()
         user._etrms_is_officer = cached
     return cached
+
+
+def visible_to(queryset, viewer, *, owner: str = "user_id"):
+    """Who sees what (SPEC §3), the one rule every app's selectors apply: a risk officer
+    sees every row, anyone else only the rows whose `owner` field is theirs."""
+    if is_risk_officer(viewer):
+        return queryset
+    return queryset.filter(**{owner: viewer.pk})

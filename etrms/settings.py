@@ -84,7 +84,7 @@ METRICS_PORTS = {
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "etrms.admin_site.EtrmsAdminConfig",  # django.contrib.admin with the officer's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "risk",
     "jobs",
     "realtime",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -251,8 +252,25 @@ JOB_WORKER_HEARTBEAT_SECONDS = env.float("JOB_WORKER_HEARTBEAT_SECONDS", default
 JOB_SUPERVISOR_INTERVAL_SECONDS = env.float("JOB_SUPERVISOR_INTERVAL_SECONDS", default=0.5)
 # Past its soft limit a job gets this long before the hard limit kills it.
 JOB_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOB_HARD_TIMEOUT_GRACE_SECONDS", default=5)
+# A job message that arrives while the database is down goes back to the broker after this pause.
+JOB_DATABASE_RETRY_SECONDS = env.float("JOB_DATABASE_RETRY_SECONDS", default=1.0)
 JOB_DEFAULT_TIMEOUT_SECONDS = 300
 JOB_DEFAULT_MAX_RETRIES = 3
+
+# --- Notifications out of the app (notifications/, issue 15 item 5) ------------------------
+# Webhooks to private, loopback and link-local addresses are refused unless this is set
+# (tests and a desk whose receivers sit on its own network).
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Retries of a delivery after its first attempt (the job's backoff), then dead-lettered.
+NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="etrms@localhost")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")  # the SMTP backend's
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 
 # --- Exchanges (accounts/exchanges) -------------------------------------------------------
 EXCHANGE_TIMEOUT_SECONDS = env.float("EXCHANGE_TIMEOUT_SECONDS", default=10.0)
@@ -333,6 +351,9 @@ SPECTACULAR_SETTINGS = {
         "WorkerStatusEnum": "jobs.api.stats.WORKER_STATUSES",
         # The trading-state level and the kill switch's scope are one choice set.
         "TradingLevelEnum": "risk.models_trading_state.TradingLevel",
+        # An alert's severity and a notification endpoint's minimum severity are one choice set.
+        "SeverityEnum": "risk.constants.AlertSeverity",
+        "NotificationEndpointKindEnum": "notifications.constants.EndpointKind",
     },
 }
 

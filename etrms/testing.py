@@ -1,16 +1,20 @@
 """Faults on purpose (STYLE §12): a Redis of the test's own that it stops and starts,
-and pointing this process's Redis clients at it.
+and pointing this process's Redis clients at it; a relay to PostgreSQL that the test cuts.
 
 Never the shared Redis: the server runs on a unix socket in a private temporary
 directory, with an append-only file there (like `make run`'s embedded Redis), so a stop
-and a start keep its data.
+and a start keep its data. Never the shared PostgreSQL either: processes reach the test
+database through a `DatabaseRelay`, and the database is "down" for them while the relay is.
 """
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from etrms import embedded_redis
 from etrms.redis_urls import RedisLocation
@@ -86,3 +90,65 @@ def redis_clients_pointed_at(url: str, settings):
         for name, value in originals.items():
             setattr(settings, name, value)
         reset(original_broker)
+
+
+class DatabaseRelay:
+    """A TCP relay to the test's PostgreSQL. `down()` drops every connection through it
+    and stops listening, so its clients see what a PostgreSQL restart shows them (the
+    connection lost, then "connection refused"); `up()` listens again on the same port.
+    The test's own connection does not pass through it."""
+
+    def __init__(self, database_url: str):
+        self.parts = urlsplit(database_url)
+        self.target = (self.parts.hostname or "127.0.0.1", self.parts.port or 5432)
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """`database_url` with the relay's address instead of the server's."""
+        auth = self.parts.netloc.rpartition("@")[0]
+        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
+        return urlunsplit(self.parts._replace(netloc=netloc))
+
+    def up(self) -> "DatabaseRelay":
+        self._listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port again
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                server = socket.create_connection(self.target)
+            except OSError:
+                if self._listener is not listener:
+                    return  # down() closed it
+                continue
+            with self._lock:
+                self._sockets.update((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

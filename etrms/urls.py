@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("risk.urls")),
     path("", include("realtime.urls")),
     path("", include("realtime.dashboard.api_urls")),
+    path("", include("notifications.urls")),
 ]
 
 urlpatterns = [

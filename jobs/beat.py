@@ -4,10 +4,12 @@ so `/jobs/health` knows beat is alive without asking it.
 Beat outlives a Redis or database outage (STYLE §10): a tick that cannot reach one logs
 the outage once, skips what it could not do (the runs due meanwhile are not sent; the
 next ones are), and the next ticks retry until it answers. Celery's own loop would let
-the exception end the process.
+the exception end the process. Started while the database is down, it waits for the
+database before it reads the schedule (Celery would exit).
 """
 
 import logging
+import time
 
 from celery.beat import SchedulingError
 from django.db import close_old_connections
@@ -25,6 +27,18 @@ class Scheduler(DatabaseScheduler):
     def __init__(self, *args, **kwargs):
         self.outage = OutageLog(logger, "beat")
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self):
+        """Read the schedule from the database, once it answers."""
+        while True:
+            try:
+                super().setup_schedule()
+            except DATABASE_ERRORS as exc:
+                self._outage(exc)
+                self._initial_read = True  # the failed read marked the schedule read
+                time.sleep(OUTAGE_RETRY_SECONDS)
+            else:
+                return
 
     def tick(self, *args, **kwargs):
         try:

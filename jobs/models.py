@@ -22,7 +22,6 @@ class JobStatus(models.TextChoices):
 
 
 NOT_STARTED = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RETRYING)
-FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Job(models.Model):

@@ -20,6 +20,11 @@ from etrms.errors import Conflict, InvalidInput, NotFound
 
 RUN_SCHEDULED_TASK = "jobs.run_scheduled"
 SCHEDULE_TYPES = ("interval", "crontab", "one_off")
+# The cron expressions the document promises (`*`, `*/step`, a value, or a list of them in
+# each of minute, hour, day of month, month, day of week); Celery's parser accepts more.
+_CRON_VALUES = (r"[0-5]?\d", r"[01]?\d|2[0-3]", r"0?[1-9]|[12]\d|3[01]", r"0?[1-9]|1[0-2]", r"[0-6]")
+_CRON_ITEMS = [rf"(?:\*(?:/(?:[1-9]|[1-5]\d))?|{values})" for values in _CRON_VALUES]
+CRON_PATTERN = "^" + " ".join(rf"{item}(?:,{item})*" for item in _CRON_ITEMS) + "$"
 _PERIOD_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "microseconds": 0}
 
 

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from etrms.celery import PRIORITY_QUEUES
 from etrms.errors import NotFound
-from etrms.roles import is_risk_officer
+from etrms.roles import visible_to
 from jobs.broker import broker_depths
 from jobs.models import NOT_STARTED, Job, JobStatus
 from jobs.scheduling import RUN_SCHEDULED_TASK, next_run_of
@@ -16,9 +16,7 @@ from jobs.services.heartbeats import beat_alive, worker_counters, workers_alive
 
 
 def jobs_visible_to(user, *, user_id=None) -> QuerySet[Job]:
-    queryset = Job.objects.all()
-    if not is_risk_officer(user):
-        return queryset.filter(user_id=user.pk)
+    queryset = visible_to(Job.objects.all(), user)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     return queryset

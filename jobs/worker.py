@@ -1,6 +1,10 @@
 """Worker process wiring: start the supervisor when a worker is ready, stop it on
-shutdown; the worker's and beat's metrics ports (etrms.metrics)."""
+shutdown; the worker's and beat's metrics ports (etrms.metrics); one log line per
+database outage, not one traceback per requeued job message."""
 
+import logging
+
+from celery.exceptions import Reject
 from celery.signals import beat_init, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from etrms import metrics
@@ -21,6 +25,24 @@ def start_supervisor(sender, **kwargs) -> None:
 def stop_supervisor(sender, **kwargs) -> None:
     if _supervisor is not None:
         _supervisor.stop()
+
+
+class RequeuedForOutage(logging.Filter):
+    """Drops Celery's WARNING, with traceback, for a job message handed back because the
+    database is down (jobs.tasks): it would repeat every second of the outage, which
+    jobs.execution already logs once when it starts and once when it ends."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from jobs.services.execution import DatabaseUnavailable
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, Reject) and isinstance(exc.reason, DatabaseUnavailable))
+
+
+@worker_init.connect
+def quiet_outage_requeues(sender, **kwargs) -> None:
+    """Before the pool starts, so its processes inherit the filter."""
+    logging.getLogger("celery.app.trace").addFilter(RequeuedForOutage())
 
 
 @worker_init.connect

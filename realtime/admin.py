@@ -3,7 +3,8 @@ goes through the price-alert services, so the feed's indexes hear of it."""
 
 from django.contrib import admin, messages
 
-from etrms.admin_tools import SERVICE_ERRORS, error_text
+from etrms.admin_tools import SERVICE_ERRORS, error_text, filterset_list_filter
+from realtime.filters import PriceAlertFilter
 from realtime.models import PriceAlert, PriceAlertStatus
 from realtime.services.price_alerts import price_alert_cancel, price_alert_create
 
@@ -11,7 +12,7 @@ from realtime.services.price_alerts import price_alert_cancel, price_alert_creat
 @admin.register(PriceAlert)
 class PriceAlertAdmin(admin.ModelAdmin):
     list_display = ("symbol", "exchange", "condition", "target_price", "status", "user", "created_at", "triggered_at")
-    list_filter = ("status", "condition", "exchange")
+    list_filter = (filterset_list_filter(PriceAlertFilter, "status"), "condition", "exchange")
     search_fields = ("symbol", "user__username")
     list_select_related = ("user",)
     raw_id_fields = ("user",)

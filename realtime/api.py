@@ -10,12 +10,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from accounts.exchanges import UnknownSymbol, normalize_symbol
-from etrms.api.pagination import PageQuery, page, query_validate
+from accounts.fields import ExchangeIdField
+from etrms.api.inputs import PositiveDecimalField, SymbolField
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import IsRiskOfficer, user_filter
 from etrms.api.responses import bare
+from etrms.api.schema import string_in
 from etrms.api.throttles import ScopedRateThrottle
 from etrms.roles import is_risk_officer
 from realtime import cache
+from realtime.filters import PriceAlertFilter
 from realtime.models import PriceAlertCondition, PriceAlertStatus
 from realtime.selectors import PRICE_ALERT_FIELDS, price_alert_get, price_alert_list, price_alert_out
 from realtime.services.market_data import market_data_get, price_get
@@ -175,10 +179,21 @@ class CacheClearApi(CacheApi):
 
 class CacheInvalidateInput(serializers.Serializer):
     cache_type = serializers.ChoiceField(choices=CLEARABLE, required=False, default=cache.ALL)
-    symbols = serializers.ListField(
-        child=serializers.RegexField(r"^[A-Za-z0-9/:_-]{2,40}$"), required=False, max_length=1000
+    symbols = serializers.ListField(  # two letters or digits at least, once accounts' normalize_symbol drops separators
+        child=serializers.RegexField(r"^(?:[/:_-]*[A-Za-z0-9]){2}[A-Za-z0-9/:_-]*$", max_length=40),
+        required=False,
+        max_length=1000,
     )
     keys = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
+
+    # validate(): symbols or keys, not empty; user_session entries have no symbol.
+    document_rules = {
+        "anyOf": [
+            {"properties": {"symbols": {"minItems": 1}}, "required": ["symbols"]},
+            {"properties": {"keys": {"minItems": 1}}, "required": ["keys"]},
+        ],
+        "not": {"properties": {"cache_type": string_in("user_session")}, "required": ["cache_type", "symbols"]},
+    }
 
     def validate_symbols(self, values):
         try:
@@ -241,15 +256,12 @@ class PriceAlertListOutput(serializers.Serializer):
 
 class PriceAlertCreateApi(CacheApi):
     class PriceAlertInput(serializers.Serializer):
-        symbol = serializers.CharField(max_length=40)
+        symbol = SymbolField(max_length=40)
         condition = serializers.ChoiceField(choices=PriceAlertCondition.choices)
-        target_price = serializers.DecimalField(max_digits=32, decimal_places=12, min_value=0)
-        exchange = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
-
-        def validate_target_price(self, value):
-            if value <= 0:
-                raise serializers.ValidationError("Must be greater than zero.")
-            return value
+        target_price = PositiveDecimalField(
+            max_digits=32, decimal_places=12, positive_message="Must be greater than zero."
+        )
+        exchange = ExchangeIdField(max_length=32, required=False, allow_null=True, allow_blank=True)
 
     @extend_schema(
         request=PriceAlertInput,
@@ -269,7 +281,6 @@ class PriceAlertCreateApi(CacheApi):
 
 
 class PriceAlertListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=PriceAlertStatus.choices, required=False)
     default_limit = 100
 
 
@@ -287,9 +298,8 @@ class PriceAlertListApi(CacheApi):
     def get(self, request):
         query = query_validate(PriceAlertListQuery, request)
         officer = is_risk_officer(request.user)
-        queryset = price_alert_list(
-            viewer=request.user, user_id=user_filter(request, query.get("user_id")), status=query.get("status")
-        )
+        queryset = price_alert_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(PriceAlertFilter, queryset, request)
         rows = page(queryset.values(*PRICE_ALERT_FIELDS), limit=query["limit"], offset=query["offset"])
         return bare({"alerts": [price_alert_out(row, include_user=officer) for row in rows], "count": queryset.count()})
 

@@ -3,18 +3,20 @@
 from rest_framework import serializers
 
 from accounts.exchanges import UnknownSymbol, is_known_exchange, normalize_symbol
+from accounts.fields import ExchangeIdField
+from etrms.api.inputs import SymbolField
 from jobs.registry import job_handler
 from realtime.services.market_data import market_data_refresh
 
 
 class RefreshMarketDataArgs(serializers.Serializer):
     symbols = serializers.ListField(
-        child=serializers.CharField(max_length=40),
+        child=SymbolField(max_length=40),
         min_length=1,
         max_length=200,
         help_text="The symbols to fetch and cache, e.g. ['BTCUSDT'].",
     )
-    exchange = serializers.CharField(
+    exchange = ExchangeIdField(
         max_length=32, required=False, allow_null=True, help_text="Default: the first monitored exchange, else paper."
     )
 

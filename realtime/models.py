@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from etrms.formatting import decimal_human
+
 MONEY = {"max_digits": 32, "decimal_places": 12}
 
 
@@ -43,4 +45,4 @@ class PriceAlert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.condition} {self.target_price} on {self.exchange} ({self.status})"
+        return f"{self.symbol} {self.condition} {decimal_human(self.target_price)} on {self.exchange} ({self.status})"

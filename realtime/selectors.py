@@ -3,9 +3,9 @@
 from django.db.models import QuerySet
 
 from etrms.errors import NotFound
-from etrms.roles import is_risk_officer
+from etrms.formatting import decimal_str, iso_utc
+from etrms.roles import visible_to
 from realtime.models import PriceAlert
-from risk.formatting import decimal_str, iso_utc
 
 PRICE_ALERT_FIELDS = (
     "id",
@@ -21,15 +21,12 @@ PRICE_ALERT_FIELDS = (
 )
 
 
-def price_alert_list(*, viewer, user_id=None, status: str | None = None) -> QuerySet[PriceAlert]:
-    """The viewer's alerts (a risk officer: everyone's, or `user_id`'s), newest first."""
-    queryset = PriceAlert.objects.all()
-    if not is_risk_officer(viewer):
-        queryset = queryset.filter(user_id=viewer.pk)
+def price_alert_list(*, viewer, user_id=None) -> QuerySet[PriceAlert]:
+    """The viewer's alerts (a risk officer: everyone's, or `user_id`'s), newest first;
+    the list's filters: `realtime.filters.PriceAlertFilter`."""
+    queryset = visible_to(PriceAlert.objects.all(), viewer)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
-    if status is not None:
-        queryset = queryset.filter(status=status)
     return queryset.order_by("-created_at", "-id")
 
 

@@ -13,7 +13,7 @@ Prices and quantities are decimal strings; `change_24h` is percent.
 import json
 from datetime import datetime
 
-from risk.formatting import decimal_str
+from etrms.formatting import decimal_str
 
 TICKER_CHANNEL = "etrms:market:ticker"
 TRADES_CHANNEL = "etrms:market:trades"

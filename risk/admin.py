@@ -5,6 +5,8 @@ Every save, delete and action calls the same services as the API; errors reach t
 officer through `message_user`.
 """
 
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -12,8 +14,18 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from etrms.admin_tools import ReadOnlyAdminMixin, ServiceAdminMixin, enable_actions, run_each
+from etrms.admin_tools import (
+    NoAddOrDeleteAdminMixin,
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    enable_actions,
+    filterset_list_filter,
+    run_each,
+)
+from etrms.formatting import decimal_plain
+from risk.admin_ladder import ladder_state
 from risk.constants import AlertStatus
+from risk.filters import AlertFilter, LimitFilter
 from risk.models import (
     BreakerTrip,
     CircuitBreaker,
@@ -25,13 +37,22 @@ from risk.models import (
     SymbolConfig,
 )
 from risk.services.alerts import alert_acknowledge, alert_resolve
-from risk.services.breakers import breaker_create, breaker_delete, breaker_set_enabled, breaker_update
+from risk.services.breakers import (
+    breaker_create,
+    breaker_delete,
+    breaker_fields_parse,
+    breaker_set_enabled,
+    breaker_update,
+)
 from risk.services.config import (
+    ExchangeSettings,
     GlobalSettings,
+    SymbolSettings,
     exchange_config_delete,
     exchange_config_update,
     global_config_get,
     global_config_update,
+    settings_parse,
     symbol_config_delete,
     symbol_config_update,
 )
@@ -57,7 +78,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     )
     list_display_links = ("user", "limit_type")
     list_editable = ("threshold_value", "warning_value", "enabled")
-    list_filter = ("limit_type", "enabled", "symbol")
+    list_filter = (filterset_list_filter(LimitFilter, "limit_type"), "enabled", "symbol")
     search_fields = ("user__username", "symbol", "limit_type")
     list_select_related = ("user", "set_by")
     fields = (
@@ -67,12 +88,14 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         "threshold_value",
         "warning_value",
         "enabled",
+        "ladder",
+        "ladder_steps",
         "set_by",
         "reset_at",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("set_by", "reset_at", "created_at", "updated_at")
+    readonly_fields = ("ladder_steps", "set_by", "reset_at", "created_at", "updated_at")
     actions = ("enable_limits", "disable_limits", "evaluate_now", "reset_drawdown_tracking")
     history_list_display = ("threshold_value", "warning_value", "enabled")
 
@@ -83,6 +106,10 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     @admin.display(boolean=True, description="officer-set")
     def officer_set(self, obj):
         return obj.officer_set
+
+    @admin.display(description="ladder steps now")
+    def ladder_steps(self, obj):
+        return ladder_state(obj)
 
     def get_readonly_fields(self, request, obj=None):
         # The owner of an existing limit does not change.
@@ -105,6 +132,7 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 threshold_value=obj.threshold_value,
                 warning_value=obj.warning_value,
                 enabled=obj.enabled,
+                ladder=obj.ladder,
             )
         for name in ("pk", "set_by_id", "created_at", "updated_at"):
             setattr(obj, name, getattr(saved, name))
@@ -140,9 +168,13 @@ class RiskLimitAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
 # --- alerts ----------------------------------------------------------------------------------
 @admin.register(RiskAlert)
-class RiskAlertAdmin(admin.ModelAdmin):
+class RiskAlertAdmin(NoAddOrDeleteAdminMixin, admin.ModelAdmin):
     list_display = ("triggered_at", "user", "alert_type", "severity", "status", "short_message", "symbol")
-    list_filter = ("status", "severity", "alert_type")
+    list_filter = (
+        filterset_list_filter(AlertFilter, "status"),
+        filterset_list_filter(AlertFilter, "severity"),
+        "alert_type",
+    )
     search_fields = ("user__username", "alert_type", "message")
     list_select_related = ("user",)
     date_hierarchy = "triggered_at"
@@ -172,12 +204,6 @@ class RiskAlertAdmin(admin.ModelAdmin):
     @admin.display(description="symbol")
     def symbol(self, obj):
         return (obj.metadata or {}).get("symbol") or ""
-
-    def has_add_permission(self, request):
-        return False  # alerts are raised by evaluation, not typed in
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the `cleanup` job removes old resolved alerts
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge_alerts(self, request, queryset):
@@ -268,13 +294,11 @@ class CircuitBreakerAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             original = CircuitBreaker.objects.get(pk=obj.pk)
-            saved = breaker_update(
-                actor=request.user, breaker=original, updates=self._changes(form, BREAKER_FORM_FIELDS), field=None
-            )
+            changes = breaker_fields_parse(self._changes(form, BREAKER_FORM_FIELDS), partial=True)
+            saved = breaker_update(actor=request.user, breaker=original, **changes)
         else:
-            saved = breaker_create(
-                actor=request.user, data={name: form.cleaned_data[name] for name in BREAKER_FORM_FIELDS}
-            )
+            definition = {name: form.cleaned_data[name] for name in BREAKER_FORM_FIELDS}
+            saved = breaker_create(actor=request.user, **breaker_fields_parse(definition, partial=False))
         obj.pk, obj.symbols, obj.exchanges = saved.pk, saved.symbols, saved.exchanges
         obj._state.adding = False
 
@@ -323,7 +347,7 @@ def _evaluate_users(modeladmin, request, user_ids) -> None:
 
 
 @admin.register(BreakerTrip)
-class BreakerTripAdmin(admin.ModelAdmin):
+class BreakerTripAdmin(NoAddOrDeleteAdminMixin, admin.ModelAdmin):
     list_display = (
         "triggered_at",
         "breaker_name",
@@ -356,28 +380,16 @@ class BreakerTripAdmin(admin.ModelAdmin):
             done="trip(s) re-armed",
         )
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- configuration -----------------------------------------------------------------------------
 @admin.register(GlobalConfig)
-class GlobalConfigAdmin(SimpleHistoryAdmin):
+class GlobalConfigAdmin(NoAddOrDeleteAdminMixin, SimpleHistoryAdmin):
     """A singleton: the list goes straight to the one row, which cannot be added twice
     or deleted."""
 
     fields = (*GlobalSettings().fields, "updated_at")
     readonly_fields = ("updated_at",)
     history_list_display = ("dry_run", "max_total_exposure", "max_leverage")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_object(self, request, object_id, from_field=None):
         global_config_get()  # the row exists from its first read on
@@ -391,14 +403,13 @@ class GlobalConfigAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         settings = {name: form.cleaned_data[name] for name in form.changed_data if name in GlobalSettings().fields}
-        global_config_update(actor=request.user, settings={key: _plain(value) for key, value in settings.items()})
+        values = settings_parse(GlobalSettings, {key: _plain(value) for key, value in settings.items()})
+        global_config_update(actor=request.user, **values)
 
 
 def _plain(value):
     """A form value back to what the settings schema parses (Decimals as strings)."""
-    from decimal import Decimal
-
-    return format(value, "f") if isinstance(value, Decimal) else value
+    return decimal_plain(value) if isinstance(value, Decimal) else value
 
 
 @admin.register(SymbolConfig)
@@ -417,9 +428,8 @@ class SymbolConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         fields = ("max_position_size", "max_leverage", "trading_enabled", "max_order_notional")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         with transaction.atomic():
-            saved = symbol_config_update(
-                actor=request.user, symbol=obj.symbol, settings={k: _plain(v) for k, v in values.items()}
-            )
+            values = settings_parse(SymbolSettings, {k: _plain(v) for k, v in values.items()})
+            saved = symbol_config_update(actor=request.user, symbol=obj.symbol, **values)
         obj.pk, obj.symbol = saved.pk, saved.symbol
         obj._state.adding = False
 
@@ -433,18 +443,25 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_editable = ("max_exposure", "enabled", "testnet")
     list_filter = ("enabled", "testnet")
     search_fields = ("exchange",)
-    fields = ("exchange", "max_exposure", "enabled", "testnet", "trading_enabled", "updated_at")
+    fields = (
+        "exchange",
+        "max_exposure",
+        "enabled",
+        "testnet",
+        "trading_enabled",
+        "dead_mans_switch_seconds",
+        "updated_at",
+    )
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "exchange") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        fields = ("max_exposure", "enabled", "testnet", "trading_enabled")
+        fields = ("max_exposure", "enabled", "testnet", "trading_enabled", "dead_mans_switch_seconds")
         values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
-        saved = exchange_config_update(
-            actor=request.user, exchange=obj.exchange, settings={k: _plain(v) for k, v in values.items()}
-        )
+        values = settings_parse(ExchangeSettings, {k: _plain(v) for k, v in values.items()})
+        saved = exchange_config_update(actor=request.user, exchange=obj.exchange, **values)
         obj.pk, obj.exchange = saved.pk, saved.exchange
         obj._state.adding = False
 

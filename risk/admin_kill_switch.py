@@ -28,15 +28,14 @@ class KillSwitchForm(forms.Form):
 
 def _in_scope(data: dict) -> tuple[int, int]:
     """(accounts, open positions) the kill switch would act on."""
-    from accounts.models import ExchangeAccount, Position
+    from accounts.selectors import account_list, position_list
 
-    accounts = ExchangeAccount.objects.filter(enabled=True)
-    if data["scope"] == KillScope.USER:
-        accounts = accounts.filter(user=data["user"])
-    elif data["scope"] == KillScope.EXCHANGE:
-        accounts = accounts.filter(exchange=(data["exchange"] or "").strip().lower())
-    positions = Position.objects.filter(account__in=accounts, closed_at__isnull=True)
-    return accounts.count(), positions.count()
+    if data["scope"] == KillScope.USER and data["user"] is None:
+        return 0, 0  # the service refuses it; nothing is in scope
+    user_id = data["user"].pk if data["scope"] == KillScope.USER else None
+    exchange = (data["exchange"] or "").strip().lower() if data["scope"] == KillScope.EXCHANGE else None
+    accounts = account_list(user_id=user_id, exchange=exchange, enabled=True)
+    return accounts.count(), position_list(accounts=accounts).count()
 
 
 class KillActionInline(admin.TabularInline):

@@ -4,7 +4,8 @@ action; each action calls the same service as the API. Imported by `risk.admin`.
 
 from django.contrib import admin
 
-from etrms.admin_tools import ReadOnlyAdminMixin, run_each
+from etrms.admin_tools import ReadOnlyAdminMixin, filterset_list_filter, run_each
+from risk.filters import LimitChangeFilter
 from risk.models import LimitChange
 from risk.services.limit_changes import limit_change_approve, limit_change_withdraw
 
@@ -12,7 +13,7 @@ from risk.services.limit_changes import limit_change_approve, limit_change_withd
 @admin.register(LimitChange)
 class LimitChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("requested_at", "kind", "limit_ref", "user", "loosens", "changes", "status", "requested_by")
-    list_filter = ("status", "kind")
+    list_filter = (filterset_list_filter(LimitChangeFilter, "status"), "kind")
     list_select_related = ("user", "requested_by")
     readonly_fields = (
         "limit", "limit_ref", "user", "kind", "changes", "previous", "loosens", "status", "requested_by",

@@ -6,7 +6,7 @@ safety net behind event-driven evaluation."""
 from django.db import transaction
 
 from risk.models import CircuitBreaker
-from risk.services.breakers import breaker_create
+from risk.services.breakers import breaker_create, breaker_fields_parse
 from risk.services.config import global_config_get
 
 SWEEP_TASK_NAME = "risk-sweep"
@@ -75,7 +75,7 @@ def default_breakers_ensure() -> list[str]:
     created = []
     for definition in DEFAULT_BREAKERS:
         if definition["name"] not in existing:
-            breaker_create(actor=None, data=definition)
+            breaker_create(actor=None, **breaker_fields_parse(definition, partial=False))
             created.append(definition["name"])
     return created
 

@@ -41,6 +41,7 @@ class AlertType:
     PRICE_ALERT = "price_alert"
     TRADING_STATE = "trading_state"
     KILL_SWITCH = "kill_switch"
+    LADDER_STEP = "ladder_step"
 
     @staticmethod
     def warning(limit_type: str) -> str:
@@ -68,6 +69,20 @@ class BreakerAction(models.TextChoices):
     # Beyond the seeds (SPEC §12): act on the position owner's user-level trading state.
     SET_REDUCING = "set_reducing", "Set the owner's trading state to reducing"
     HALT_TRADING = "halt_trading", "Halt the owner's trading"
+
+
+class LadderAction(models.TextChoices):
+    """What a step of a limit's graded ladder does (issue 15), in the limit's scope: the
+    symbol of a position_size limit, every position of the user for the others."""
+
+    ALERT = "alert", "Raise an alert"
+    SET_REDUCING = "set_reducing", "Set the owner's trading state to reducing"
+    HALT_TRADING = "halt_trading", "Halt the owner's trading"
+    CANCEL_ORDERS = "cancel_orders", "Cancel the open orders in the limit's scope"
+    FLATTEN = "flatten", "Close the positions in the limit's scope (reduce-only)"
+
+
+MAX_LADDER_STEPS = 10
 
 
 class ActionStatus(models.TextChoices):

@@ -2,19 +2,21 @@
 
 from rest_framework import serializers
 
+from etrms.api.inputs import SymbolField
 from jobs.registry import job_handler
 from jobs.services.cleanup import cleanup_step
+from risk.models import LadderTrip
 from risk.services.alerts import alerts_delete_resolved
 from risk.services.kill_actions import RETRY_JOB as KILL_RETRY_JOB
 from risk.services.kill_actions import kill_action_retry
 from risk.services.sweep import evaluation_sweep
-from risk.services.trip_actions import RETRY_JOB, trip_action_retry
+from risk.services.trip_actions import LADDER_RETRY_JOB, RETRY_JOB, trip_action_retry
 from risk.validators import symbol_normalize
 
 
 class EvaluateRiskArgs(serializers.Serializer):
     user_id = serializers.UUIDField(required=False, allow_null=True, help_text="One user; default every user.")
-    symbol = serializers.CharField(required=False, allow_null=True, max_length=32, help_text="Narrows the report.")
+    symbol = SymbolField(required=False, allow_null=True, max_length=32, help_text="Narrows the report.")
 
     def validate_symbol(self, value):
         return None if value in (None, "") else symbol_normalize(value, field=None)
@@ -43,6 +45,22 @@ class BreakerActionRetryArgs(serializers.Serializer):
 )
 def breaker_action_retry(job, *, trip_id) -> dict:
     return trip_action_retry(trip_id=trip_id)
+
+
+# --- Issue 15: a ladder step's failed or partial action ------------------------------------
+class LadderActionRetryArgs(serializers.Serializer):
+    trip_id = serializers.UUIDField(help_text="The latched ladder step whose action failed.")
+
+
+@job_handler(
+    name=LADDER_RETRY_JOB,
+    description="Retry a failed ladder step action (flatten, cancel orders) with the same client order ids.",
+    args=LadderActionRetryArgs,
+    default_priority="critical",
+    officer_only=True,
+)
+def ladder_action_retry(job, *, trip_id) -> dict:
+    return trip_action_retry(trip_id=trip_id, model=LadderTrip)
 
 
 # --- Issue 15: the kill switch's failed or partial actions ----------------------------------

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from etrms.formatting import decimal_human
 from risk.constants import (
     SYMBOL_LIMIT_TYPES,
     THRESHOLD_CEILINGS,
@@ -26,7 +27,7 @@ from risk.constants import (
     LimitType,
 )
 from risk.history import history_user_get
-from risk.validators import breaker_definition_validate
+from risk.validators import breaker_definition_validate, ladder_normalize
 
 MONEY = {"max_digits": 32, "decimal_places": 12}
 SYMBOL_MAX_LENGTH = 32
@@ -73,6 +74,9 @@ class RiskLimit(models.Model):
     # ({account_id: "decimal"}); tracking state, not a setting, so it is not audited.
     reset_at = models.DateTimeField(default=timezone.now)
     equity_peaks = models.JSONField(default=dict, blank=True, editable=False)
+    # Issue 15: the graded ladder, [{"at_pct": "80", "do": "alert"}, ...] (empty: none);
+    # each step acts once per crossing of at_pct % of the threshold.
+    ladder = models.JSONField(default=list, blank=True)
 
     history = _history(excluded_fields=["equity_peaks"])
 
@@ -99,7 +103,7 @@ class RiskLimit(models.Model):
         indexes = [models.Index(fields=["user", "-created_at"], name="risk_limit_user_created")]
 
     def __str__(self) -> str:
-        return f"{self.limit_type} {self.symbol or '*'} <= {self.threshold_value}"
+        return f"{self.limit_type} {self.symbol or '*'} <= {decimal_human(self.threshold_value)}"
 
     @property
     def officer_set(self) -> bool:
@@ -117,6 +121,13 @@ class RiskLimit(models.Model):
                 errors.setdefault("warning_value", []).append("Must be positive.")
             elif self.threshold_value is not None and self.warning_value >= self.threshold_value:
                 errors.setdefault("warning_value", []).append("Must be below threshold_value.")
+        if self.ladder is None:
+            self.ladder = []  # the admin's empty field: no ladder
+        elif self.ladder != []:
+            try:
+                self.ladder = ladder_normalize(self.ladder)
+            except ValidationError as exc:
+                errors.setdefault("ladder", []).extend(exc.message_dict["ladder"])
         if self.symbol and self.limit_type and self.limit_type not in SYMBOL_LIMIT_TYPES:
             errors.setdefault("symbol", []).append(
                 f"A {self.limit_type} limit is portfolio-wide: only position_size limits take a symbol."
@@ -171,10 +182,6 @@ class RiskAlert(models.Model):
     def __str__(self) -> str:
         return f"{self.alert_type} ({self.severity}, {self.status})"
 
-    @property
-    def is_open(self) -> bool:
-        return self.status != AlertStatus.RESOLVED
-
 
 # --- Circuit breakers (ETRMS) --------------------------------------------------------------
 class CircuitBreaker(models.Model):
@@ -223,24 +230,11 @@ class CircuitBreaker(models.Model):
         )
 
 
-class BreakerTrip(models.Model):
-    """One trip of a breaker on one position: the stored event of SPEC §5.
+class TripRecord(models.Model):
+    """What every latched trip keeps (a breaker's, a ladder step's): when it latched,
+    its action's outcome (risk.services.trip_actions) and its release. Latched while
+    `released_at` is null."""
 
-    Latched while `released_at` is null: at most one latched trip per (breaker,
-    latch_key); the key is the position (a consecutive_losses trip latches on its streak).
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    breaker = models.ForeignKey(CircuitBreaker, on_delete=models.SET_NULL, null=True, related_name="trips")
-    breaker_name = models.CharField(max_length=100)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="breaker_trips")
-    latch_key = models.CharField(max_length=200)
-    position_ref = models.CharField(max_length=64, blank=True, default="")
-    exchange = models.CharField(max_length=EXCHANGE_MAX_LENGTH)
-    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
-    condition_type = models.CharField(max_length=24, choices=ConditionType.choices)
-    threshold = models.DecimalField(**MONEY)
-    action = models.CharField(max_length=24, choices=BreakerAction.choices)
     triggered_at = models.DateTimeField(default=timezone.now)
     context = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField()
@@ -262,6 +256,33 @@ class BreakerTrip(models.Model):
     release_reason = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
+        abstract = True
+
+    @property
+    def latched(self) -> bool:
+        return self.released_at is None
+
+
+class BreakerTrip(TripRecord):
+    """One trip of a breaker on one position: the stored event of SPEC §5.
+
+    At most one latched trip per (breaker, latch_key); the key is the position (a
+    consecutive_losses trip latches on its streak).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    breaker = models.ForeignKey(CircuitBreaker, on_delete=models.SET_NULL, null=True, related_name="trips")
+    breaker_name = models.CharField(max_length=100)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="breaker_trips")
+    latch_key = models.CharField(max_length=200)
+    position_ref = models.CharField(max_length=64, blank=True, default="")
+    exchange = models.CharField(max_length=EXCHANGE_MAX_LENGTH)
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    condition_type = models.CharField(max_length=24, choices=ConditionType.choices)
+    threshold = models.DecimalField(**MONEY)
+    action = models.CharField(max_length=24, choices=BreakerAction.choices)
+
+    class Meta:
         ordering = ["-triggered_at"]
         constraints = [
             models.UniqueConstraint(
@@ -277,10 +298,6 @@ class BreakerTrip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.breaker_name} on {self.exchange}:{self.symbol} at {self.triggered_at:%Y-%m-%d %H:%M:%S}"
-
-    @property
-    def latched(self) -> bool:
-        return self.released_at is None
 
 
 # --- Configuration (ETRMS) -----------------------------------------------------------------
@@ -304,6 +321,8 @@ class GlobalConfig(models.Model):
     max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True, default=None)
     # Issue 15: loosening an officer-set limit waits for a second officer's approval.
     four_eyes = models.BooleanField(default=False)
+    # Issue 15: a critical alert unacknowledged this long goes to the officers' endpoints (0: never).
+    escalate_after_seconds = models.PositiveIntegerField(default=300)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = _history()
@@ -347,6 +366,11 @@ class ExchangeConfig(models.Model):
     enabled = models.BooleanField(default=True)
     testnet = models.BooleanField(default=False)
     trading_enabled = models.BooleanField(default=True)  # issue 15: the pre-trade check refuses when false
+    # Issue 15: the venue's dead-man's switch, kept armed by the feed for monitored
+    # accounts; the venue cancels their open orders this long after ETRMS goes silent.
+    dead_mans_switch_seconds = models.PositiveIntegerField(
+        default=0, help_text="0 = off. Where the venue has one (Binance USD-M; paper has none)."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -362,5 +386,6 @@ class ExchangeConfig(models.Model):
 
 # --- Beyond the seeds (issue 15): trading states; kept in their own module -----------------
 from risk.models_kill_switch import KillAction, KillActionKind, KillScope, KillSwitch, KillSwitchStatus  # noqa: E402, F401
+from risk.models_ladder import LadderTrip  # noqa: E402, F401
 from risk.models_limit_changes import LimitChange, LimitChangeKind, LimitChangeStatus  # noqa: E402, F401
 from risk.models_trading_state import STRICTNESS, TradingLevel, TradingState, TradingStateValue  # noqa: E402, F401

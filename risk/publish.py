@@ -15,10 +15,10 @@ import logging
 
 from django.db import transaction
 
+from etrms.formatting import epoch_seconds, iso_utc
 from etrms.outage import REDIS_ERRORS, degraded
 from etrms.redis_client import platform_redis
 from risk.constants import AlertType
-from risk.formatting import epoch_seconds, iso_utc
 from risk.models import RiskAlert
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,33 @@ def _send(user_id, payload: dict) -> None:
         degraded(logger, f"Alert {payload['id']}: not published", exc)
     except Exception:
         logger.exception("Alert %s: Redis publish failed", payload["id"])
+
+
+# Told after commit of each alert raised or updated in place (the notifications app
+# registers here in its ready(): risk imports no app above it).
+_alert_listeners: list = []
+
+
+def alert_listener_add(listener) -> None:
+    if listener not in _alert_listeners:
+        _alert_listeners.append(listener)
+
+
+def alert_announce(alert: RiskAlert, *, event: str) -> None:
+    """Hand `alert` as it is now (`event`: raised or updated) to the listeners once the
+    transaction commits. A listener that fails is logged; it never fails the risk action."""
+    if not _alert_listeners:
+        return
+    payload = alert_payload(alert)
+
+    def after_commit():
+        for listener in list(_alert_listeners):
+            try:
+                listener(payload=payload, event=event)
+            except Exception:
+                logger.exception("Alert %s: a listener failed on %s", payload["id"], event)
+
+    transaction.on_commit(after_commit)
 
 
 def alert_publish(alert: RiskAlert) -> None:

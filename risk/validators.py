@@ -13,12 +13,16 @@ from django.core.exceptions import ValidationError
 from risk.constants import (
     CONDITION_PARAMS,
     MAX_CONSECUTIVE_LOSSES,
+    MAX_LADDER_STEPS,
     PNL_DIRECTIONS,
     VOLATILITY_WINDOW_RANGE,
     BreakerAction,
     ConditionType,
+    LadderAction,
 )
 
+MAX_LADDER_PCT = Decimal(10000)  # a step at 100x the threshold
+LADDER_PCT_STEP = Decimal("0.0001")  # LadderTrip.at_pct keeps 4 decimals
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,32}$")
 EXCHANGE_RE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
 
@@ -179,3 +183,42 @@ def breaker_definition_validate(
     if errors:
         raise ValidationError(errors)
     return normalized
+
+
+def ladder_normalize(value, *, field: str | None = "ladder") -> list[dict]:
+    """A limit's graded ladder (issue 15): null (no ladder) or a non-empty list of at
+    most MAX_LADDER_STEPS steps `{"at_pct": percent of the threshold, "do": action}`,
+    `at_pct` positive and strictly increasing, each action a LadderAction. Returns the
+    steps with `at_pct` as exact decimal text; raises ValidationError naming every
+    problem."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        raise _invalid(field, "ladder is null (no ladder) or a non-empty list of steps {at_pct, do}.")
+    if len(value) > MAX_LADDER_STEPS:
+        raise _invalid(field, f"A ladder has at most {MAX_LADDER_STEPS} steps.")
+    errors: list[str] = []
+    steps: list[dict] = []
+    previous = None
+    for index, step in enumerate(value):
+        where = f"step {index + 1}"
+        if not isinstance(step, dict) or set(step) != {"at_pct", "do"}:
+            errors.append(f"{where} must be an object with exactly at_pct and do.")
+            continue
+        pct = _decimal(step["at_pct"])
+        if pct is None or not 0 < pct <= MAX_LADDER_PCT or pct != pct.quantize(LADDER_PCT_STEP):
+            errors.append(
+                f"{where}: at_pct must be a positive number (percent of the threshold) "
+                f"up to {MAX_LADDER_PCT}, with at most 4 decimals."
+            )
+            pct = None
+        elif previous is not None and pct <= previous:
+            errors.append(f"{where}: at_pct must be above the previous step's ({previous:f}); steps go up.")
+        if step["do"] not in LadderAction.values:
+            errors.append(f"{where}: do must be one of {', '.join(LadderAction.values)}.")
+        if pct is not None:
+            previous = pct if previous is None or pct > previous else previous
+            steps.append({"at_pct": format(pct.normalize(), "f"), "do": step["do"]})
+    if errors:
+        raise ValidationError({field: errors} if field else errors)
+    return steps

@@ -10,6 +10,8 @@ For an `ExchangeAccount`, `accounts.services.exchange_accounts.account_exchange(
 decrypts the credentials and opens the right implementation.
 """
 
+import pkgutil
+from functools import cache
 from importlib.util import find_spec
 
 from accounts.exchanges.base import (
@@ -88,6 +90,7 @@ __all__ = [
     "UnknownSymbol",
     "exchange_open",
     "is_known_exchange",
+    "known_exchanges",
     "markets_cache_clear",
     "normalize_symbol",
 ]
@@ -105,6 +108,14 @@ def is_known_exchange(exchange_id: str) -> bool:
         return find_spec(f"ccxt.async_support.{exchange_id}") is not None
     except (ImportError, ValueError):
         return False
+
+
+@cache
+def known_exchanges() -> tuple[str, ...]:
+    """Every id `is_known_exchange` accepts, sorted: `paper` and ccxt's exchanges."""
+    package = find_spec("ccxt.async_support")
+    names = {module.name for module in pkgutil.iter_modules(package.submodule_search_locations)}
+    return tuple(sorted({PAPER} | {name for name in names if is_known_exchange(name)}))
 
 
 def exchange_open(

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.exchanges.errors import ExchangeNotSupported
 from accounts.exchanges.symbols import SymbolMap
 
 LONG, SHORT = "long", "short"
@@ -313,6 +314,17 @@ class Exchange(abc.ABC):
     @abc.abstractmethod
     async def cancel_all_orders(self, symbol: str) -> int | None:
         """Cancel every open order on `symbol`; how many, when the venue says."""
+
+    @property
+    def has_dead_mans_switch(self) -> bool:
+        """Can the venue cancel an account's open orders by itself when a countdown runs
+        out without being re-armed (Binance USD-M `countdownCancelAll`)?"""
+        return False
+
+    async def dead_mans_switch_arm(self, symbol: str, seconds: int) -> None:
+        """(Re)start the countdown on `symbol`: unless armed again within `seconds`, the
+        venue cancels the account's open orders there; 0 disarms it."""
+        raise ExchangeNotSupported(f"{self.exchange_id} has no dead-man's switch.", exchange=self.exchange_id)
 
     @abc.abstractmethod
     async def watch_ticker(self, symbol: str) -> Ticker:

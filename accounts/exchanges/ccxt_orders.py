@@ -17,6 +17,9 @@ _MARKET_ORDERS_NEED_PRICE = frozenset({"hyperliquid"})
 # `newOrderRespType=RESULT`: the final status and filled quantity of a market order,
 # where the default ACK says only "accepted").
 _RESULT_RESPONSE = frozenset({"binance", "binanceusdm", "binancecoinm"})
+# Venues with a dead-man's switch: ccxt's implicit method for it, which takes the venue's
+# market id and the countdown in milliseconds (0 disarms).
+_COUNTDOWN_CANCEL_ALL = {"binanceusdm": "fapiPrivatePostCountdownCancelAll"}
 
 
 def venue_client_order_id(exchange_id: str, client_order_id: str) -> str:
@@ -102,6 +105,17 @@ class CcxtOrders:
             )
             for raw in raws
         ]
+
+    @property
+    def has_dead_mans_switch(self) -> bool:
+        return self.exchange_id in _COUNTDOWN_CANCEL_ALL
+
+    async def dead_mans_switch_arm(self, symbol: str, seconds: int) -> None:
+        if not self.has_dead_mans_switch:
+            await super().dead_mans_switch_arm(symbol, seconds)
+        unified = await self._unified(symbol)
+        method = getattr(self._client, _COUNTDOWN_CANCEL_ALL[self.exchange_id])
+        await self._call(method({"symbol": self._client.market_id(unified), "countdownTime": int(seconds) * 1000}))
 
     async def cancel_all_orders(self, symbol: str) -> int | None:
         unified = await self._unified(symbol)

@@ -57,22 +57,3 @@ def exchange_account_create(
 
         paper_wallet_ensure(account=account, **({"balance": paper_balance} if paper_balance is not None else {}))
     return account
-
-
-@transaction.atomic
-def exchange_account_update(
-    *,
-    account: ExchangeAccount,
-    label: str | None = None,
-    testnet: bool | None = None,
-    enabled: bool | None = None,
-) -> ExchangeAccount:
-    """Change the plain fields (credentials: `exchange_account_credentials_set`)."""
-    fields = []
-    for name, value in (("label", label), ("testnet", testnet), ("enabled", enabled)):
-        if value is not None and getattr(account, name) != value:
-            setattr(account, name, value)
-            fields.append(name)
-    if fields:
-        account.save(update_fields=[*fields, "updated_at"])
-    return account

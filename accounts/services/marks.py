@@ -85,7 +85,3 @@ def _marks_write(positions: list[Position]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
-
-
-def positions_mark_update(*, exchange: str, symbol: str, price: Decimal, at: datetime | None = None) -> list[Position]:
-    return positions_marks_update(exchange=exchange, prices={symbol: price}, at=at)

@@ -23,6 +23,7 @@ layer rewrites every URL of ccxt's `urls['api']` to this host and turns off
     server.script_next_order("NEW")                  # or "PARTIALLY_FILLED"/"EXPIRED", filled=...
     server.push_trade("BTCUSDT", 65010, 0.2, "buy")
     server.requests                                  # what ccxt sent: method, path, params
+    server.countdown_armed("BTCUSDT")                # countdownCancelAll armed (binance_countdown)
 
 Runs an aiohttp server on 127.0.0.1 (ephemeral port) in a thread of its own; state is
 guarded by a lock, so tests script it from their own thread. No Django in here.
@@ -41,6 +42,8 @@ from decimal import Decimal
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from accounts.testing.binance_countdown import CountdownCancelAll
 
 API_KEY = "etrms-test-api-key"
 API_SECRET = "etrms-test-secret-0123456789abcdef"  # noqa: S105 (a test fixture's secret)
@@ -116,7 +119,7 @@ class BinanceError(Exception):
         self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
 
 
-class LocalBinanceServer:
+class LocalBinanceServer(CountdownCancelAll):
     def __init__(self, *, api_key: str = API_KEY, secret: str = API_SECRET):
         self.api_key, self.secret = api_key, secret
         self._lock = threading.RLock()
@@ -196,6 +199,7 @@ class LocalBinanceServer:
             self.requests: list[RecordedRequest] = []
             self._ids = itertools.count(1000)
             self.streams_refused = False
+            self.countdown_reset()
 
     def refuse_streams(self, refused: bool = True) -> None:
         """WebSocket connections are refused (HTTP 503) while set, and open ones closed:
@@ -432,6 +436,7 @@ class LocalBinanceServer:
             ("GET", "/fapi/v1/order"): (self._get_order, True),
             ("GET", "/fapi/v1/openOrders"): (self._open_orders, True),
             ("DELETE", "/fapi/v1/allOpenOrders"): (self._cancel_all, True),
+            ("POST", "/fapi/v1/countdownCancelAll"): (self._countdown_cancel_all, True),
             ("GET", "/fapi/v1/userTrades"): (self._user_trades, True),
             ("GET", "/fapi/v1/income"): (self._income, True),
         }

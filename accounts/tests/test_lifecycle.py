@@ -170,6 +170,6 @@ def test_a_close_and_reopen_between_two_syncs_starts_a_new_position_on_binance(b
     account_sync(account=binance_account)
     old.refresh_from_db()
     assert old.closed_at is not None
-    assert ClosedTrade.objects.get(position=old).is_loss
+    assert ClosedTrade.objects.get(position=old).realized_pnl < 0
     new = open_positions(binance_account)[("SOLUSDT", "short")]
     assert new.pk != old.pk and new.size == Decimal(4) and new.best_price == Decimal(160)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.exchanges import OrderRejected
 from accounts.models import ClosedTrade, PaperOrder, Position
-from accounts.services.marks import positions_mark_update, positions_marks_update
+from accounts.services.marks import positions_marks_update
 from accounts.services.paper import paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
 from accounts.services.trading import orders_cancel_all, position_close, position_reduce
@@ -44,14 +44,14 @@ def test_marks_move_pnl_best_price_and_peak(
         {"user_ids": {paper_btc.account.user_id, officer.pk}, "exchange": "paper", "symbols": {"BTCUSDT"}}
     ]
 
-    positions_mark_update(exchange="paper", symbol="BTCUSDT", price=Decimal(61000))
+    positions_marks_update(exchange="paper", prices={"BTCUSDT": Decimal(61000)})
     paper_btc.refresh_from_db()
     assert paper_btc.best_price == Decimal(63000) and paper_btc.peak_pnl == Decimal(3000)
     assert paper_btc.unrealized_pnl == Decimal(1000)
 
     stale = timezone.now() - timedelta(minutes=1)
-    assert positions_mark_update(exchange="paper", symbol="BTCUSDT", price=Decimal(1), at=stale) == []
-    assert positions_mark_update(exchange="binanceusdm", symbol="BTCUSDT", price=Decimal(1)) == []
+    assert positions_marks_update(exchange="paper", prices={"BTCUSDT": Decimal(1)}, at=stale) == []
+    assert positions_marks_update(exchange="binanceusdm", prices={"BTCUSDT": Decimal(1)}) == []
 
 
 def test_close_a_paper_position_for_real(paper_btc):

@@ -98,7 +98,7 @@ def test_paper_round_trip_records_a_closed_trade_net_of_fees(paper_account):
     trade = ClosedTrade.objects.get(position=eth)
     expected = Decimal(-200) - Decimal(6000) * FEE - Decimal(6200) * FEE
     assert trade.realized_pnl == eth.realized_pnl == expected
-    assert trade.is_loss and trade.side == "short" and trade.size == Decimal(2)
+    assert trade.realized_pnl < 0 and trade.side == "short" and trade.size == Decimal(2)
     assert not open_positions(paper_account)
 
     account_sync(account=paper_account)  # fills are counted once

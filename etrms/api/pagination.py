@@ -1,7 +1,10 @@
-"""`limit` and `offset` on lists (SPEC §3): `limit` defaults as the seed says and is
-capped at 1000; zero, negative or not a number is a 400; `offset` is on every list.
-A list declares its query parameters as a `PageQuery` subclass (filters included) and
-reads them with `query_validate`.
+"""The one list-query mechanism (SPEC §3). `limit` and `offset`: `limit` defaults as the
+seed says and is capped at 1000; zero, negative or not a number is a 400; `offset` is on
+every list. A list declares its paging (and `user_id`) as a `PageQuery` subclass, read
+with `query_validate`, and its filters as a django-filter `FilterSet` (STYLE §3, as
+NetBox does; the admin's list filters reuse it), applied with `query_filter`: an
+unknown enum value or a malformed filter is a 400 with the field's error, and any
+parameter given twice is a 400.
 An offset past the databases' 64-bit OFFSET is capped like `limit` (an empty page, as any
 offset past the end gives), not sent to the database, which fails on it (a 500)."""
 
@@ -23,16 +26,22 @@ class PageQuery(serializers.Serializer):
     default_limit = MAX_LIMIT
 
 
-def query_validate(serializer_class, request) -> dict:
-    """Validate query parameters (each given once); errors are 400s. Without any of
-    them, the defaults (no serializer is built: lists are the hot reads)."""
+def _given_once(request, keys) -> dict:
+    """{key: value} of the query parameters among `keys`; one given twice is a 400."""
     raw = {}
-    for key in serializer_class._declared_fields:
+    for key in keys:
         values = request.query_params.getlist(key)
         if len(values) > 1:
             raise ValidationError({key: ["Give this parameter once."]})
         if values:
             raw[key] = values[0]
+    return raw
+
+
+def query_validate(serializer_class, request) -> dict:
+    """Validate query parameters (each given once); errors are 400s. Without any of
+    them, the defaults (no serializer is built: lists are the hot reads)."""
+    raw = _given_once(request, serializer_class._declared_fields)
     if raw:
         serializer = serializer_class(data=raw)
         serializer.is_valid(raise_exception=True)
@@ -46,3 +55,16 @@ def query_validate(serializer_class, request) -> dict:
 
 def page(queryset, *, limit: int, offset: int) -> list:
     return list(queryset[offset : offset + limit])
+
+
+def query_filter(filterset_class, queryset, request, *, defaults: dict | None = None):
+    """`queryset` narrowed by the list's FilterSet from the request's query parameters
+    (each given once; `defaults` for those not given); an invalid value is a 400
+    naming the parameter."""
+    raw = {**(defaults or {}), **_given_once(request, filterset_class.base_filters)}
+    if not raw:
+        return queryset
+    filterset = filterset_class(data=raw, queryset=queryset)
+    if not filterset.is_valid():
+        raise ValidationError({key: list(messages) for key, messages in filterset.errors.items()})
+    return filterset.qs

@@ -25,23 +25,6 @@ class ReadAnyWriteRiskOfficer(BasePermission):
         return request.method in SAFE_METHODS or is_risk_officer(request.user)
 
 
-class IsOwnerOrRiskOfficer(BasePermission):
-    """Object-level: the owner (`owner_field`, default `user_id`) or a risk officer.
-
-    Anyone else gets a 404 so the object's existence is not confirmed.
-    """
-
-    owner_field = "user_id"
-
-    def has_object_permission(self, request, view, obj) -> bool:
-        if is_risk_officer(request.user):
-            return True
-        owner = getattr(obj, getattr(view, "owner_field", self.owner_field))
-        if str(owner) != str(request.user.pk):
-            raise NotFound()
-        return True
-
-
 def user_filter(request, requested):
     """The `?user_id=` filter: officers any user, traders only themselves (else 404)."""
     if requested is None:

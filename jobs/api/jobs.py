@@ -1,5 +1,6 @@
 """Enqueue, one job (detail, result, cancel), pending jobs, handlers, dead-letter queue."""
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 
@@ -7,7 +8,7 @@ from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
 from jobs import selectors
-from jobs.api.common import JobsApi, job_list, with_owner
+from jobs.api.common import JobsApi, job_list, with_handler_variants, with_owner
 from jobs.models import Job, JobPriority
 from jobs.registry import handler_list
 from jobs.services import dlq_clear, dlq_retry, job_cancel, job_enqueue, jobs_enqueue
@@ -97,12 +98,24 @@ class EnqueueInput(serializers.Serializer):
     delay_seconds = serializers.FloatField(min_value=0, max_value=30 * 86400, required=False)
     eta = serializers.DateTimeField(required=False)
 
+    document_rules = {"not": {"required": ["delay_seconds", "eta"]}}  # one or the other
+
+
+class EnqueueInputSchema(OpenApiSerializerExtension):
+    target_class = EnqueueInput
+
+    def map_serializer(self, auto_schema, direction):
+        return with_handler_variants(auto_schema, self.target, direction, name_field="name")
+
 
 MAX_BULK_JOBS = 1000
 
 
 class BulkEnqueueInput(serializers.Serializer):
     jobs = EnqueueInput(many=True, min_length=1, max_length=MAX_BULK_JOBS)
+
+    # drf-spectacular does not document a list serializer's length bounds.
+    document_rules = {"allOf": [{"properties": {"jobs": {"minItems": 1, "maxItems": MAX_BULK_JOBS}}}]}
 
 
 def _enqueued(job: Job) -> dict:

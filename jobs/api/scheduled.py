@@ -1,15 +1,18 @@
 """Scheduled tasks: list, register, enable, disable, run now, unregister."""
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import IsRiskOfficer, ReadAnyWriteRiskOfficer
 from etrms.api.responses import bare
-from jobs.api.common import JobsApi, datetime_text
+from etrms.api.schema import string_in, time_zone_schema
+from jobs.api.common import JobsApi, datetime_text, with_handler_variants
 from jobs.models import JobPriority
 from jobs.scheduling import (
+    CRON_PATTERN,
     SCHEDULE_TYPES,
     next_run_of,
     schedule_type_of,
@@ -62,6 +65,19 @@ def scheduled_task_output(task) -> dict:
     }
 
 
+# What registering answers: the task's name, handler, schedule type, next run and state.
+REGISTERED = inline_serializer(
+    "ScheduledTaskRegistered",
+    {
+        "name": serializers.CharField(),
+        "job_name": serializers.CharField(),
+        "schedule_type": serializers.ChoiceField(choices=SCHEDULE_TYPES),
+        "next_run": serializers.DateTimeField(allow_null=True),
+        "enabled": serializers.BooleanField(),
+    },
+)
+
+
 class ScheduledQuery(PageQuery):
     user_id = None  # scheduled tasks belong to the desk, not to a user
 
@@ -99,6 +115,19 @@ class ScheduledRegisterApi(JobsApi):
         timeout = serializers.IntegerField(min_value=1, max_value=3600, required=False)
         enabled = serializers.BooleanField(required=False, default=True)
 
+        # jobs.scheduling: each schedule type needs its own field (a run_at in the future).
+        document_rules = {
+            "oneOf": [
+                {"properties": {"schedule_type": string_in("interval")}, "required": ["interval_seconds"]},
+                {
+                    "properties": {"schedule_type": string_in("crontab"), "cron": {"pattern": CRON_PATTERN}},
+                    "required": ["cron"],
+                },
+                {"properties": {"schedule_type": string_in("one_off")}, "required": ["run_at"]},
+            ],
+            "allOf": [{"properties": {"timezone": time_zone_schema()}}],
+        }
+
         def validate_timezone(self, value):
             import zoneinfo
 
@@ -117,7 +146,7 @@ class ScheduledRegisterApi(JobsApi):
             attrs["args"] = job_args_validate(name=attrs["job_name"], args=attrs["args"], field="job_name")
             return attrs
 
-    @extend_schema(request=ScheduledTaskInput, responses=ScheduledTaskOutput)
+    @extend_schema(request=ScheduledTaskInput, responses=REGISTERED)
     def post(self, request):
         data = self.ScheduledTaskInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -125,13 +154,20 @@ class ScheduledRegisterApi(JobsApi):
         definition["tz"] = definition.pop("timezone")
         task = scheduled_task_register(**definition)
         output = scheduled_task_output(task)
-        return bare({key: output[key] for key in ("name", "job_name", "schedule_type", "next_run", "enabled")})
+        return bare({key: output[key] for key in REGISTERED.fields})
 
     @extend_schema(exclude=True)  # documented as DELETE /jobs/scheduled/{task_name}
     def delete(self, request):
         """`register` is a valid task name: its item route is this one's path (the other
         routes of a task, `/enable`, `/disable`, `/run`, do not collide)."""
         return ScheduledItemApi().delete(request, task_name="register")
+
+
+class ScheduledTaskInputSchema(OpenApiSerializerExtension):
+    target_class = ScheduledRegisterApi.ScheduledTaskInput
+
+    def map_serializer(self, auto_schema, direction):
+        return with_handler_variants(auto_schema, self.target, direction, name_field="job_name")
 
 
 class ScheduledItemApi(JobsApi):

@@ -2,6 +2,10 @@
 limit, and record the outcome: completed, retrying with backoff, or failed and
 dead-lettered.
 
+A message that arrives while the database is unavailable is not the job's failure: the
+row cannot even be marked started, so `job_execute` raises `DatabaseUnavailable` and the
+task hands the message back to the broker (jobs.tasks); the row stays the truth.
+
 Every transition is a single conditional UPDATE on (id, attempt, status), so a message
 delivered twice, or a late worker whose job was already recovered elsewhere, changes
 nothing.
@@ -22,11 +26,19 @@ from django.utils import timezone
 
 from etrms.logging import user_id_var
 from etrms.metrics import JOB_DURATION, JOBS_FINISHED
+from etrms.outage import DATABASE_ERRORS, OutageLog
 from jobs.models import NOT_STARTED, Job, JobStatus
 from jobs.registry import handler_get
 from jobs.services.heartbeats import worker_count_job
 
 logger = logging.getLogger("jobs.execution")
+# In each pool process: an outage is logged when it starts and when it ends.
+_start_outage = OutageLog(logger, "job start")
+
+
+class DatabaseUnavailable(Exception):
+    """The job could not be started because the database is down; its message must go
+    back to the broker, not be acknowledged."""
 
 
 def retry_delay_seconds(retry_count: int) -> float:
@@ -70,9 +82,17 @@ def job_execute(*, job_id: str, attempt: int, worker: str) -> str | None:
     started (cancelled, already run, or superseded by a later attempt)."""
     close_old_connections()
     now = timezone.now()
-    started = Job.objects.filter(pk=job_id, attempt=attempt, status__in=NOT_STARTED, run_at__isnull=True).update(
-        status=JobStatus.PROCESSING, started_at=now, worker=worker, worker_pid=os.getpid()
-    )
+    try:
+        started = Job.objects.filter(pk=job_id, attempt=attempt, status__in=NOT_STARTED, run_at__isnull=True).update(
+            status=JobStatus.PROCESSING, started_at=now, worker=worker, worker_pid=os.getpid()
+        )
+    except DATABASE_ERRORS as exc:
+        _start_outage.failed(exc)
+        close_old_connections()
+        # The message comes straight back: pause so an outage is not a busy loop.
+        time.sleep(settings.JOB_DATABASE_RETRY_SECONDS)
+        raise DatabaseUnavailable(job_id) from exc
+    _start_outage.ok()
     if not started:
         logger.info("job %s attempt %s not started: cancelled, done or superseded", job_id, attempt)
         return None

@@ -1,16 +1,18 @@
 """Read-only views of the desk for the dashboard: each user's metrics against every
-limit and desk cap that applies (the pure `compute` step of the evaluation, no write),
-and the circuit breakers with their latched trips and last trip."""
+limit and desk cap that applies (the pure `compute` step of the evaluation, no write), with
+each limit's ladder steps and which are latched, and the circuit breakers with their latched
+trips and last trip."""
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
-from risk.formatting import decimal_str, iso_utc, number
-from risk.models import BreakerTrip, RiskLimit
+from etrms.formatting import decimal_str, iso_utc, number
+from risk.models import BreakerTrip, LadderTrip, RiskLimit
 from risk.services import assess
 from risk.services.evaluation import compute
+from risk.services.outcome import ladder_key
 from risk.services.snapshots import book_load, config_view_get, desk_totals_load, limits_load
 
 # The officer's desk view evaluates each user in turn; past this many it asks for a filter.
@@ -26,7 +28,27 @@ def desk_user_ids() -> list:
     return list(users.values_list("pk", flat=True)[: DESK_USERS_MAX + 1])
 
 
-def _status_out(status: assess.LimitStatus) -> dict:
+def _ladder_out(status: assess.LimitStatus, latches: dict) -> list[dict]:
+    """The limit's steps (issue 15): level, action and, when latched, since when and how
+    its action went (`latches`: {ladder latch key: LadderTrip})."""
+    steps = []
+    for at_pct, action in status.ladder:
+        trip = latches.get(ladder_key(status, at_pct))
+        steps.append(
+            {
+                "at_pct": decimal_str(at_pct),
+                "do": action,
+                "level": decimal_str(status.threshold * at_pct / 100),
+                "latched": trip is not None,
+                "triggered_at": iso_utc(trip.triggered_at) if trip else None,
+                "action_status": trip.action_status if trip else None,
+                "dry_run": trip.dry_run if trip else None,
+            }
+        )
+    return steps
+
+
+def _status_out(status: assess.LimitStatus, latches: dict) -> dict:
     u = status.utilization
     return {
         "key": status.key,
@@ -42,6 +64,7 @@ def _status_out(status: assess.LimitStatus) -> dict:
         "warning_ratio": float(status.warning / status.threshold) if status.warning is not None else None,
         "utilization": float(u) if u is not None else None,
         "risk_level": status.risk_level,
+        "ladder": _ladder_out(status, latches),
     }
 
 
@@ -74,11 +97,14 @@ def user_risk(*, user_id, config, now) -> dict:
     computed = compute(book=book, limits=limits_load(user_id=user_id), config=config, desk=desk, now=now, inputs=None)
     statuses = computed.limits.statuses
     latched = BreakerTrip.objects.filter(user_id=user_id, released_at__isnull=True).exists()
+    steps = {}
+    if any(status.ladder for status in statuses):
+        steps = {t.latch_key: t for t in LadderTrip.objects.filter(user_id=user_id, released_at__isnull=True)}
     return {
         "user_id": str(user_id),
         "risk_level": assess.risk_level_of(statuses, breaker_exposed=latched),
         "metrics": _metrics_out(computed.metrics),
-        "statuses": [_status_out(status) for status in statuses],
+        "statuses": [_status_out(status, steps) for status in statuses],
     }
 
 

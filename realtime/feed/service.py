@@ -40,6 +40,7 @@ from accounts.selectors import monitored_markets
 from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
 from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
+from realtime.feed.deadman import DeadMansSwitch
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.market_data import market_caches_put
@@ -80,6 +81,7 @@ class Feed:
         self.ticks = self.batches = 0
         self.started_at = time.time()
         self._failing: set = set()
+        self.dead_mans_switch = DeadMansSwitch()  # the venues' countdownCancelAll (realtime.feed.deadman)
 
     # --- the worker thread ----------------------------------------------------------------
     async def db(self, function, *args, executor=None, **kwargs):
@@ -361,6 +363,7 @@ class Feed:
             self._markets_loop(),
             self._messages_loop(),
             self._status_loop(),
+            self.dead_mans_switch.run(self.db),
         ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         logger.info("Feed running (pid %s)", os.getpid())

@@ -31,10 +31,10 @@ from accounts.exchanges import (
     is_known_exchange,
     normalize_symbol,
 )
+from etrms.formatting import decimal_str, iso_utc
 from realtime import cache
 from realtime.cache import MARKET_DATA, PRICE
 from realtime.services.single_flight import single_flight
-from risk.formatting import decimal_str, iso_utc
 
 BOOK_DEPTH = 10
 RECENT_TRADES = 20

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from accounts.exchanges import exchange_open, normalize_symbol
 from etrms.errors import Conflict
+from etrms.formatting import decimal_str
 from etrms.redis_client import platform_redis
 from realtime.models import PriceAlert, PriceAlertCondition, PriceAlertStatus
 from realtime.services.market_data import exchange_resolve
 from risk.constants import AlertSeverity, AlertType
-from risk.formatting import decimal_str
 from risk.services.alerts import AlertSpec, alert_raise
 
 logger = logging.getLogger(__name__)

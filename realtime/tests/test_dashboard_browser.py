@@ -20,6 +20,7 @@ from conftest import TEST_PASSWORD, wait_for
 from realtime.tests.live_stack import LiveStack
 from risk.models import RiskAlert
 from risk.services.breakers import breaker_create
+from risk.services.evaluation import evaluation_run
 from risk.tests import books
 from risk.tests.factories import RiskAlertFactory, RiskLimitFactory
 
@@ -82,6 +83,9 @@ def test_officer_page_loads_from_rest_and_acknowledges_and_a_trader_sees_only_th
     books.position(books.account(bob), "ETHUSDT", side="short", size="10", entry="3000", mark="3100")
     RiskLimitFactory(user=alice, symbol="BTCUSDT", threshold_value=Decimal(40000), warning_value=Decimal(20000))
     alert = RiskAlertFactory(user=alice, alert_type="position_size_exceeded", severity="high", message="BTCUSDT big")
+    ladder = [{"at_pct": "80", "do": "alert"}, {"at_pct": "120", "do": "flatten"}]
+    RiskLimitFactory(user=alice, symbol=None, limit_type="total_exposure", threshold_value=35000, ladder=ladder)
+    evaluation_run(user_id=alice.pk)  # 30,500 of 35,000: the 80 % step latches (dry run)
 
     page = logged_in(browser, live_server.url, "desk-officer")
     page.wait_for_selector("#positions tr[data-symbol=ETHUSDT]")
@@ -90,6 +94,9 @@ def test_officer_page_loads_from_rest_and_acknowledges_and_a_trader_sees_only_th
     exposure = page.locator(f"#metrics .user-risk[data-user='{alice.pk}'] dd[data-metric=total_exposure]")
     assert exposure.inner_text() == "30,500"
     assert page.locator("#user-filter option").count() == 3
+    steps = page.locator(f"#metrics .user-risk[data-user='{alice.pk}'] .ladder .step")
+    assert steps.count() == 2 and steps.first.get_attribute("data-latched") == "true"
+    assert steps.nth(1).get_attribute("data-latched") == "false"
     item = page.locator(f"#alerts li[data-id='{alert.pk}']")
     item.locator("button.ack").click()
     page.wait_for_selector(f"#alerts li[data-id='{alert.pk}'][data-status=acknowledged]", timeout=5000)
@@ -195,12 +202,10 @@ def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, ap
     # A breaker trips under dry run and shows latched with its action result.
     breaker_create(  # through the service: the feed's index hears of it (the settings version moves)
         actor=None,
-        data={
-            "name": "live-size",
-            "condition_type": "max_position_size",
-            "threshold": "1000",
-            "action": "close_position",
-        },
+        name="live-size",
+        condition_type="max_position_size",
+        threshold=Decimal("1000"),
+        action="close_position",
     )
     latched = page.locator("#breakers tr[data-name=live-size][data-state=latched]")
     latched.wait_for(timeout=15000)

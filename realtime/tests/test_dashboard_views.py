@@ -98,6 +98,24 @@ def test_risk_view_shows_every_limit_with_its_utilisation(trader, api_client_for
     assert user["metrics"]["total_exposure"] == "30000.00"
 
 
+def test_risk_view_shows_a_limits_ladder_steps_and_which_are_latched(trader, api_client_for):
+    """Issue 15 item 4: 85 % of a total_exposure limit latches its 80 % step only."""
+    from risk.services.evaluation import evaluation_run
+
+    _book(trader, mark="34000")
+    ladder = [{"at_pct": "80", "do": "alert"}, {"at_pct": "100", "do": "set_reducing"}]
+    RiskLimitFactory(
+        user=trader, symbol=None, limit_type="total_exposure", threshold_value=Decimal(40000), ladder=ladder
+    )
+    evaluation_run(user_id=trader.pk)
+    (user,) = api_client_for(trader).get("/api/v1/dashboard/risk").json()["users"]
+    (exposure,) = [s for s in user["statuses"] if s["limit_type"] == "total_exposure" and s["source"] == "limit"]
+    steps = {step["at_pct"]: step for step in exposure["ladder"]}
+    assert steps["80.00"]["latched"] and steps["80.00"]["do"] == "alert" and steps["80.00"]["level"] == "32000.00"
+    assert steps["80.00"]["action_status"] == "dry_run" and steps["80.00"]["triggered_at"].endswith("Z")
+    assert not steps["100.00"]["latched"] and steps["100.00"]["action_status"] is None
+
+
 def test_risk_view_writes_nothing(trader, api_client_for):
     from risk.models import RiskAlert
 

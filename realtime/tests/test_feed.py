@@ -131,7 +131,7 @@ def test_a_venue_silent_longer_than_max_price_age_raises_data_stale_once_then_re
     from risk.services.config import global_config_update
     from risk.tests.factories import CircuitBreakerFactory
 
-    global_config_update(actor=None, settings={"max_price_age_seconds": 1})
+    global_config_update(actor=None, max_price_age_seconds=1)
     CircuitBreakerFactory(name="stop", condition_type="pnl", threshold=D(1000000), action="close_position")
     monitoring_start(exchanges=["paper"])
 

@@ -187,3 +187,29 @@ async def test_a_position_change_is_pushed_without_waiting_for_the_round(trader,
     frame = await receive(ws, timeout=2)
     assert list(frame["positions_by_symbol"]) == ["SOLUSDT"]
     await close_all(ws)
+
+
+async def test_risk_metrics_carry_the_users_effective_trading_state_and_follow_a_change(trader, officer, settings):
+    """Issue 15 item 1: `risk-metrics` gains `trading_state`, the strictest of the desk
+    and the user's own level; the desk view has the desk's and each user's."""
+    from risk.services.trading_state import trading_state_set
+
+    settings.WS_USER_STREAM_SECONDS = 0.2
+    account = await sync_to_async(books.account)(trader, balance="10000")
+    await sync_to_async(books.position)(account, "BTCUSDT", size="1", entry="100", mark="100")
+    await sync_to_async(trading_state_set)(
+        actor=officer, level="user", user_id=trader.pk, state="reducing", reason="over the desk's comfort"
+    )
+    metrics_ws = await connect(trader, path="/api/v1/ws/risk-metrics")
+    assert (await receive(metrics_ws))["risk_metrics"]["trading_state"] == "reducing"
+
+    await sync_to_async(trading_state_set)(actor=officer, level="desk", state="halted", reason="venue incident")
+    metrics = await receive_until(metrics_ws, lambda frame: frame["risk_metrics"]["trading_state"] != "reducing")
+    assert metrics["risk_metrics"]["trading_state"] == "halted"
+
+    desk_ws = await connect(officer)
+    await send(desk_ws, {"action": "subscribe", "channel": "risk-metrics"})
+    frame = await receive_until(desk_ws, lambda frame: frame.get("channel") == "risk-metrics")
+    assert frame["data"]["risk_metrics"]["trading_state"] == "halted"
+    assert frame["data"]["risk_metrics"]["by_user"][str(trader.pk)]["trading_state"] == "halted"
+    await close_all(metrics_ws, desk_ws)

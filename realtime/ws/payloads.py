@@ -13,11 +13,14 @@ from decimal import Decimal
 
 from accounts import selectors
 from accounts.models import ExchangeAccount
+from accounts.selectors.books import accounts_load, positions_load
+from etrms.formatting import json_numbers
 from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
 from risk.models import RiskAlert
 from risk.publish import alert_payload
 from risk.services.assess import metrics_compute
-from risk.services.snapshots import Book, accounts_load, positions_load
+from risk.services.snapshots import Book
+from risk.services.trading_state import trading_states_effective
 
 ZERO = Decimal(0)
 USER_STREAMS = (POSITIONS, ACCOUNTS, RISK_METRICS)
@@ -102,7 +105,7 @@ def _risk_metrics(books: list[Book]) -> dict:
     leverages = [item["leverage"] for item in totals]
     equity = sum((item["equity"] for item in totals), ZERO)
     exposure = sum((item["total_exposure"] for item in totals), ZERO)
-    return selectors.json_numbers(
+    return json_numbers(
         {
             "risk_metrics": {
                 "total_exposure": exposure,
@@ -118,7 +121,9 @@ def _risk_metrics(books: list[Book]) -> dict:
 
 
 def risk_metrics_payloads(scopes: set) -> dict:
-    """{scope: ETRMS risk-metrics payload} (three queries); the desk adds `by_user`."""
+    """{scope: ETRMS risk-metrics payload} (four queries); the desk adds `by_user`.
+    `trading_state` is the scope's effective state (issue 15): a user's is the strictest
+    of the desk and their own level, the desk scope's the desk level."""
     accounts = accounts_load(**_user_filter(scopes))
     positions = positions_load(accounts=accounts)
     books: dict[str, Book] = {}
@@ -126,15 +131,21 @@ def risk_metrics_payloads(scopes: set) -> dict:
         books.setdefault(str(account.user_id), Book(user_id=account.user_id)).accounts[account.id] = account
     for position in positions:
         books[str(position.user_id)].positions.append(position)
+    user_ids = set(books) | {scope for scope in scopes if scope is not None}
+    desk_state, user_states = trading_states_effective(user_ids=sorted(user_ids))
     out = {}
     for scope in scopes:
         if scope is None:
             payload = _risk_metrics(list(books.values()))
-            payload["risk_metrics"]["by_user"] = {
-                user_id: _risk_metrics([book])["risk_metrics"] for user_id, book in sorted(books.items())
-            }
+            payload["risk_metrics"]["trading_state"] = desk_state.state
+            by_user = {}
+            for user_id, book in sorted(books.items()):
+                by_user[user_id] = _risk_metrics([book])["risk_metrics"]
+                by_user[user_id]["trading_state"] = user_states[user_id].state
+            payload["risk_metrics"]["by_user"] = by_user
         else:
             payload = _risk_metrics([books[scope]] if scope in books else [])
+            payload["risk_metrics"]["trading_state"] = user_states[scope].state
         out[scope] = payload
     return out
 

@@ -2,23 +2,19 @@
 `POST /risk/alerts/{id}/resolve`. Bare objects."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
 from risk.api.outputs import ALERT_FIELDS, alert_out
 from risk.constants import AlertSeverity, AlertStatus
+from risk.filters import ALERT_TYPE_PATTERN, AlertFilter
 from risk.selectors import alert_get, alert_list
 from risk.services.alerts import alert_acknowledge, alert_resolve
 
 
 class AlertListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=AlertStatus.choices, required=False)
-    severity = serializers.ChoiceField(choices=AlertSeverity.choices, required=False)
-    alert_type = serializers.RegexField(r"^[a-z_]{1,48}$", required=False)
-
     default_limit = 50
 
 
@@ -27,7 +23,7 @@ class AlertListApi(RiskApi):
         parameters=[
             OpenApiParameter("status", str, enum=AlertStatus.values),
             OpenApiParameter("severity", str, enum=AlertSeverity.values),
-            OpenApiParameter("alert_type", str),
+            OpenApiParameter("alert_type", str, pattern=ALERT_TYPE_PATTERN),
             OpenApiParameter("user_id", str, description="Risk officers: one user's alerts."),
             OpenApiParameter("limit", int, description="Default 50, at most 1000."),
             OpenApiParameter("offset", int),
@@ -36,13 +32,8 @@ class AlertListApi(RiskApi):
     )
     def get(self, request):
         query = query_validate(AlertListQuery, request)
-        queryset = alert_list(
-            viewer=request.user,
-            user_id=user_filter(request, query.get("user_id")),
-            status=query.get("status"),
-            severity=query.get("severity"),
-            alert_type=query.get("alert_type"),
-        )
+        queryset = alert_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
+        queryset = query_filter(AlertFilter, queryset, request)
         rows = page(queryset.values(*ALERT_FIELDS), limit=query["limit"], offset=query["offset"])
         return bare({"alerts": [alert_out(row) for row in rows], "count": queryset.count()})
 

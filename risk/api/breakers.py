@@ -13,13 +13,22 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.pagination import PageQuery, page, query_validate
 from etrms.api.permissions import ReadAnyWriteRiskOfficer
 from etrms.api.responses import envelope
+from risk.api import breaker_document  # noqa: F401  (documents BreakerFields)
 from risk.api.common import ConfigApi, RiskApi
 from risk.api.outputs import breaker_out
 from risk.selectors import breaker_get, breaker_list
-from risk.services.breakers import BreakerFields, breaker_create, breaker_delete, breaker_set_enabled, breaker_update
+from risk.services.breakers import (
+    BreakerFields,
+    breaker_create,
+    breaker_delete,
+    breaker_fields_parse,
+    breaker_set_enabled,
+    breaker_update,
+)
 
 PAGE_PARAMETERS = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
 
@@ -30,10 +39,14 @@ def _list(request):
     return [breaker_out(breaker) for breaker in breakers]
 
 
-def _wrapped(request, key: str) -> dict:
+def _wrapped_fields(request, key: str, *, partial: bool) -> dict:
+    """The breaker definition in `{key: {...}}`, as keyword values; errors under `key`."""
     if not hasattr(request.data, "keys") or set(request.data.keys()) != {key}:
         raise ValidationError({key: [f'The body is {{"{key}": {{...}}}}.']})
-    return request.data[key]
+    fields = BreakerFields(data=request.data[key], partial=partial)
+    if not fields.is_valid():
+        raise ValidationError({key: fields.errors})
+    return fields.validated_data
 
 
 class RiskBreakerListApi(RiskApi):
@@ -49,7 +62,7 @@ class RiskBreakerListApi(RiskApi):
         description="Add a circuit breaker (risk officers).",
     )
     def post(self, request):
-        breaker = breaker_create(actor=request.user, data=request.data)
+        breaker = breaker_create(actor=request.user, **breaker_fields_parse(request.data, partial=False))
         return envelope(
             breaker_out(breaker), message=f"Circuit breaker {breaker.name!r} added", status=status.HTTP_201_CREATED
         )
@@ -78,15 +91,23 @@ class RiskBreakerDisableApi(RiskBreakerEnableApi):
     enabled = False
 
 
+class BreakerBody(StrictSerializer):
+    circuit_breaker = BreakerFields()
+
+
 class ConfigBreakerListApi(ConfigApi):
     @extend_schema(parameters=PAGE_PARAMETERS, description="Circuit breaker configurations, by name.")
     def get(self, request):
         return envelope(_list(request), message="Circuit breaker configurations")
 
-    @extend_schema(description='Add a circuit breaker: `{"circuit_breaker": {...}}` (risk officers).')
+    @extend_schema(
+        request=BreakerBody,
+        responses={201: OpenApiTypes.OBJECT},
+        description='Add a circuit breaker: `{"circuit_breaker": {...}}` (risk officers).',
+    )
     def post(self, request):
-        definition = _wrapped(request, "circuit_breaker")
-        breaker = breaker_create(actor=request.user, data=definition, field="circuit_breaker")
+        definition = _wrapped_fields(request, "circuit_breaker", partial=False)
+        breaker = breaker_create(actor=request.user, **definition)
         return envelope(
             breaker_out(breaker),
             message=f"Circuit breaker configuration {breaker.name!r} added",
@@ -98,7 +119,8 @@ class ConfigBreakerDetailApi(ConfigApi):
     @extend_schema(description='Update a circuit breaker: `{"updates": {...}}`, partial (risk officers).')
     def put(self, request, name):
         breaker = breaker_get(name=name)
-        breaker = breaker_update(actor=request.user, breaker=breaker, updates=_wrapped(request, "updates"))
+        changes = _wrapped_fields(request, "updates", partial=True)
+        breaker = breaker_update(actor=request.user, breaker=breaker, **changes)
         return envelope(breaker_out(breaker), message=f"Circuit breaker configuration {name!r} updated")
 
     def delete(self, request, name):

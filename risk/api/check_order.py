@@ -10,21 +10,24 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from etrms.api.inputs import StrictSerializer
+from accounts.fields import ExchangeIdField
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer, SymbolField
 from etrms.api.responses import bare
 from risk.services.check_order import order_check
 from risk.services.check_order_rules import OrderRequest
 from risk.validators import exchange_normalize, symbol_normalize
 
-POSITIVE = {"max_digits": 32, "decimal_places": 12, "min_value": 0}
+POSITIVE = {"max_digits": 32, "decimal_places": 12}
 
 
 class CheckOrderInput(StrictSerializer):
-    exchange = serializers.CharField(max_length=32)
-    symbol = serializers.CharField(max_length=32)
+    exchange = ExchangeIdField(max_length=32)
+    symbol = SymbolField(max_length=32)
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    quantity = serializers.DecimalField(**POSITIVE)
-    price = serializers.DecimalField(**POSITIVE, required=False, allow_null=True)
+    quantity = PositiveDecimalField(**POSITIVE)
+    price = PositiveDecimalField(
+        **POSITIVE, required=False, allow_null=True, positive_message="Must be positive (omit it to use the mark)."
+    )
     reduce_only = serializers.BooleanField(required=False, default=False)
 
     def validate_exchange(self, value):
@@ -32,16 +35,6 @@ class CheckOrderInput(StrictSerializer):
 
     def validate_symbol(self, value):
         return symbol_normalize(value, field=None)
-
-    def validate_quantity(self, value):
-        if value <= 0:
-            raise serializers.ValidationError("Must be positive.")
-        return value
-
-    def validate_price(self, value):
-        if value is not None and value <= 0:
-            raise serializers.ValidationError("Must be positive (omit it to use the mark).")
-        return value
 
 
 class BreachOutput(serializers.Serializer):

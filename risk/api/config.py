@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from etrms.api.inputs import StrictSerializer
 from etrms.api.responses import envelope
 from risk.api.common import ConfigApi
 from risk.api.outputs import breaker_out, exchange_config_out, global_out, symbol_config_out
@@ -16,20 +17,37 @@ from risk.selectors import (
     symbol_config_list,
 )
 from risk.services.config import (
+    ExchangeSettings,
+    GlobalSettings,
+    SymbolSettings,
     config_reset,
     config_save,
     exchange_config_update,
     global_config_get,
     global_config_update,
+    settings_parse,
     symbol_config_update,
 )
 from risk.validators import exchange_normalize, symbol_normalize
 
 
-def _settings_body(request) -> dict:
+def _settings_body(request, schema) -> dict:
+    """`{"settings": {...}}` -> the keyword values of the `*_config_update` services."""
     if not hasattr(request.data, "keys") or set(request.data.keys()) != {"settings"}:
         raise ValidationError({"settings": ['The body is {"settings": {...}}.']})
-    return request.data["settings"]
+    return settings_parse(schema, request.data["settings"])
+
+
+class GlobalSettingsBody(StrictSerializer):
+    settings = GlobalSettings(partial=True)
+
+
+class SymbolSettingsBody(StrictSerializer):
+    settings = SymbolSettings(partial=True)
+
+
+class ExchangeSettingsBody(StrictSerializer):
+    settings = ExchangeSettings(partial=True)
 
 
 def _symbols() -> dict:
@@ -56,9 +74,9 @@ class GlobalConfigApi(ConfigApi):
     def get(self, request):
         return envelope(global_out(global_config_get()), message="Global configuration")
 
-    @extend_schema(description='`{"settings": {...}}`, partial; unknown keys are a 400.')
+    @extend_schema(request=GlobalSettingsBody, description='`{"settings": {...}}`, partial; unknown keys are a 400.')
     def put(self, request):
-        config = global_config_update(actor=request.user, settings=_settings_body(request))
+        config = global_config_update(actor=request.user, **_settings_body(request, GlobalSettings))
         return envelope(global_out(config), message="Global configuration updated")
 
 
@@ -76,9 +94,11 @@ class SymbolConfigApi(ConfigApi):
             message=f"Configuration of {symbol}",
         )
 
-    @extend_schema(description='`{"settings": {...}}`, partial; creates the config when absent.')
+    @extend_schema(
+        request=SymbolSettingsBody, description='`{"settings": {...}}`, partial; creates the config when absent.'
+    )
     def put(self, request, symbol):
-        config = symbol_config_update(actor=request.user, symbol=symbol, settings=_settings_body(request))
+        config = symbol_config_update(actor=request.user, symbol=symbol, **_settings_body(request, SymbolSettings))
         return envelope(
             symbol_config_out(config, symbol=config.symbol), message=f"Configuration of {config.symbol} updated"
         )
@@ -90,7 +110,9 @@ class ExchangeConfigListApi(ConfigApi):
 
 
 class ExchangeConfigApi(ConfigApi):
-    @extend_schema(description="The exchange's settings, or the defaults it would have (`configured` false).")
+    @extend_schema(
+        description="The exchange's settings, or the defaults it would have (`configured` false).",
+    )
     def get(self, request, exchange):
         exchange = exchange_normalize(exchange)
         return envelope(
@@ -98,17 +120,28 @@ class ExchangeConfigApi(ConfigApi):
             message=f"Configuration of {exchange}",
         )
 
-    @extend_schema(description='`{"settings": {...}}`, partial; creates the config when absent.')
+    @extend_schema(
+        request=ExchangeSettingsBody,
+        description='`{"settings": {...}}`, partial; creates the config when absent.',
+    )
     def put(self, request, exchange):
-        config = exchange_config_update(actor=request.user, exchange=exchange, settings=_settings_body(request))
+        config = exchange_config_update(
+            actor=request.user, exchange=exchange, **_settings_body(request, ExchangeSettings)
+        )
         return envelope(
             exchange_config_out(config, exchange=config.exchange),
             message=f"Configuration of {config.exchange} updated",
         )
 
 
+# risk.services.config.config_path_resolve: relative, no "." or ".." segments, ".json".
+CONFIG_PATH_PATTERN = r"^$|^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*\.json$"
+
+
 class SaveInput(serializers.Serializer):
     config_path = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
+
+    document_rules = {"allOf": [{"properties": {"config_path": {"pattern": CONFIG_PATH_PATTERN}}}]}
 
 
 class ConfigSaveApi(ConfigApi):

@@ -5,7 +5,8 @@ latched, so calling it twice acts once."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from etrms.api.inputs import StrictSerializer
+from accounts.fields import ExchangeIdField
+from etrms.api.inputs import StrictSerializer, SymbolField
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from risk.api.common import RiskApi
@@ -15,8 +16,8 @@ from risk.validators import exchange_normalize, symbol_normalize
 
 
 class EvaluateInput(StrictSerializer):
-    symbol = serializers.CharField(required=False, allow_null=True, max_length=32)
-    exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
+    symbol = SymbolField(required=False, allow_null=True, max_length=32)
+    exchange = ExchangeIdField(required=False, allow_null=True, max_length=32)
     user_id = serializers.UUIDField(required=False, allow_null=True, help_text="Risk officers: evaluate this user.")
 
     def validate_symbol(self, value):

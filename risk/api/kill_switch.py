@@ -11,14 +11,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
+from accounts.fields import ExchangeIdField
 from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare
-from risk.api.common import RiskApi
-from risk.formatting import iso_utc
+from etrms.formatting import decimal_plain, iso_utc
+from risk.api.common import RiskApi, scope_rules
 from risk.models import KillActionKind, KillScope, KillSwitch
 from risk.services.kill_switch import kill_switch_actions, kill_switch_engage
-from risk.services.trip_actions import fmt
 
 
 def _action_out(action, kill: KillSwitch) -> dict:
@@ -40,7 +40,7 @@ def _action_out(action, kill: KillSwitch) -> dict:
         {
             "position_id": action.position_ref,
             "side": action.side,
-            "size": fmt(action.size) if action.size is not None else None,
+            "size": decimal_plain(action.size) if action.size is not None else None,
             "client_order_id": action.client_order_id,
             "filled": action.details.get("filled"),
             "orders": action.details.get("orders", []),
@@ -71,9 +71,14 @@ def kill_switch_out(kill: KillSwitch) -> dict:
 class KillSwitchInput(StrictSerializer):
     scope = serializers.ChoiceField(choices=KillScope.choices)
     user_id = serializers.UUIDField(required=False, allow_null=True)
-    exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
+    exchange = ExchangeIdField(required=False, allow_null=True, max_length=32)
     confirm = serializers.BooleanField(required=False, default=False)
     reason = serializers.CharField(max_length=2000)
+
+    # Without confirm: true the answer is a 400 (risk.services.kill_switch).
+    document_rules = {"allOf": [{"properties": {"confirm": {"enum": [True]}}, "required": ["confirm"]}]} | scope_rules(
+        "scope"
+    )
 
 
 class KillSwitchApi(RiskApi):

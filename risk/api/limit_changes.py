@@ -7,13 +7,13 @@ risk endpoints. A loosening held back answers 202 from the limit endpoints with
 """
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 
-from etrms.api.pagination import PageQuery, page, query_validate
+from etrms.api.pagination import PageQuery, page, query_filter, query_validate
 from etrms.api.permissions import IsRiskOfficer
 from etrms.api.responses import bare
+from etrms.formatting import iso_utc
 from risk.api.common import RiskApi
-from risk.formatting import iso_utc
+from risk.filters import LimitChangeFilter
 from risk.models import LimitChange, LimitChangeStatus
 from risk.services.limit_changes import limit_change_approve, limit_change_withdraw, limit_changes_list
 
@@ -46,18 +46,15 @@ def pending_out(change: LimitChange) -> dict:
     }
 
 
-class LimitChangeQuery(PageQuery):
-    status = serializers.ChoiceField(choices=LimitChangeStatus.choices, required=False)
-
-
 class LimitChangeListApi(RiskApi):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=LimitChangeStatus.values)],
         description="Limit changes waiting for a second officer (officers: all; traders: their limits').",
     )
     def get(self, request):
-        query = query_validate(LimitChangeQuery, request)
-        changes = limit_changes_list(viewer=request.user, status=query.get("status") or LimitChangeStatus.PENDING)
+        query = query_validate(PageQuery, request)
+        changes = limit_changes_list(viewer=request.user)
+        changes = query_filter(LimitChangeFilter, changes, request, defaults={"status": LimitChangeStatus.PENDING})
         rows = page(changes, limit=query["limit"], offset=query["offset"])
         return bare({"changes": [change_out(c) for c in rows], "count": changes.count()})
 

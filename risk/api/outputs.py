@@ -1,7 +1,9 @@
 """How risk objects look in responses: Phase 4 shapes (decimal strings, ISO times) and
 ETRMS shapes (JSON numbers). Plain functions over rows, so lists cost one query."""
 
-from risk.formatting import decimal_str, iso_utc, number
+from decimal import Decimal
+
+from etrms.formatting import decimal_str, iso_utc, number
 from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
 
 LIMIT_FIELDS = (
@@ -15,6 +17,7 @@ LIMIT_FIELDS = (
     "set_by_id",
     "created_at",
     "updated_at",
+    "ladder",
 )
 
 
@@ -34,6 +37,7 @@ LIMIT_LIST_FIELDS = (
     "threshold_value",
     "warning_value",
     "enabled",
+    "ladder",
     *(f"{field}_text" for field in LIMIT_LIST_TEXT),
 )
 
@@ -49,8 +53,31 @@ def uuid_text(value) -> str | None:
     return text
 
 
-def limit_out(limit: RiskLimit | dict, *, with_user: bool) -> dict:
-    """A Phase 4 limit; `with_user` adds `user_id` (officers' views, and create)."""
+def ladder_out(steps: list, latches: dict) -> list[dict]:
+    """A limit's ladder steps, each with its latches now (`latches`: {at_pct: [LadderTrip]},
+    risk.selectors.ladder_latches_get): one per symbol where the step is crossed."""
+    return [
+        {
+            "at_pct": step["at_pct"],
+            "do": step["do"],
+            "latched": [
+                {
+                    "symbol": trip.symbol,
+                    "trip_id": str(trip.id),
+                    "triggered_at": iso_utc(trip.triggered_at),
+                    "action_status": trip.action_status,
+                    "dry_run": trip.dry_run,
+                }
+                for trip in latches.get(Decimal(step["at_pct"]), ())
+            ],
+        }
+        for step in steps or ()
+    ]
+
+
+def limit_out(limit: RiskLimit | dict, *, with_user: bool, latches: dict | None = None) -> dict:
+    """A Phase 4 limit; `with_user` adds `user_id` (officers' views, and create).
+    `latches` ({limit id text: {at_pct: [LadderTrip]}}) marks the ladder steps latched."""
     if isinstance(limit, dict):  # a list row: ids and times as database text
         row = {name: limit[f"{name}_text"] for name in LIMIT_LIST_TEXT} | limit
     else:
@@ -68,6 +95,7 @@ def limit_out(limit: RiskLimit | dict, *, with_user: bool) -> dict:
         officer_set=set_by_id is not None and set_by_id != user_id,
         created_at=iso_utc(row["created_at"]),
         updated_at=iso_utc(row["updated_at"]),
+        ladder=ladder_out(row["ladder"], (latches or {}).get(data["id"], {})),
     )
     return data
 
@@ -135,6 +163,7 @@ def global_out(config: GlobalConfig) -> dict:
         "max_price_age_seconds": config.max_price_age_seconds,
         "max_orders_per_minute": config.max_orders_per_minute,
         "four_eyes": config.four_eyes,
+        "escalate_after_seconds": config.escalate_after_seconds,
         "updated_at": iso_utc(config.updated_at),
     }
 

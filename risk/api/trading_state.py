@@ -9,12 +9,14 @@ risk officer sets one level, with a reason.
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
+from accounts.fields import ExchangeIdField
+from accounts.selectors import account_exchanges
 from etrms.api.inputs import StrictSerializer
 from etrms.api.permissions import ReadAnyWriteRiskOfficer, user_filter
 from etrms.api.responses import bare
+from etrms.formatting import iso_utc
 from etrms.roles import is_risk_officer
-from risk.api.common import RiskApi
-from risk.formatting import iso_utc
+from risk.api.common import RiskApi, scope_rules
 from risk.models import TradingLevel, TradingState, TradingStateValue
 from risk.services.trading_state import effective_of, trading_state_set, trading_states_load
 from risk.validators import exchange_normalize
@@ -37,11 +39,9 @@ def trading_state_out(*, user_id, exchange: str | None) -> dict:
     """What applies to `user_id`: the effective state (desk, user and `exchange`), each
     level set, and the effective state on each exchange the user trades or that has a
     level of its own."""
-    from accounts.models import ExchangeAccount
-
     rows = trading_states_load(user_id=user_id, all_exchanges=True)
     effective = effective_of(rows, exchange=exchange)
-    exchanges = set(ExchangeAccount.objects.filter(user_id=user_id).values_list("exchange", flat=True))
+    exchanges = account_exchanges(user_id=user_id)
     exchanges |= {row.exchange for row in rows if row.level == TradingLevel.EXCHANGE}
     return {
         "user_id": str(user_id),
@@ -56,7 +56,7 @@ def trading_state_out(*, user_id, exchange: str | None) -> dict:
 
 class TradingStateQuery(serializers.Serializer):
     user_id = serializers.UUIDField(required=False, allow_null=True)
-    exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
+    exchange = ExchangeIdField(required=False, allow_null=True, max_length=32)
 
     def validate_exchange(self, value):
         return None if value in (None, "") else exchange_normalize(value, field=None)
@@ -64,10 +64,12 @@ class TradingStateQuery(serializers.Serializer):
 
 class TradingStateInput(StrictSerializer):
     level = serializers.ChoiceField(choices=TradingLevel.choices)
-    exchange = serializers.CharField(required=False, allow_null=True, max_length=32)
+    exchange = ExchangeIdField(required=False, allow_null=True, max_length=32)
     user_id = serializers.UUIDField(required=False, allow_null=True)
     state = serializers.ChoiceField(choices=TradingStateValue.choices)
     reason = serializers.CharField(max_length=2000)
+
+    document_rules = scope_rules("level")
 
 
 class TradingStateApi(RiskApi):

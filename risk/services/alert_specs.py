@@ -2,8 +2,8 @@
 or desk cap and level (warning, exceeded), and one `data_stale` per stale position in a
 breaker's scope. Pure."""
 
+from etrms.formatting import decimal_str
 from risk.constants import AlertSeverity, AlertType
-from risk.formatting import decimal_str
 from risk.services import assess
 from risk.services.alerts import AlertSpec
 from risk.services.outcome import STALE_PREFIX

@@ -16,7 +16,7 @@ from etrms.errors import Conflict, PermissionDenied
 from etrms.metrics import ALERTS_RAISED
 from risk.constants import AlertSeverity, AlertStatus
 from risk.models import RiskAlert
-from risk.publish import alert_publish
+from risk.publish import alert_announce, alert_publish
 from risk.services.common import actor_id
 
 SEVERITY_ORDER = {AlertSeverity.LOW: 0, AlertSeverity.MEDIUM: 1, AlertSeverity.HIGH: 2, AlertSeverity.CRITICAL: 3}
@@ -67,6 +67,7 @@ def alert_raise(*, user_id, spec: AlertSpec, now=None) -> RiskAlert | None:
         raise
     ALERTS_RAISED.labels(alert.alert_type).inc()
     alert_publish(alert)
+    alert_announce(alert, event="raised")
     return alert
 
 
@@ -163,6 +164,7 @@ def alert_escalate(*, alert: RiskAlert, message: str, metadata: dict) -> RiskAle
     alert.message, alert.metadata = message, metadata
     alert.save(update_fields=["message", "metadata", "updated_at"])
     alert_publish(alert)
+    alert_announce(alert, event="updated")
     return alert
 
 

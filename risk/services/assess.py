@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from accounts.selectors.books import PositionView
 from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType, LimitType
-from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView, PositionView
+from risk.services.snapshots import Book, BreakerView, ConfigView, DeskTotals, LimitView
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -129,6 +130,7 @@ class LimitStatus:
     warning: Decimal | None = None
     cap: str | None = None  # the config field, for source config
     exchange: str | None = None
+    ladder: tuple = ()  # the limit's graded ladder ((at_pct, action), ...), issue 15
 
     @property
     def exceeded(self) -> bool:
@@ -216,6 +218,7 @@ def limits_assess(
                         value=metrics.symbol_net.get(symbol, ZERO),
                         threshold=limit.threshold,
                         warning=limit.warning,
+                        ladder=limit.ladder,
                     )
                 )
         else:
@@ -229,6 +232,7 @@ def limits_assess(
                     value=_limit_value(limit, metrics, book, assessment),
                     threshold=limit.threshold,
                     warning=limit.warning,
+                    ladder=limit.ladder,
                 )
             )
     statuses.extend(_caps_assess(book=book, metrics=metrics, config=config, desk=desk))

@@ -6,10 +6,7 @@ import logging
 import threading
 from datetime import datetime
 
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
-
-from accounts.models import ClosedTrade
+from accounts.selectors.books import closed_trades_recent
 from etrms.outage import REDIS_ERRORS, degraded
 from risk.constants import ConditionType
 from risk.models import BreakerTrip
@@ -36,17 +33,7 @@ def streak_inputs_load(*, book: Book, config: ConfigView, latched_keys=()) -> tu
     if not pairs:
         return {}, {}
     depth = int(max(breaker.threshold for breaker in streak_breakers))
-    rows = (
-        ClosedTrade.objects.filter(account_id__in={account for account, _ in pairs})
-        .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=F("closed_at").desc()))
-        .filter(rank__lte=depth)
-        .order_by("account_id", "symbol", "-closed_at")
-        .values_list("account_id", "symbol", "closed_at", "realized_pnl")
-    )
-    closed_trades: dict = {pair: [] for pair in pairs}
-    for account_id, symbol, closed_at, pnl in rows:
-        if (account_id, symbol) in pairs:
-            closed_trades[(account_id, symbol)].append((closed_at, pnl))
+    closed_trades = closed_trades_recent(pairs=pairs, depth=depth)
     cutoffs: dict = {}
     for breaker_id, latch_key, released_at in BreakerTrip.objects.filter(
         breaker_id__in=[b.id for b in streak_breakers], user_id=book.user_id, release_reason="rearmed"

@@ -1,11 +1,13 @@
 """Writes on circuit breaker definitions (SPEC §5). Trips and actions: `risk.services.trips`."""
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from etrms.api.inputs import StrictSerializer
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer
 from etrms.errors import Conflict, InvalidInput
 from risk.constants import BreakerAction, ConditionType
 from risk.history import history_actor_set
@@ -26,7 +28,7 @@ class BreakerFields(StrictSerializer):
     )
     description = serializers.CharField(allow_blank=True, required=False, max_length=2000)
     condition_type = serializers.ChoiceField(choices=ConditionType.choices)
-    threshold = serializers.DecimalField(**MONEY)
+    threshold = PositiveDecimalField(**MONEY, positive_message="threshold must be positive.")
     action = serializers.ChoiceField(choices=BreakerAction.choices)
     symbols = serializers.JSONField(required=False, allow_null=True)
     exchanges = serializers.JSONField(required=False, allow_null=True)
@@ -35,12 +37,14 @@ class BreakerFields(StrictSerializer):
     cooldown_seconds = serializers.IntegerField(required=False, min_value=0, max_value=7 * 86400)
 
 
-def _fields_validate(data, *, partial: bool, field: str | None = None) -> dict:
+def breaker_fields_parse(data, *, partial: bool) -> dict:
+    """A definition given as JSON (a request body, a snapshot, the admin's form) as
+    keyword values for `breaker_create` / `breaker_update`; InvalidInput otherwise."""
     if not isinstance(data, dict):
-        raise InvalidInput({field or "non_field_errors": ["Must be an object."]})
+        raise InvalidInput({"non_field_errors": ["Must be an object."]})
     serializer = BreakerFields(data=data, partial=partial)
     if not serializer.is_valid():
-        raise InvalidInput({field: serializer.errors} if field else serializer.errors)
+        raise InvalidInput(serializer.errors)
     return dict(serializer.validated_data)
 
 
@@ -72,9 +76,35 @@ def _save(breaker: CircuitBreaker) -> None:
 
 
 @transaction.atomic
-def breaker_create(*, actor, data: dict, field: str | None = None) -> CircuitBreaker:
-    values = _fields_validate(data, partial=False, field=field)
-    breaker = CircuitBreaker(**values)
+def breaker_create(
+    *,
+    actor,
+    name: str,
+    condition_type: str,
+    threshold: Decimal,
+    action: str,
+    description: str = "",
+    symbols: list | None = None,
+    exchanges: list | None = None,
+    enabled: bool = True,
+    additional_params: dict | None = None,
+    cooldown_seconds: int | None = None,
+) -> CircuitBreaker:
+    """Values are as `breaker_fields_parse` returns them (the definition's checks per
+    condition type run here); `cooldown_seconds` None keeps the model's default."""
+    breaker = CircuitBreaker(
+        name=name,
+        condition_type=condition_type,
+        threshold=threshold,
+        action=action,
+        description=description,
+        symbols=symbols,
+        exchanges=exchanges,
+        enabled=enabled,
+        additional_params=additional_params,
+    )
+    if cooldown_seconds is not None:
+        breaker.cooldown_seconds = cooldown_seconds
     _definition_check(breaker)
     history_actor_set(breaker, actor_id(actor))
     _save(breaker)
@@ -83,13 +113,17 @@ def breaker_create(*, actor, data: dict, field: str | None = None) -> CircuitBre
 
 
 @transaction.atomic
-def breaker_update(*, actor, breaker: CircuitBreaker, updates: dict, field: str | None = "updates") -> CircuitBreaker:
-    """Partial update; a change of condition, threshold or scope re-validates the whole
-    definition (additional_params must suit the resulting condition and action)."""
-    values = _fields_validate(updates, partial=True, field=field)
+def breaker_update(*, actor, breaker: CircuitBreaker, **changes) -> CircuitBreaker:
+    """Partial update with the keyword values of `breaker_create` (as
+    `breaker_fields_parse(partial=True)` returns them); a change of condition, threshold
+    or scope re-validates the whole definition (additional_params must suit the
+    resulting condition and action)."""
+    unknown = set(changes) - set(BreakerFields().fields)
+    if unknown:
+        raise TypeError(f"breaker_update() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     breaker = CircuitBreaker.objects.select_for_update().get(pk=breaker.pk)
     was_enabled = breaker.enabled
-    for key, value in values.items():
+    for key, value in changes.items():
         setattr(breaker, key, value)
     _definition_check(breaker)
     history_actor_set(breaker, actor_id(actor))

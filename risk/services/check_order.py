@@ -127,7 +127,7 @@ def _venue_read(account_id: int, exchange: str, symbol: str, *, need_mark: bool)
     own book and price (in this process, no exchange session), else the venue through
     the exchange interface."""
     from accounts.exchanges import PAPER
-    from accounts.models import ExchangeAccount
+    from accounts.selectors import account_get
     from accounts.services.exchange_accounts import account_exchange
 
     if exchange == PAPER:
@@ -135,7 +135,7 @@ def _venue_read(account_id: int, exchange: str, symbol: str, *, need_mark: bool)
 
         orders = paper_open_orders(account_id=account_id, symbol=symbol)
         return orders, paper_price(symbol) if need_mark else None
-    client = account_exchange(ExchangeAccount.objects.get(pk=account_id))
+    client = account_exchange(account_get(account_id=account_id))
 
     async def read():
         async with client:

@@ -15,8 +15,8 @@ can always reduce.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from etrms.formatting import decimal_str
 from risk.constants import LimitType
-from risk.formatting import decimal_str
 from risk.services.assess import leverage_of
 from risk.services.trading_state import Effective
 

@@ -16,8 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from etrms.api.inputs import StrictSerializer
+from etrms.api.inputs import PositiveDecimalField, StrictSerializer
 from etrms.errors import InvalidInput
+from etrms.formatting import decimal_plain, iso_utc
 from risk.history import history_actor_set
 from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
 from risk.services import hooks
@@ -25,16 +26,14 @@ from risk.services.common import actor_id
 from risk.validators import exchange_normalize, symbol_normalize
 
 SNAPSHOT_VERSION = 1
+DEAD_MANS_SWITCH_MAX_SECONDS = 3600
 DEFAULT_SNAPSHOT_NAME = "etrms-config.json"
 
 
-def _positive(value):
-    if value is not None and value <= 0:
-        raise serializers.ValidationError("Must be positive (null for no cap).")
-
-
 def _cap(**kwargs):
-    return serializers.DecimalField(**MONEY, allow_null=True, validators=[_positive], **kwargs)
+    return PositiveDecimalField(
+        **MONEY, allow_null=True, positive_message="Must be positive (null for no cap).", **kwargs
+    )
 
 
 class SettingsSerializer(StrictSerializer):
@@ -53,6 +52,7 @@ class GlobalSettings(SettingsSerializer):
     max_price_age_seconds = serializers.IntegerField(min_value=1, max_value=86400)
     max_orders_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True)  # issue 15
     four_eyes = serializers.BooleanField()  # issue 15
+    escalate_after_seconds = serializers.IntegerField(min_value=0, max_value=86400)  # issue 15 (0: never)
 
 
 class SymbolSettings(SettingsSerializer):
@@ -67,16 +67,26 @@ class ExchangeSettings(SettingsSerializer):
     enabled = serializers.BooleanField()
     testnet = serializers.BooleanField()
     trading_enabled = serializers.BooleanField()  # issue 15
+    dead_mans_switch_seconds = serializers.IntegerField(min_value=0, max_value=DEAD_MANS_SWITCH_MAX_SECONDS)
 
 
-def settings_validate(schema: type[serializers.Serializer], raw, *, field: str = "settings") -> dict:
-    """A partial settings object -> validated values. Unknown keys are a 400."""
+def settings_parse(schema: type[serializers.Serializer], raw) -> dict:
+    """A partial settings object (a request body's, a snapshot's, the admin's form) ->
+    the keyword values of the `*_config_update` services. Unknown keys are a 400, and
+    every error is under `settings`."""
     if not isinstance(raw, dict):
-        raise InvalidInput({field: ["Must be an object of settings."]})
+        raise InvalidInput({"settings": ["Must be an object of settings."]})
     serializer = schema(data=raw, partial=True)
     if not serializer.is_valid():
-        raise InvalidInput({field: serializer.errors})
+        raise InvalidInput({"settings": serializer.errors})
     return dict(serializer.validated_data)
+
+
+def _known(schema: type[serializers.Serializer], values: dict) -> dict:
+    unknown = set(values) - set(schema().fields)
+    if unknown:
+        raise TypeError(f"Not a setting of {schema.__name__}: {', '.join(sorted(unknown))}")
+    return values
 
 
 # --- reads that create the singleton ----------------------------------------------------
@@ -97,8 +107,9 @@ def _apply(instance, values: dict, *, actor) -> bool:
 
 
 @transaction.atomic
-def global_config_update(*, actor, settings: dict) -> GlobalConfig:
-    values = settings_validate(GlobalSettings, settings)
+def global_config_update(*, actor, **values) -> GlobalConfig:
+    """`values`: settings of `GlobalSettings`, as `settings_parse` returns them."""
+    _known(GlobalSettings, values)
     config = GlobalConfig.objects.select_for_update().filter(pk=GlobalConfig.SINGLETON_PK).first()
     config = config or global_config_get()
     previous_interval, was_dry_run = config.monitoring_interval_seconds, config.dry_run
@@ -150,10 +161,11 @@ def config_reset(*, actor) -> GlobalConfig:
 
 
 @transaction.atomic
-def symbol_config_update(*, actor, symbol: str, settings: dict) -> SymbolConfig:
-    """Update the symbol's config, creating it when absent."""
+def symbol_config_update(*, actor, symbol: str, **values) -> SymbolConfig:
+    """Update the symbol's config, creating it when absent. `values`: settings of
+    `SymbolSettings`, as `settings_parse` returns them."""
     symbol = symbol_normalize(symbol)
-    values = settings_validate(SymbolSettings, settings)
+    _known(SymbolSettings, values)
     config = SymbolConfig.objects.select_for_update().filter(symbol=symbol).first() or SymbolConfig(symbol=symbol)
     if _apply(config, values, actor=actor) or config._state.adding:
         history_actor_set(config, actor_id(actor))
@@ -163,10 +175,11 @@ def symbol_config_update(*, actor, symbol: str, settings: dict) -> SymbolConfig:
 
 
 @transaction.atomic
-def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeConfig:
-    """Update the exchange's config, creating it when absent."""
+def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
+    """Update the exchange's config, creating it when absent. `values`: settings of
+    `ExchangeSettings`, as `settings_parse` returns them."""
     exchange = exchange_normalize(exchange)
-    values = settings_validate(ExchangeSettings, settings)
+    _known(ExchangeSettings, values)
     config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
         exchange=exchange
     )
@@ -179,9 +192,7 @@ def exchange_config_update(*, actor, exchange: str, settings: dict) -> ExchangeC
 
 # --- snapshots ----------------------------------------------------------------------------
 def _plain(value):
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return value
+    return decimal_plain(value) if isinstance(value, Decimal) else value
 
 
 def _settings_of(instance, schema) -> dict:
@@ -207,7 +218,7 @@ def config_snapshot() -> dict:
     """Settings and breakers as plain JSON (decimals as exact strings)."""
     return {
         "version": SNAPSHOT_VERSION,
-        "saved_at": timezone.now().isoformat().replace("+00:00", "Z"),
+        "saved_at": iso_utc(timezone.now()),
         "global": _settings_of(global_config_get(), GlobalSettings),
         "symbols": {config.symbol: _settings_of(config, SymbolSettings) for config in SymbolConfig.objects.all()},
         "exchanges": {
@@ -283,7 +294,7 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
     """Apply a snapshot: global settings, symbol and exchange configs, breakers (upserted
     by name; with `prune_breakers`, breakers absent from the snapshot are deleted).
     Everything is validated before anything is written (one transaction)."""
-    from risk.services.breakers import breaker_create, breaker_delete, breaker_update
+    from risk.services.breakers import breaker_create, breaker_delete, breaker_fields_parse, breaker_update
 
     if not isinstance(snapshot, dict):
         raise InvalidInput({"snapshot": ["Must be a JSON object."]})
@@ -292,13 +303,13 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
         raise InvalidInput({"snapshot": [f"Unknown sections: {', '.join(sorted(unknown))}."]})
     summary = {"global": False, "symbols": 0, "exchanges": 0, "breakers_created": 0, "breakers_updated": 0}
     if "global" in snapshot:
-        global_config_update(actor=actor, settings=snapshot["global"])
+        global_config_update(actor=actor, **settings_parse(GlobalSettings, snapshot["global"]))
         summary["global"] = True
     for symbol, values in (snapshot.get("symbols") or {}).items():
-        symbol_config_update(actor=actor, symbol=symbol, settings=values)
+        symbol_config_update(actor=actor, symbol=symbol, **settings_parse(SymbolSettings, values))
         summary["symbols"] += 1
     for exchange, values in (snapshot.get("exchanges") or {}).items():
-        exchange_config_update(actor=actor, exchange=exchange, settings=values)
+        exchange_config_update(actor=actor, exchange=exchange, **settings_parse(ExchangeSettings, values))
         summary["exchanges"] += 1
     breakers = snapshot.get("circuit_breakers") or []
     if not isinstance(breakers, list):
@@ -310,10 +321,11 @@ def config_load(*, snapshot: dict, actor=None, prune_breakers: bool = False) -> 
         names.add(definition["name"])
         existing = CircuitBreaker.objects.filter(name=definition["name"]).first()
         if existing is None:
-            breaker_create(actor=actor, data=definition)
+            breaker_create(actor=actor, **breaker_fields_parse(definition, partial=False))
             summary["breakers_created"] += 1
         else:
-            breaker_update(actor=actor, breaker=existing, updates={k: v for k, v in definition.items() if k != "name"})
+            changes = breaker_fields_parse({k: v for k, v in definition.items() if k != "name"}, partial=True)
+            breaker_update(actor=actor, breaker=existing, **changes)
             summary["breakers_updated"] += 1
     if prune_breakers:
         for breaker in CircuitBreaker.objects.exclude(name__in=names):

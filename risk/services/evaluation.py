@@ -7,8 +7,8 @@ Every path runs the same three steps:
    in-memory views (risk.services.assess, pure);
 2. `outcome_decide` (risk.services.outcome, pure): what must be written, given what is
    open and latched now;
-3. `outcome_apply`: write it (alerts, drawdown peaks, trips latched and acted on,
-   latches released) and report.
+3. `outcome_apply`: write it (alerts, drawdown peaks, trips and ladder steps latched
+   and acted on, latches released) and report.
 
 `evaluation_run(user_id=...)` loads one user's book and state (a handful of queries
 whatever its size) and runs them; the index keeps books and states in memory and runs
@@ -28,6 +28,7 @@ from risk.services import assess
 from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
 from risk.services.breaker_inputs import breaker_inputs_load
+from risk.services.ladder import ladder_sync
 from risk.services.open_state import open_states_load
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
 from risk.services.snapshots import (
@@ -76,6 +77,7 @@ class EvaluationResult:
     alerts_raised: list = field(default_factory=list)
     alerts_resolved: list = field(default_factory=list)
     stale_positions: int = 0
+    ladder_trips: list = field(default_factory=list)  # [LadderTrip] latched (and acted on) by this evaluation
 
     @property
     def new_trips(self) -> int:
@@ -211,6 +213,7 @@ def outcome_apply(
     )
     if decision.peaks and persist_peaks:
         peaks_persist(decision.peaks)
+    ladder_trips = ladder_sync(decision=decision, user_id=user_id, dry_run=config.dry_run, now=now)
     reports: list[BreakerReport] = []
     exposed = exposed_after(state, decision, [])
     if computed.breakers is not None:
@@ -248,6 +251,7 @@ def outcome_apply(
         alerts_raised=changes.raised,
         alerts_resolved=changes.resolved,
         stale_positions=len(computed.breakers.stale) if computed.breakers else 0,
+        ladder_trips=ladder_trips,
     )
 
 

@@ -30,6 +30,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.selectors.books import accounts_load, positions_load
+from accounts.services.marks import position_mark_apply
 from etrms.outage import REDIS_ERRORS, OutageLog
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
@@ -37,14 +39,7 @@ from risk.services.evaluation import compute, outcome_apply, peaks_persist
 from risk.services.index_bands import band_after_peak, bands_of, due_of, past_peak
 from risk.services.open_state import open_states_load
 from risk.services.outcome import OpenState, outcome_decide
-from risk.services.snapshots import (
-    Book,
-    DeskTotals,
-    accounts_load,
-    config_view_get,
-    limits_load,
-    positions_load,
-)
+from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_load
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -248,7 +243,7 @@ class RiskIndex:
                 samples.append((exchange, symbol, price, at.timestamp()))
                 for position in self.by_market.get((exchange, symbol), ()):
                     old_signed, old_abs, old_upnl = position.signed_notional, position.notional, position.unrealized_pnl
-                    if not position.mark_apply(price, at):
+                    if not position_mark_apply(position, price=price, at=at):
                         continue
                     self.desk.symbol_net[symbol] = (
                         self.desk.symbol_net.get(symbol, ZERO) - old_signed + position.signed_notional

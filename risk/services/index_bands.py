@@ -10,7 +10,8 @@ one just taken and the tick needs no evaluation. The band is the intersection of
   PnL, max drawdown, trailing stop) solved for the mark at which each would hit;
 - the user's budget: the smallest relative move of the marks that could carry one of
   the user's limit or cap values (position size, exposure, daily loss, leverage,
-  margin ratio, drawdown) to its threshold or warning level, moving every mark of the
+  margin ratio, drawdown) to its threshold, its warning or one of its ladder steps
+  (issue 15), moving every mark of the
   user at once by that share (a value moves at most `share x exposure` then).
 
 A favourable move past a position's best price or PnL peak moves the level of its
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from risk.constants import ConditionType, LimitType
+from risk.services.outcome import StepHit
 
 EVERY_TICK = (math.inf, -math.inf, None)  # a band no price is inside
 ROUNDING = 1e-9
@@ -88,6 +90,7 @@ def user_budget(computed, *, limits: list) -> float | None:
         if status.value is None:
             return None
         levels = [float(status.threshold)] + ([float(status.warning)] if status.warning is not None else [])
+        levels += [float(StepHit("", status, at_pct, action).level) for at_pct, action in status.ladder]
         value = float(status.value)
         kind = status.limit_type
         if kind == LimitType.POSITION_SIZE:
@@ -268,11 +271,12 @@ def past_peak(band: Band, position, price: float) -> bool:
 
 
 def due_of(computed, decision, *, state, config, now: datetime) -> datetime | None:
-    """When time alone may change this user's decision: a held hit's cooldown ends, an
+    """When time alone may change this user's decision: a held hit's or ladder step's
+    cooldown ends, an
     alert's cooldown ends, a time-based breaker comes due (or a flat window may open),
     a mark goes stale. Moments already past changed nothing (a time-based breaker past
     its threshold stays hit)."""
-    moments = [held.until for held in decision.held]
+    moments = [held.until for held in (*decision.held, *decision.step_held)]
     cooldown = timedelta(seconds=config.alert_cooldown_seconds)
     moments += [resolved_at + cooldown for resolved_at in state.cooling.values()]
     book = computed.book

@@ -21,10 +21,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
+from etrms.formatting import decimal_plain
 from risk.constants import ActionStatus, AlertStatus
 from risk.models import KillAction, KillActionKind, KillSwitch, KillSwitchStatus, RiskAlert
 from risk.services.alerts import alert_escalate
-from risk.services.trip_actions import fmt
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,9 @@ def _order_out(order, status: str) -> dict:
         "order_id": order.id,
         "client_order_id": order.client_order_id or None,
         "side": order.side,
-        "amount": fmt(order.amount),
-        "filled": fmt(order.filled),
-        "price": fmt(order.price) if order.price is not None else None,
+        "amount": decimal_plain(order.amount),
+        "filled": decimal_plain(order.filled),
+        "price": decimal_plain(order.price) if order.price is not None else None,
         "reduce_only": order.reduce_only,
         "status": status,
     }
@@ -94,38 +94,45 @@ def _cancel(action: KillAction) -> tuple[str, str, dict]:
 
 
 def _close(action: KillAction) -> tuple[str, str, dict]:
-    from accounts.models import Position
+    from accounts.selectors import position_get
     from accounts.services.trading import orders_cancel_all, position_close
 
     details = dict(action.details or {})
-    position = Position.objects.select_related("account").filter(pk=action.position_ref).first()
-    held = f"the {action.side} {fmt(action.size)} {action.symbol} position on {action.exchange}"
+    position = position_get(position_id=action.position_ref)
+    held = f"the {action.side} {decimal_plain(action.size)} {action.symbol} position on {action.exchange}"
     order_side = "sell" if action.side == "long" else "buy"
     if action.dry_run:
-        words = f"Dry run: would close {held} with a reduce-only market {order_side} of {fmt(action.size)}"
-        return ActionStatus.DRY_RUN, words, {"would": "close_position", "side": order_side, "amount": fmt(action.size)}
+        words = f"Dry run: would close {held} with a reduce-only market {order_side} of {decimal_plain(action.size)}"
+        return (
+            ActionStatus.DRY_RUN,
+            words,
+            {"would": "close_position", "side": order_side, "amount": decimal_plain(action.size)},
+        )
     if position is None or position.closed_at is not None:
         return ActionStatus.SUCCEEDED, f"Position closed: {held} is no longer open", details
     if details.get("working"):  # the venue left our last order working: never let two fill
         orders_cancel_all(account=position.account, symbol=position.symbol)
     order = position_close(position=position, client_order_id=kill_client_order_id(action.id, action.order_seq))
     if order.status == REJECTED:
-        raise RuntimeError(f"the exchange rejected order {order.id} ({order.status}, filled {fmt(order.filled)})")
+        raise RuntimeError(
+            f"the exchange rejected order {order.id} ({order.status}, filled {decimal_plain(order.filled)})"
+        )
     filled = Decimal(details.get("filled") or 0) + order.filled
-    details["filled"] = fmt(filled)
+    details["filled"] = decimal_plain(filled)
     details["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
     details.setdefault("orders", []).append(
         {
             "order_id": order.id,
             "client_order_id": order.client_order_id,
             "side": order.side,
-            "amount": fmt(order.amount),
-            "filled": fmt(order.filled),
-            "average_price": fmt(order.average_price) if order.average_price is not None else None,
+            "amount": decimal_plain(order.amount),
+            "filled": decimal_plain(order.filled),
+            "average_price": decimal_plain(order.average_price) if order.average_price is not None else None,
             "status": order.status,
         }
     )
-    sent = f"reduce-only market {order.side} of {fmt(order.amount)}, filled {fmt(order.filled)} ({order.status})"
+    sent_amount, sent_filled = decimal_plain(order.amount), decimal_plain(order.filled)
+    sent = f"reduce-only market {order.side} of {sent_amount}, filled {sent_filled} ({order.status})"
     if order.fully_filled:
         return ActionStatus.SUCCEEDED, f"Position closed: {sent}", details
     action.order_seq += 1  # the venue is done with (or was told to drop) that order: the rest goes under a new id

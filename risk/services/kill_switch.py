@@ -48,27 +48,20 @@ logger = logging.getLogger(__name__)
 
 
 def _accounts_in_scope(kill: KillSwitch) -> list:
-    from accounts.models import ExchangeAccount
+    from accounts.selectors import account_list
 
-    accounts = ExchangeAccount.objects.filter(enabled=True).select_related("user").order_by("exchange", "id")
-    if kill.scope == KillScope.USER:
-        accounts = accounts.filter(user_id=kill.user_id)
-    elif kill.scope == KillScope.EXCHANGE:
-        accounts = accounts.filter(exchange=kill.exchange)
-    return list(accounts)
+    user_id = kill.user_id if kill.scope == KillScope.USER else None
+    exchange = kill.exchange if kill.scope == KillScope.EXCHANGE else None
+    return list(account_list(user_id=user_id, exchange=exchange, enabled=True).select_related("user"))
 
 
 def _order_symbols(account) -> list[str]:
     """The symbols whose open orders are cancelled on `account`: those it holds a
     position in, those monitoring streams on its exchange and, on paper, every symbol
     with an order resting in its book (the interface cancels per symbol)."""
-    from accounts.models import PaperOrder, Position
-    from accounts.selectors import monitored_markets
+    from accounts.selectors import account_open_symbols, monitored_markets
 
-    symbols = set(Position.objects.filter(account=account, closed_at__isnull=True).values_list("symbol", flat=True))
-    symbols |= set(monitored_markets().get(account.exchange, []))
-    if account.exchange == "paper":
-        symbols |= set(PaperOrder.objects.filter(account=account, status="open").values_list("symbol", flat=True))
+    symbols = account_open_symbols(account=account) | set(monitored_markets().get(account.exchange, []))
     return sorted(symbols)
 
 
@@ -207,14 +200,9 @@ def kill_switch_engage(*, actor, scope: str, reason, confirm, user_id=None, exch
         kill_action_run(action=action)
     if not kill.dry_run:
         _resync(accounts)
-    from accounts.models import Position
+    from accounts.selectors import position_list
 
-    positions = (
-        Position.objects.filter(account__in=accounts, closed_at__isnull=True)
-        .select_related("account")
-        .order_by("account__exchange", "symbol", "side")
-    )
-    for position in positions:
+    for position in position_list(accounts=accounts):
         action = _close_claim(kill, position)
         kill.covered.add(action)
         if action.status in RUNNABLE:

@@ -15,7 +15,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from etrms.errors import Conflict, NotFound, PermissionDenied
-from risk.formatting import decimal_str
+from etrms.formatting import decimal_str
+from etrms.roles import visible_to
 from risk.models import LimitChange, LimitChangeKind, LimitChangeStatus, RiskLimit
 from risk.services.common import actor_id, actor_is_officer
 from risk.services.config import global_config_get
@@ -142,11 +143,7 @@ def limit_change_withdraw(*, actor, change_id) -> LimitChange:
     return change
 
 
-def limit_changes_list(*, viewer, status: str | None = LimitChangeStatus.PENDING):
-    """Limit changes, newest first: an officer sees all, a trader those of their limits."""
-    changes = LimitChange.objects.all()
-    if status:
-        changes = changes.filter(status=status)
-    if not actor_is_officer(viewer):
-        changes = changes.filter(user_id=viewer.pk)
-    return changes.order_by("-requested_at")
+def limit_changes_list(*, viewer):
+    """Limit changes, newest first: an officer sees all, a trader those of their limits
+    (the list's filters: `risk.filters.LimitChangeFilter`)."""
+    return visible_to(LimitChange.objects.all(), viewer).order_by("-requested_at")

@@ -20,7 +20,7 @@ from risk.services.alerts import alerts_resolve_for_limit
 from risk.services.common import actor_id, actor_is_officer
 from risk.validators import symbol_normalize
 
-UPDATABLE_FIELDS = ("symbol", "limit_type", "threshold_value", "warning_value", "enabled")
+UPDATABLE_FIELDS = ("symbol", "limit_type", "threshold_value", "warning_value", "enabled", "ladder")
 OFFICER_SET_MESSAGE = "This limit was set by a risk officer: you may tighten it, not loosen, disable or delete it."
 
 
@@ -68,6 +68,7 @@ def limit_create(
     warning_value: Decimal | None = None,
     enabled: bool = True,
     user_id=None,
+    ladder: list | None = None,
 ) -> RiskLimit:
     """Create a limit for `user_id` (default: the actor). Only an officer may name
     another user; for a trader that is a 404 (nobody else's existence is confirmed)."""
@@ -85,6 +86,7 @@ def limit_create(
         warning_value=warning_value,
         enabled=enabled,
         set_by_id=actor.pk,
+        ladder=ladder or [],
     )
     history_actor_set(limit, actor.pk)
     _save(limit, force_insert=True)
@@ -106,7 +108,18 @@ def _loosens(limit: RiskLimit, changes: dict) -> list[str]:
             loosened.append("warning_value")
     if "enabled" in changes and limit.enabled and not changes["enabled"]:
         loosened.append("enabled")
+    if "ladder" in changes and not _ladder_keeps(limit.ladder, changes["ladder"] or []):
+        loosened.append("ladder")
     return loosened
+
+
+def _ladder_keeps(old: list, new: list) -> bool:
+    """Every step of `old` still acts in `new`: the same action at the same or a lower
+    share of the threshold (adding steps tightens; removing or raising one loosens)."""
+    return all(
+        any(step["do"] == kept["do"] and Decimal(step["at_pct"]) <= Decimal(kept["at_pct"]) for step in new)
+        for kept in old
+    )
 
 
 @transaction.atomic

@@ -14,16 +14,25 @@ The rules:
   condition was evaluated on fresh data and found clear, or whose position is gone, is
   released (the release records `condition_cleared_at`);
 - drawdown peaks of limits: every rise is kept (the caller may throttle persisting a
-  peak, never the value).
+  peak, never the value);
+- ladder steps of limits (issue 15): a step whose level (`at_pct` % of the threshold)
+  the metric reached (an undefined metric reaches every step) and that is not latched
+  is latched and acted on, unless the desk's `alert_cooldown_seconds`, counted from
+  the step's last *live* action, has not passed; a latched step whose metric is back
+  under its level is released (`condition cleared`), and so is one whose limit, step
+  or symbol no longer applies.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from risk.constants import ActionStatus
 
 LIMIT_PREFIXES = ("limit:", "config:")
 STALE_PREFIX = "stale:"
+HUNDRED = Decimal(100)
+STEP_CLEARED, STEP_GONE = "condition cleared", "step no longer applies"  # why a ladder step is released
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,6 +53,14 @@ class LatchState:
         return self.dry_run or self.action_status != ActionStatus.SUCCEEDED
 
 
+@dataclass(slots=True, frozen=True)
+class StepLatch:
+    """A latched ladder step (a `LadderTrip`)."""
+
+    trip_id: object
+    latch_key: str
+
+
 @dataclass(slots=True)
 class OpenState:
     """What is open and latched for one user now."""
@@ -52,6 +69,28 @@ class OpenState:
     cooling: dict = field(default_factory=dict)  # {dedup key: resolved_at} within the alert cooldown
     latched: dict = field(default_factory=dict)  # {(breaker_id, latch_key): LatchState}
     last_action: dict = field(default_factory=dict)  # {(breaker_id, latch_key): when the last live action ran}
+    steps: dict = field(default_factory=dict)  # {ladder latch key: StepLatch}
+    step_last_action: dict = field(default_factory=dict)  # {ladder latch key: when its last live action ran}
+
+
+@dataclass(slots=True, frozen=True)
+class StepHit:
+    """A ladder step whose level the limit's metric reached."""
+
+    key: str
+    status: object  # the assess.LimitStatus of the limit (and symbol)
+    at_pct: Decimal
+    action: str
+
+    @property
+    def level(self) -> Decimal:
+        return self.status.threshold * self.at_pct / HUNDRED
+
+
+def ladder_key(status, at_pct: Decimal) -> str:
+    """The latch key of one step of a limit's ladder, for one symbol (position_size)
+    or the whole book (`*`)."""
+    return f"ladder:{status.limit_id}:{status.symbol or '*'}:{at_pct:f}"
 
 
 @dataclass(slots=True)
@@ -70,11 +109,16 @@ class Decision:
     held: list = field(default_factory=list)  # [HeldHit] waiting for their cooldown
     release: list = field(default_factory=list)  # [(LatchState, reason)]
     peaks: dict = field(default_factory=dict)  # {limit_id: {account_id: peak}}
+    step_latch: list = field(default_factory=list)  # [StepHit] to latch and act on
+    step_held: list = field(default_factory=list)  # [HeldHit] of StepHits waiting for their cooldown
+    step_release: list = field(default_factory=list)  # [(StepLatch, reason)]
 
     @property
     def writes_state(self) -> bool:
         """Something beyond drawdown peaks must be written."""
-        return bool(self.raise_alerts or self.resolve_keys or self.latch or self.release)
+        return bool(
+            self.raise_alerts or self.resolve_keys or self.latch or self.release or self.step_latch or self.step_release
+        )
 
 
 def managed_prefixes(*, breakers_evaluated: bool) -> tuple[str, ...]:
@@ -99,7 +143,30 @@ def outcome_decide(*, computed, state: OpenState, config, now: datetime) -> Deci
         decision.raise_alerts[key] = spec
     if computed.breakers is not None:
         _trips_decide(decision, computed=computed, state=state, config=config, now=now)
+    _steps_decide(decision, statuses=computed.limits.statuses, state=state, cooldown=cooldown, now=now)
     return decision
+
+
+def _steps_decide(decision: Decision, *, statuses: list, state: OpenState, cooldown: timedelta, now: datetime) -> None:
+    """Which ladder steps to latch (or hold for their cooldown) and release."""
+    reached, applies = set(), set()
+    for status in statuses:
+        for at_pct, action in status.ladder:
+            step = StepHit(key=ladder_key(status, at_pct), status=status, at_pct=at_pct, action=action)
+            applies.add(step.key)
+            if status.value is not None and status.value < step.level:
+                continue
+            reached.add(step.key)
+            if step.key in state.steps:
+                continue
+            last = state.step_last_action.get(step.key)
+            if last is not None and now < last + cooldown:
+                decision.step_held.append(HeldHit(hit=step, until=last + cooldown))
+            else:
+                decision.step_latch.append(step)
+    for key, latch in state.steps.items():
+        if key not in reached:
+            decision.step_release.append((latch, STEP_CLEARED if key in applies else STEP_GONE))
 
 
 def _trips_decide(decision: Decision, *, computed, state: OpenState, config, now: datetime) -> None:

@@ -26,6 +26,7 @@ platform database is (channels-redis may shard; this does not).
 import time
 from decimal import Decimal
 
+from etrms.formatting import decimal_plain
 from etrms.redis_client import platform_redis
 from risk.constants import VOLATILITY_WINDOW_RANGE
 
@@ -125,7 +126,7 @@ def _key(market: str) -> str:
 
 
 def _floor_text(floor) -> str:
-    return format(Decimal(str(floor)).normalize(), "f")
+    return decimal_plain(Decimal(str(floor)))
 
 
 def _candidates_key(window: int, floor) -> str:

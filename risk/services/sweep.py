@@ -4,7 +4,7 @@ action (risk.services.trips.trips_recover)."""
 
 import logging
 
-from accounts.models import ExchangeAccount
+from accounts.selectors import account_user_ids
 from risk.services.evaluation import evaluation_run
 from risk.services.trips import trips_recover
 
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 def users_with_exposure() -> list:
     """Every user with an exchange account (the sweep's population)."""
-    return list(ExchangeAccount.objects.values_list("user_id", flat=True).distinct())
+    return account_user_ids()
 
 
 def evaluation_sweep(*, user_id=None, symbol=None) -> dict:
@@ -21,7 +21,7 @@ def evaluation_sweep(*, user_id=None, symbol=None) -> dict:
     recovered = trips_recover()
     user_ids = [user_id] if user_id is not None else users_with_exposure()
     levels: dict[str, int] = {}
-    raised = resolved = trips = failures = 0
+    raised = resolved = trips = steps = failures = 0
     for uid in user_ids:
         try:
             result = evaluation_run(user_id=uid, symbol=symbol)
@@ -33,6 +33,7 @@ def evaluation_sweep(*, user_id=None, symbol=None) -> dict:
         raised += len(result.alerts_raised)
         resolved += len(result.alerts_resolved)
         trips += result.new_trips
+        steps += len(result.ladder_trips)
     if failures and failures == len(user_ids):
         raise RuntimeError(f"evaluation failed for all {failures} user(s)")
     return {
@@ -41,6 +42,7 @@ def evaluation_sweep(*, user_id=None, symbol=None) -> dict:
         "alerts_raised": raised,
         "alerts_resolved": resolved,
         "new_trips": trips,
+        "new_ladder_steps": steps,
         "recovered_trips": recovered,
         "failures": failures,
     }

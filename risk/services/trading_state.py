@@ -38,10 +38,6 @@ class Effective:
     reason: str
 
 
-def strictest(*states: str) -> str:
-    return max(states, key=STRICTNESS.__getitem__, default=S.ACTIVE)
-
-
 def trading_states_load(*, user_id, exchange: str | None = None, all_exchanges: bool = False) -> list[TradingState]:
     """The rows that apply to `user_id` (one query): the desk's, the user's, and the
     exchange's (`exchange`) or every exchange's (`all_exchanges`)."""
@@ -69,6 +65,18 @@ def effective_of(rows: list[TradingState], *, exchange: str | None = None) -> Ef
 
 def trading_state_effective(*, user_id, exchange: str | None = None) -> Effective:
     return effective_of(trading_states_load(user_id=user_id, exchange=exchange), exchange=exchange)
+
+
+def trading_states_effective(*, user_ids: list) -> tuple[Effective, dict]:
+    """(the desk's state, {user_id: the user's effective state}) in one query: the
+    strictest of the desk and the user's own level (no exchange named, as `GET
+    /risk/trading-state` answers without `?exchange=`)."""
+    rows = list(TradingState.objects.filter(level__in=(TradingLevel.DESK, TradingLevel.USER)))
+    desk = [row for row in rows if row.level == TradingLevel.DESK]
+    by_user = {
+        user_id: effective_of(desk + [row for row in rows if str(row.user_id) == str(user_id)]) for user_id in user_ids
+    }
+    return effective_of(desk), by_user
 
 
 def _scope(level: str, exchange: str | None, user_id) -> dict:
@@ -102,14 +110,12 @@ def _describe_scope(row: TradingState) -> str:
 
 
 def _affected_user_ids(row: TradingState) -> list:
-    from accounts.models import ExchangeAccount
+    from accounts.selectors import account_user_ids
 
     if row.level == TradingLevel.USER:
         return [row.user_id]
-    accounts = ExchangeAccount.objects.all()
-    if row.level == TradingLevel.EXCHANGE:
-        accounts = accounts.filter(exchange=row.exchange)
-    return sorted(set(accounts.values_list("user_id", flat=True)), key=str)
+    exchange = row.exchange if row.level == TradingLevel.EXCHANGE else None
+    return sorted(account_user_ids(exchange=exchange), key=str)
 
 
 def _alert_change(row: TradingState, previous: str, who: str) -> list[RiskAlert]:

@@ -1,6 +1,7 @@
 """What a circuit breaker trip does (SPEC §5): its action through the exchange layer,
 or on a dry run the words of what it would have done; the outcome recorded on the trip
-and in its critical alert.
+and in its critical alert. A ladder step's trip (`LadderTrip`, issue 15) runs through
+the same machinery; what it acts on is risk.services.ladder_actions'.
 
 Success means filled, as the venue reports it: an order acknowledged but not (fully)
 filled is recorded as partial or failed, escalated in the alert and retried on the
@@ -23,23 +24,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
+from etrms.formatting import decimal_plain
 from etrms.metrics import BREAKER_ACTIONS
 from risk.constants import DEFAULT_REDUCE_PCT, ActionStatus, BreakerAction, ConditionType
-from risk.models import BreakerTrip
+from risk.models import BreakerTrip, LadderTrip
 from risk.services.alerts import alert_escalate
 
 logger = logging.getLogger(__name__)
 
 RETRY_JOB = "breaker_action_retry"
+LADDER_RETRY_JOB = "ladder_action_retry"
 ACTION_LEASE_SECONDS = 120  # longer than any exchange call with its retries
 HUNDRED = Decimal(100)
 RUNNABLE = (ActionStatus.PENDING, ActionStatus.FAILED, ActionStatus.PARTIAL)
 # Issue 15: actions on the position owner's user-level trading state, and the state each sets.
 STATE_ACTIONS = {BreakerAction.SET_REDUCING: "reducing", BreakerAction.HALT_TRADING: "halted"}
-
-
-def fmt(value) -> str:
-    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
 
 
 def client_order_id_for(trip_id, seq: int = 0) -> str:
@@ -49,6 +48,13 @@ def client_order_id_for(trip_id, seq: int = 0) -> str:
     return base if seq == 0 else f"{base}-{seq}"
 
 
+def trip_params(trip) -> dict:
+    """The additional_params of a breaker trip's breaker ({} for a ladder step, or a
+    breaker deleted since)."""
+    breaker = getattr(trip, "breaker", None)
+    return breaker.additional_params if breaker is not None else {}
+
+
 def _reduce_pct(additional_params: dict) -> Decimal:
     return Decimal(str(additional_params.get("reduce_pct", DEFAULT_REDUCE_PCT)))
 
@@ -56,13 +62,12 @@ def _reduce_pct(additional_params: dict) -> Decimal:
 def _targets(trip: BreakerTrip) -> list:
     """The open positions the action acts on: the trip's position, or for a streak
     every leg the account holds in that symbol (both sides in hedge mode)."""
-    from accounts.models import Position
+    from accounts.selectors import position_get, position_list
 
-    positions = Position.objects.select_related("account")
     if trip.condition_type == ConditionType.CONSECUTIVE_LOSSES and trip.latch_key.startswith("streak:"):
         _, account_id, symbol = trip.latch_key.split(":", 2)
-        return list(positions.filter(account_id=int(account_id), symbol=symbol, closed_at__isnull=True))
-    position = positions.filter(pk=trip.position_ref).first()
+        return list(position_list(account_id=int(account_id), symbol=symbol))
+    position = position_get(position_id=trip.position_ref)
     if position is None:
         raise LookupError(f"position {trip.position_ref} no longer exists")
     return [position] if position.closed_at is None else []
@@ -77,19 +82,24 @@ def _describe(trip: BreakerTrip, position, params: dict) -> tuple[str, str, Deci
         return f"cancel all open {trip.symbol} orders on {trip.exchange}", "", None
     if trip.action in STATE_ACTIONS:
         return f"set the position owner's trading state to {STATE_ACTIONS[trip.action]}", "", None
-    held = f"the {side} {fmt(size)} {trip.symbol} position on {trip.exchange}"
+    held = f"the {side} {decimal_plain(size)} {trip.symbol} position on {trip.exchange}"
     if trip.action == BreakerAction.CLOSE_POSITION:
-        return f"close {held} with a reduce-only market {order_side} of {fmt(size)}", order_side, size
+        return f"close {held} with a reduce-only market {order_side} of {decimal_plain(size)}", order_side, size
     pct = _reduce_pct(params)
     amount = size * pct / HUNDRED
-    return f"reduce {held} by {fmt(pct)}% with a reduce-only market {order_side} of {fmt(amount)}", order_side, amount
+    return (
+        f"reduce {held} by {decimal_plain(pct)}% with a reduce-only market {order_side} of {decimal_plain(amount)}",
+        order_side,
+        amount,
+    )
 
 
-def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: str, leg: dict) -> dict:
-    """Send the order for one position; `leg` holds what earlier attempts filled of it."""
+def order_send(position, *, close: bool, params: dict, client_order_id: str, leg: dict) -> dict:
+    """Send the reduce-only order for one position (`close`: all of it, else by
+    `reduce_pct`); `leg` holds what earlier attempts filled of it."""
     from accounts.services.trading import position_close, position_reduce
 
-    if trip.action == BreakerAction.CLOSE_POSITION:
+    if close:
         order = position_close(position=position, client_order_id=client_order_id)
         wanted = order.amount
     else:
@@ -99,21 +109,25 @@ def _order_one(trip: BreakerTrip, position, params: dict, *, client_order_id: st
         missing = target - Decimal(leg.get("filled") or 0)
         pct = min(HUNDRED, missing / position.size * HUNDRED)
         order = position_reduce(position=position, reduce_pct=pct, client_order_id=client_order_id)
-        leg["target"] = fmt(target)
+        leg["target"] = decimal_plain(target)
         wanted = missing
     if order.status == REJECTED:
-        raise RuntimeError(f"the exchange rejected order {order.id} ({order.status}, filled {fmt(order.filled)})")
-    leg["filled"] = fmt(Decimal(leg.get("filled") or 0) + order.filled)
+        raise RuntimeError(
+            f"the exchange rejected order {order.id} ({order.status}, filled {decimal_plain(order.filled)})"
+        )
+    leg["filled"] = decimal_plain(Decimal(leg.get("filled") or 0) + order.filled)
     # An order the venue left working (nothing or part filled) is cancelled before the
     # remainder is sent again, so the two can never both fill.
     leg["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
     return {
+        "exchange": position.account.exchange,
+        "symbol": position.symbol,
         "order_id": order.id,
         "client_order_id": order.client_order_id,
         "side": order.side,
-        "amount": fmt(order.amount),
-        "filled": fmt(order.filled),
-        "average_price": fmt(order.average_price) if order.average_price is not None else None,
+        "amount": decimal_plain(order.amount),
+        "filled": decimal_plain(order.filled),
+        "average_price": decimal_plain(order.average_price) if order.average_price is not None else None,
         "status": order.status,
         "complete": order.fully_filled and order.filled >= wanted,
     }
@@ -144,87 +158,107 @@ def _execute(trip: BreakerTrip, params: dict, seq: int) -> tuple[str, str, dict]
     for position in positions:
         suffix = f"-{position.side[0]}" if len(positions) > 1 else ""
         leg = dict(legs.get(position.side) or {})
-        orders.append(
-            _order_one(trip, position, params, client_order_id=client_order_id_for(trip.id, seq) + suffix, leg=leg)
-        )
+        close = trip.action == BreakerAction.CLOSE_POSITION
+        client_order_id = client_order_id_for(trip.id, seq) + suffix
+        orders.append(order_send(position, close=close, params=params, client_order_id=client_order_id, leg=leg))
         legs[position.side] = leg
-    complete = all(order["complete"] for order in orders)
-    filled_any = any(Decimal(order["filled"]) > 0 for order in orders)
     verb = (
         "Position closed"
         if trip.action == BreakerAction.CLOSE_POSITION
-        else f"Position reduced by {fmt(_reduce_pct(params))}%"
+        else f"Position reduced by {decimal_plain(_reduce_pct(params))}%"
     )
+    status, words = orders_outcome(orders, verb=verb)
+    return status, words, {"orders": orders, "legs": legs}
+
+
+def orders_outcome(orders: list, *, verb: str) -> tuple[str, str]:
+    """(status, words) of the orders an action sent: succeeded when every one filled
+    completely, partial when something filled, else failed."""
+    complete = all(order["complete"] for order in orders)
+    filled_any = any(Decimal(order["filled"]) > 0 for order in orders)
     if not complete:
         verb = "PARTIAL: not fully filled" if filled_any else "FAILED: not filled"
     words = "; ".join(
-        f"reduce-only market {o['side']} of {o['amount']} {trip.symbol} on {trip.exchange}, filled {o['filled']}"
+        f"reduce-only market {o['side']} of {o['amount']} {o['symbol']} on {o['exchange']}, filled {o['filled']}"
         + (f" at {o['average_price']}" if o["average_price"] else "")
         + f" (order {o['order_id']}, status {o['status']})"
         for o in orders
     )
     status = ActionStatus.SUCCEEDED if complete else (ActionStatus.PARTIAL if filled_any else ActionStatus.FAILED)
-    return status, f"{verb}: {words}", {"orders": orders, "legs": legs}
+    return status, f"{verb}: {words}"
 
 
-def _state_execute(trip: BreakerTrip) -> tuple[str, str, dict]:
+def state_action_run(*, user_id, state: str, reason: str, source: str) -> tuple[str, str, dict]:
     """`set_reducing` / `halt_trading` (issue 15): the owner's user level, only stricter."""
     from risk.services.trading_state import trading_state_tighten
 
-    state = STATE_ACTIONS[trip.action]
-    changed = trading_state_tighten(
-        level="user",
-        user_id=trip.user_id,
-        state=state,
-        reason=f"Circuit breaker {trip.breaker_name} tripped on {trip.exchange} {trip.symbol}",
-        source=f"circuit_breaker:{trip.breaker_name}",
-    )
+    changed = trading_state_tighten(level="user", user_id=user_id, state=state, reason=reason, source=source)
     words = f"Trading state of the position's owner set to {state}"
     if changed is None:
         words = f"The position owner's trading state was already {state} or stricter"
     return ActionStatus.SUCCEEDED, words, {"trading_state": state}
 
 
-def _lease(trip: BreakerTrip, now) -> bool:
+def _state_execute(trip: BreakerTrip) -> tuple[str, str, dict]:
+    return state_action_run(
+        user_id=trip.user_id,
+        state=STATE_ACTIONS[trip.action],
+        reason=f"Circuit breaker {trip.breaker_name} tripped on {trip.exchange} {trip.symbol}",
+        source=f"circuit_breaker:{trip.breaker_name}",
+    )
+
+
+def _lease(trip: BreakerTrip | LadderTrip, now) -> bool:
     """Take the trip's action lease: False when another process holds it or the action
     is done."""
     return bool(
-        BreakerTrip.objects.filter(pk=trip.pk, action_status__in=RUNNABLE)
+        type(trip)
+        .objects.filter(pk=trip.pk, action_status__in=RUNNABLE)
         .filter(Q(action_lease_until__isnull=True) | Q(action_lease_until__lt=now))
         .update(action_lease_until=now + timedelta(seconds=ACTION_LEASE_SECONDS))
     )
 
 
-def trip_action_run(*, trip: BreakerTrip, additional_params: dict) -> BreakerTrip:
+def _dry_run_describe(trip: BreakerTrip, params: dict) -> tuple[str, dict]:
+    """(what the breaker's action would do, details) without sending anything."""
+    from accounts.selectors import position_get
+
+    position = position_get(position_id=trip.position_ref)
+    words, order_side, amount = _describe(trip, position, params)
+    return words, {"would": trip.action, "side": order_side, "amount": decimal_plain(amount) if amount else None}
+
+
+def trip_action_run(*, trip: BreakerTrip | LadderTrip, additional_params: dict) -> BreakerTrip | LadderTrip:
     """Run the trip's action (or describe it on a dry run) and record the outcome. A
     failed, partial or unfilled action is escalated in the alert and queued for retry
     on the critical queue. Does nothing while another process runs it."""
+    from risk.services import ladder_actions
+
     if not _lease(trip, timezone.now()):
         trip.refresh_from_db()
         return trip
+    ladder = isinstance(trip, LadderTrip)
     trip.action_attempts += 1
     seq = int(trip.action_details.get("order_seq", 0)) if trip.action_details else 0
     if trip.dry_run:
-        from accounts.models import Position
-
-        position = Position.objects.filter(pk=trip.position_ref).first()
-        words, order_side, amount = _describe(trip, position, additional_params)
+        words, trip.action_details = (ladder_actions.describe if ladder else _dry_run_describe)(trip, additional_params)
         trip.action_status = ActionStatus.DRY_RUN
         trip.action_result = f"Dry run: would {words}; nothing was sent"
-        trip.action_details = {"would": trip.action, "side": order_side, "amount": fmt(amount) if amount else None}
     else:
         try:
-            trip.action_status, trip.action_result, details = _execute(trip, additional_params, seq)
+            execute = ladder_actions.execute if ladder else _execute
+            trip.action_status, trip.action_result, details = execute(trip, additional_params, seq)
             # The venue is done with an order that did not fill: the next attempt is a new order.
             next_seq = seq + 1 if trip.action_status != ActionStatus.SUCCEEDED else seq
             trip.action_details = {**details, "order_seq": next_seq}
             trip.action_error = "" if trip.action_status == ActionStatus.SUCCEEDED else trip.action_result
         except Exception as exc:  # an action that fails must be loud, whatever failed
             detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-            logger.warning("Breaker %s trip %s: action %s failed: %s", trip.breaker_name, trip.id, trip.action, detail)
+            logger.warning("Trip %s (%s): action %s failed: %s", trip.id, trip, trip.action, detail)
             trip.action_status = ActionStatus.FAILED
             trip.action_error = str(detail)
-            trip.action_result = f"FAILED: {trip.action} on {trip.symbol} ({trip.exchange}): {detail}"
+            where = (trip.symbol or "every symbol") if ladder else f"{trip.symbol} ({trip.exchange})"
+            trip.action_result = f"FAILED: {trip.action} on {where}: {detail}"
             trip.action_details = {**(trip.action_details or {}), "order_seq": seq}
     trip.action_lease_until = None
     BREAKER_ACTIONS.labels(trip.action, trip.action_status).inc()
@@ -266,21 +300,21 @@ def _alert_follow(trip: BreakerTrip, *, failed: bool) -> None:
     alert_escalate(alert=alert, message=message, metadata=metadata)
 
 
-def _retry_enqueue(trip: BreakerTrip) -> None:
+def _retry_enqueue(trip: BreakerTrip | LadderTrip) -> None:
     from jobs.services.lifecycle import job_enqueue
 
-    job_enqueue(user=None, name=RETRY_JOB, args={"trip_id": str(trip.id)}, priority="critical")
+    name = LADDER_RETRY_JOB if isinstance(trip, LadderTrip) else RETRY_JOB
+    job_enqueue(user=None, name=name, args={"trip_id": str(trip.id)}, priority="critical")
 
 
-def trip_action_retry(*, trip_id) -> dict:
-    """`breaker_action_retry`: run a failed or partial action again; raises if it does
-    not succeed, so the job machinery retries it and finally dead-letters it (the trip
-    stays failed, the alert escalated)."""
-    trip = BreakerTrip.objects.select_related("alert", "breaker").get(pk=trip_id)
+def trip_action_retry(*, trip_id, model: type = BreakerTrip) -> dict:
+    """`breaker_action_retry` / `ladder_action_retry` (`model` LadderTrip): run a failed
+    or partial action again; raises if it does not succeed, so the job machinery
+    retries it and finally dead-letters it (the trip stays failed, the alert escalated)."""
+    trip = model.objects.select_related("alert").get(pk=trip_id)
     if trip.action_status in (ActionStatus.SUCCEEDED, ActionStatus.DRY_RUN):
         return {"trip_id": str(trip.id), "status": trip.action_status, "result": trip.action_result}
-    params = trip.breaker.additional_params if trip.breaker is not None else {}
-    trip = trip_action_run(trip=trip, additional_params=params)
+    trip = trip_action_run(trip=trip, additional_params=trip_params(trip))
     if trip.action_status != ActionStatus.SUCCEEDED:
         raise RuntimeError(trip.action_result)
     return {"trip_id": str(trip.id), "status": trip.action_status, "result": trip.action_result}

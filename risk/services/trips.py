@@ -17,31 +17,24 @@ dry-run trip never blocks a live action.
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from etrms.formatting import decimal_plain, json_numbers
 from etrms.metrics import BREAKER_TRIPS
 from risk.constants import ActionStatus, AlertSeverity, AlertType
-from risk.models import BreakerTrip, CircuitBreaker
+from risk.models import BreakerTrip, CircuitBreaker, LadderTrip
 from risk.services import hooks
 from risk.services.alerts import AlertSpec, alert_raise
 from risk.services.common import actor_id
-from risk.services.trip_actions import client_order_id_for, fmt, trip_action_run
+from risk.services.ladder import ladder_trips_release
+from risk.services.trip_actions import client_order_id_for, trip_action_run, trip_params
 
 logger = logging.getLogger(__name__)
 
 STUCK_AFTER_SECONDS = 30  # a latched trip not acted on by then lost its process
-
-
-def _plain(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
 
 
 def trip_latch(*, hit, dry_run: bool, now=None) -> BreakerTrip | None:
@@ -70,7 +63,7 @@ def trip_latch(*, hit, dry_run: bool, now=None) -> BreakerTrip | None:
             triggered_at=now,
             dry_run=dry_run,
             context={
-                **_plain(hit.context),
+                **json_numbers(hit.context),
                 "side": position.side,
                 "size": float(position.size),
                 "mark_price": float(position.mark_price),
@@ -112,7 +105,7 @@ def _alert_metadata(trip: BreakerTrip, description: str = "") -> dict:
         "symbol": trip.symbol,
         "position_id": trip.position_ref,
         "trip_id": str(trip.id),
-        "threshold": fmt(trip.threshold),
+        "threshold": decimal_plain(trip.threshold),
         "context": {key: value for key, value in trip.context.items() if key != "summary"},
         "action": trip.action,
         "dry_run": trip.dry_run,
@@ -178,14 +171,18 @@ def trip_rearm(*, actor, trip: BreakerTrip) -> BreakerTrip:
 
 
 def dry_run_trips_release(*, actor, reason: str, breaker: CircuitBreaker | None = None) -> int:
-    """Release the latches of trips made under dry run (of `breaker`, or all): dry run
-    was switched off or the breaker enabled again, and a dry-run trip must never block
-    the live action (SPEC §5). Recorded on each trip with who and why."""
+    """Release the latches of trips made under dry run (of `breaker`, or all, ladder
+    steps included): dry run was switched off or the breaker enabled again, and a
+    dry-run trip must never block the live action (SPEC §5). Recorded on each trip with
+    who and why."""
     trips = BreakerTrip.objects.filter(released_at__isnull=True, dry_run=True)
     if breaker is not None:
         trips = trips.filter(breaker=breaker)
     trip_ids = list(trips.values_list("pk", flat=True))
     released = trips_release(trip_ids=trip_ids, reason=reason, actor=actor)
+    if breaker is None:
+        steps = LadderTrip.objects.filter(released_at__isnull=True, dry_run=True).values_list("pk", flat=True)
+        released += ladder_trips_release(trip_ids=list(steps), reason=reason, now=timezone.now(), actor=actor)
     hooks.breakers_changed()
     if released:
         logger.info("Released %d dry-run trip latch(es): %s", released, reason)
@@ -193,24 +190,25 @@ def dry_run_trips_release(*, actor, reason: str, breaker: CircuitBreaker | None 
 
 
 def trips_recover(*, now=None) -> int:
-    """The sweep's recovery step: run the action of live trips latched but never acted
-    on (the process died between latch and action), or whose action's process died
-    (its lease lapsed), with the same client order id. Returns how many were run."""
+    """The sweep's recovery step: run the action of live trips (a breaker's or a ladder
+    step's) latched but never acted on (the process died between latch and action), or
+    whose action's process died (its lease lapsed), with the same client order id.
+    Returns how many were run."""
     now = now or timezone.now()
-    stuck = (
-        BreakerTrip.objects.filter(
-            released_at__isnull=True,
-            dry_run=False,
-            action_status=ActionStatus.PENDING,
-            triggered_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS),
-        )
-        .filter(Q(action_lease_until__isnull=True) | Q(action_lease_until__lt=now))
-        .select_related("breaker", "alert")
-    )
     count = 0
-    for trip in stuck:
-        logger.warning("Breaker trip %s latched at %s was never acted on: acting now", trip.id, trip.triggered_at)
-        params = trip.breaker.additional_params if trip.breaker is not None else {}
-        trip_action_run(trip=trip, additional_params=params)
-        count += 1
+    for model in (BreakerTrip, LadderTrip):
+        stuck = (
+            model.objects.filter(
+                released_at__isnull=True,
+                dry_run=False,
+                action_status=ActionStatus.PENDING,
+                triggered_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS),
+            )
+            .filter(Q(action_lease_until__isnull=True) | Q(action_lease_until__lt=now))
+            .select_related("alert")
+        )
+        for trip in stuck:
+            logger.warning("Trip %s (%s) was never acted on: acting now", trip.id, trip)
+            trip_action_run(trip=trip, additional_params=trip_params(trip))
+            count += 1
     return count

@@ -64,7 +64,18 @@ def test_filters(trader_client, trader, query, expected):
     assert len(trader_client.get(f"{URL}?{query}").json()["alerts"]) == expected
 
 
-@pytest.mark.parametrize("query", ["status=open", "severity=urgent", "limit=0", "limit=-3", "limit=ten"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=open",
+        "severity=urgent",
+        "alert_type=Not-A-Type",
+        "status=triggered&status=resolved",
+        "limit=0",
+        "limit=-3",
+        "limit=ten",
+    ],
+)
 def test_bad_filters_are_400s(trader_client, query):
     assert_error(trader_client.get(f"{URL}?{query}"), 400)
 

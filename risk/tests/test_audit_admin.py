@@ -126,6 +126,7 @@ def test_global_config_change_in_admin_is_audited(officer_admin, officer):
         "monitoring_interval_seconds": "60",
         "alert_cooldown_seconds": "300",
         "max_price_age_seconds": "10",
+        "escalate_after_seconds": "300",
     }
     response = officer_admin.post(url, form)
     assert response.status_code == 302, response.content[:2000]

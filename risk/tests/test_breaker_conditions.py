@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.selectors.books import PositionView
+from accounts.services.marks import position_mark_apply
 from risk.services.assess import BreakerInputs, breakers_assess
-from risk.services.snapshots import Book, BreakerView, ConfigView, PositionView
+from risk.services.snapshots import Book, BreakerView, ConfigView
 
 D = Decimal
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -55,7 +57,7 @@ def position(
         peak_entry_notional=abs(D(size) * D(entry)),
     )
     for index, mark in enumerate(marks):
-        assert view.mark_apply(D(mark), NOW - timedelta(seconds=len(marks) - index))
+        assert position_mark_apply(view, price=D(mark), at=NOW - timedelta(seconds=len(marks) - index))
     return view
 
 
@@ -117,11 +119,11 @@ def test_max_drawdown_counts_realized_pnl_and_ignores_size_changes():
     p = position(size="10", entry="100", marks=("130",))  # peak +300
     # half closed at 130: +150 realized, the rest still open at 130 -> PnL unchanged
     p.realized_pnl, p.size = D(150), D(5)
-    p.mark_apply(D(130), NOW)
+    position_mark_apply(p, price=D(130), at=NOW)
     assert p.realized_pnl + p.unrealized_pnl == 300
     assert not trips(breaker("max_drawdown", D("0.0001")), p)  # size change alone never trips
     # PnL 150 + 90 = 240: fell 60 = 6% of the peak entry notional 1,000 (not 12% of the 500 left)
-    p.mark_apply(D(118), NOW + timedelta(seconds=1))
+    position_mark_apply(p, price=D(118), at=NOW + timedelta(seconds=1))
     assert trips(breaker("max_drawdown", D(6)), p)
     assert not trips(breaker("max_drawdown", D("6.0001")), p)
 

@@ -219,7 +219,7 @@ def test_symbol_cap_counts_the_whole_desk(trader, make_user, on_commit):
     books.position(books.account(other), "BTCUSDT", "long", size="2", entry="100")  # 200
     from risk.services.config import symbol_config_update
 
-    symbol_config_update(actor=None, symbol="BTCUSDT", settings={"max_position_size": "500"})
+    symbol_config_update(actor=None, symbol="BTCUSDT", max_position_size=Decimal("500"))
     on_commit()
     result = evaluation_out(evaluation_run(user_id=trader.pk))
     (violation,) = result["violations"]
@@ -248,7 +248,7 @@ def test_global_exposure_cap_and_exchange_cap(trader, make_user, on_commit):
     config.save()
     from risk.services.config import exchange_config_update
 
-    exchange_config_update(actor=None, exchange="binanceusdm", settings={"max_exposure": "2000"})
+    exchange_config_update(actor=None, exchange="binanceusdm", max_exposure=Decimal("2000"))
     on_commit()
     result = evaluation_out(evaluation_run(user_id=trader.pk))
     assert [(v["cap"], v["current_value"]) for v in result["violations"]] == [("max_total_exposure", "1100.00")]
@@ -261,7 +261,7 @@ def test_symbol_leverage_cap_is_per_position(trader, on_commit):
     books.position(acct, "BTCUSDT", "long", leverage="20")
     from risk.services.config import symbol_config_update
 
-    symbol_config_update(actor=None, symbol="BTCUSDT", settings={"max_leverage": "10"})
+    symbol_config_update(actor=None, symbol="BTCUSDT", max_leverage=Decimal("10"))
     on_commit()
     violations = evaluation_out(evaluation_run(user_id=trader.pk))["violations"]
     assert [(v["limit_type"], v["current_value"], v["threshold"]) for v in violations] == [
@@ -424,7 +424,7 @@ def test_version_bump_reloads_the_configuration(trader, on_commit):
     post_save.disconnect(sender=GlobalConfig, dispatch_uid="test-cache-GlobalConfig")  # the real mechanism only
     before = config_view_get()
     assert config_view_get() is before  # cached while the version stands
-    global_config_update(actor=None, settings={"max_leverage": "3"})
+    global_config_update(actor=None, max_leverage=Decimal("3"))
     assert config_view_get().max_leverage is None  # not committed yet: still the cached view (no_caps)
     on_commit()
     after = config_view_get()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import AccountDay, Balance, ExchangeAccount, Position
+from etrms.formatting import decimal_str
 from risk.api.outputs import evaluation_out
-from risk.formatting import decimal_str
 from risk.models import GlobalConfig, RiskLimit
 from risk.services.evaluation import evaluation_run
 from risk.services.snapshots import config_cache_clear

@@ -19,8 +19,12 @@ Checked after every step:
   trips) dry run is switched off, and acts again only once the breaker's cooldown since
   the last LIVE action has passed; a dry-run trip never blocks the live action;
 - A's risk level is the model's (critical while a latched trip leaves a position exposed);
-- B's open alerts, trips (breaker, latch, released or not and why, action status) and
-  risk level are A's.
+- A's ladder steps (issue 15: the total_exposure limit's ladder) are the model's: a
+  step latches and acts once per crossing of its level, raises its alert, is released
+  (its alert resolved) when the exposure is back under it, and acts again only once
+  `alert_cooldown_seconds` since its last LIVE action have passed;
+- B's open alerts, trips (breaker, latch, released or not and why, action status),
+  ladder steps and risk level are A's.
 """
 
 from dataclasses import dataclass
@@ -50,7 +54,7 @@ from accounts.services.marks import positions_marks_update
 from accounts.services.paper import paper_market_upsert, paper_order_execute, paper_price_set
 from accounts.services.sync import account_sync
 from etrms.redis_client import platform_redis
-from risk.models import BreakerTrip, GlobalConfig, RiskAlert, RiskLimit
+from risk.models import BreakerTrip, GlobalConfig, LadderTrip, RiskAlert, RiskLimit
 from risk.services import assess
 from risk.services.config import global_config_update
 from risk.services.evaluation import compute, evaluation_run
@@ -74,6 +78,8 @@ ALERT_COOLDOWN = 60
 # Limits (per user): position_size on each symbol with a warning, total_exposure, drawdown.
 POSITION_SIZE = {"threshold": D(1000), "warning": D(700)}
 TOTAL_EXPOSURE = {"threshold": D(1500), "warning": None}
+# Its graded ladder (steps that leave positions alone, so the book stays the trader's).
+LADDER = [{"at_pct": "50", "do": "alert"}, {"at_pct": "90", "do": "cancel_orders"}]
 DRAWDOWN = {"threshold": D("0.5"), "warning": D("0.3")}  # percent of the account's peak equity
 # Breakers (the desk's): a stop-loss, a size breaker, a losing streak.
 STOP_LOSS = D(300)  # unrealized PnL <= -300
@@ -100,6 +106,19 @@ class ModelTrip:
 
 
 @dataclass
+class ModelStep:
+    at_pct: Decimal
+    triggered_at: object
+    dry_run: bool
+    status: str  # dry_run | succeeded
+    released_at: object = None
+    reason: str = ""
+
+    def row(self) -> tuple:
+        return (self.at_pct, self.triggered_at, self.dry_run, self.status, self.released_at, self.reason)
+
+
+@dataclass
 class ModelBreaker:
     name: str
     kind: str  # pnl | max_position_size | consecutive_losses
@@ -121,6 +140,8 @@ class Reference:
         self.cutoffs: dict = {}  # {(breaker, role): officer's re-arm of the streak}
         self.dry_run = True
         self.level = "low"
+        self.steps: list[ModelStep] = []
+        self.step_last_live: dict = {}  # {at_pct: when its last live action ran}
 
     # facts
     @staticmethod
@@ -147,6 +168,28 @@ class Reference:
     def latched(self) -> dict:
         return {(t.breaker, t.unit): t for t in self.trips if t.released_at is None}
 
+    def latched_steps(self) -> dict:
+        return {step.at_pct: step for step in self.steps if step.released_at is None}
+
+    def ladder_evaluate(self, exposure: Decimal, now) -> None:
+        """Each step acts once per crossing of at_pct % of the threshold, is released when
+        the exposure is back under it, and re-acts only after the alert cooldown since
+        its last live action."""
+        latched = self.latched_steps()
+        for step in LADDER:
+            at_pct = D(step["at_pct"])
+            reached = exposure >= TOTAL_EXPOSURE["threshold"] * at_pct / HUNDRED
+            if not reached:
+                if at_pct in latched:
+                    latched[at_pct].released_at, latched[at_pct].reason = now, "condition cleared"
+                continue
+            last = self.step_last_live.get(at_pct)
+            if at_pct in latched or (last is not None and now < last + timedelta(seconds=ALERT_COOLDOWN)):
+                continue
+            self.steps.append(ModelStep(at_pct, now, self.dry_run, "dry_run" if self.dry_run else "succeeded"))
+            if not self.dry_run:
+                self.step_last_live[at_pct] = now
+
     # one evaluation at `now`
     def evaluate(self, book: dict, now) -> None:
         positions = book["positions"]
@@ -160,6 +203,7 @@ class Reference:
         drawdown = (self.peak - equity) / self.peak * HUNDRED if self.peak > 0 else ZERO
         statuses = [("position_size", role, value, POSITION_SIZE) for role, value in net.items()]
         statuses.append(("total_exposure", None, sum(net.values(), ZERO), TOTAL_EXPOSURE))
+        self.ladder_evaluate(sum(net.values(), ZERO), now)
         statuses.append(("drawdown", None, drawdown, DRAWDOWN))
 
         wanted = set()
@@ -226,7 +270,7 @@ class Reference:
 
     def dry_run_set(self, value: bool, now) -> None:
         if self.dry_run and not value:
-            for trip in self.latched().values():
+            for trip in [*self.latched().values(), *self.latched_steps().values()]:
                 if trip.dry_run:
                     trip.released_at, trip.reason = now, "dry run switched off"
         self.dry_run = value
@@ -282,7 +326,11 @@ class EvaluationPaths(RuleBasedStateMachine):
                 set_by=user,
             )
             RiskLimit.objects.create(
-                user=user, limit_type="total_exposure", threshold_value=TOTAL_EXPOSURE["threshold"], set_by=user
+                user=user,
+                limit_type="total_exposure",
+                threshold_value=TOTAL_EXPOSURE["threshold"],
+                set_by=user,
+                ladder=LADDER,
             )
             RiskLimit.objects.create(
                 user=user,
@@ -417,7 +465,7 @@ class EvaluationPaths(RuleBasedStateMachine):
         """An officer switches dry run off (releasing dry-run latches) or on again."""
         self.now += timedelta(seconds=1)
         value = not self.model.dry_run
-        global_config_update(actor=self.officer, settings={"dry_run": value})
+        global_config_update(actor=self.officer, dry_run=value)
         platform_redis().incr(INDEX_VERSION_KEY)  # what the service's after-commit hook does
         self.model.dry_run_set(value, self.now)
         self._step(a_event=lambda: None, b_event=self._index_sweep)
@@ -445,7 +493,7 @@ class EvaluationPaths(RuleBasedStateMachine):
         if not self.ready:
             return
         open_a = _open_alerts(self.users["A"])
-        limit_alerts = sorted(key for key in open_a if key[0] != "circuit_breaker")
+        limit_alerts = sorted(key for key in open_a if key[0] not in ("circuit_breaker", "ladder_step"))
         assert len(limit_alerts) == len(set(limit_alerts)), f"two open alerts for one (limit, level): {limit_alerts}"
         assert set(limit_alerts) == self.model.open_alerts, (limit_alerts, sorted(self.model.open_alerts, key=repr))
 
@@ -458,6 +506,14 @@ class EvaluationPaths(RuleBasedStateMachine):
         assert engine == model
         latched = [row[:2] for row in engine if row[5] is None]
         assert len(latched) == len(set(latched)), "two latched trips for one (breaker, latch)"
+
+    @invariant()
+    def ladder_steps_follow_the_reference(self):
+        if not self.ready:
+            return
+        assert _steps(self.users["A"]) == [step.row() for step in self.model.steps]
+        open_steps = [key for key in _open_alerts(self.users["A"]) if key[0] == "ladder_step"]
+        assert len(open_steps) == len(self.model.latched_steps()), "one open alert per latched step"
 
     @invariant()
     def risk_level_follows_the_reference(self):
@@ -473,6 +529,7 @@ class EvaluationPaths(RuleBasedStateMachine):
         self.index.peaks_flush()
         assert _open_alerts(self.users["B"]) == _open_alerts(self.users["A"])
         assert _comparable_trips(self.users["B"]) == _comparable_trips(self.users["A"])
+        assert _steps(self.users["B"]) == _steps(self.users["A"])
         assert _risk_level_now(self.users["B"]) == _risk_level_now(self.users["A"])
 
 
@@ -485,6 +542,15 @@ def _open_alerts(user) -> list:
 
 def _trips(user) -> list:
     return list(BreakerTrip.objects.filter(user=user).order_by("triggered_at", "breaker_name", "latch_key"))
+
+
+def _steps(user) -> list:
+    """The user's ladder steps as the model writes them, oldest first."""
+    rows = LadderTrip.objects.filter(user=user).order_by("triggered_at", "at_pct")
+    return [
+        (D(t.at_pct).normalize(), t.triggered_at, t.dry_run, t.action_status, t.released_at, t.release_reason)
+        for t in rows
+    ]
 
 
 def _latched_trips(user) -> list:
@@ -578,7 +644,7 @@ def test_index_dry_run_switched_off_then_a_tick_past_the_stop_acts_live(trader, 
     stopped_index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(85)}, at=t0)
     dry = BreakerTrip.objects.get()
     assert dry.dry_run
-    global_config_update(actor=officer, settings={"dry_run": False})
+    global_config_update(actor=officer, dry_run=False)
     platform_redis().incr(INDEX_VERSION_KEY)  # the service's after-commit hook
     dry.refresh_from_db()
     assert dry.released_at is not None

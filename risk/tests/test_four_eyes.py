@@ -16,7 +16,7 @@ CHANGES = "/api/v1/risk/limit-changes"
 
 @pytest.fixture
 def four_eyes():
-    global_config_update(actor=None, settings={"four_eyes": True})
+    global_config_update(actor=None, four_eyes=True)
 
 
 @pytest.fixture
@@ -107,6 +107,7 @@ def test_only_the_requester_withdraws_and_nothing_is_applied(
     assert second_officer_client.post(f"{CHANGES}/{change_id}/approve").status_code == 409
     assert threshold(officer_set_limit) == "10000.00"
     assert officer_client.get(CHANGES, {"status": "withdrawn"}).json()["count"] == 1
+    assert officer_client.get(CHANGES, {"status": "bogus"}).status_code == 400
 
 
 def test_a_limit_the_trader_set_is_loosened_at_once_and_traders_cannot_approve(

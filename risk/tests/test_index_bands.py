@@ -30,7 +30,8 @@ D = Decimal
 
 def _desk(user, *, drawdown_limit: bool = True):
     """BTC long 10 @ 100 and ETH short 20 @ 50 on a 10,000 account: limits of every
-    price-moved kind, the desk's own drawdown cap, and four price breakers."""
+    price-moved kind (position size with a ladder step at 87.5 %), the desk's own drawdown
+    cap, and four price breakers."""
     acct = books.account(user, balance="10000")
     books.position(acct, "BTCUSDT", "long", size="10", entry="100")
     books.position(acct, "ETHUSDT", "short", size="20", entry="50")
@@ -42,7 +43,13 @@ def _desk(user, *, drawdown_limit: bool = True):
         ("drawdown", None, "1.5", "1"),
     )[: None if drawdown_limit else -1]:
         RiskLimitFactory(
-            user=user, limit_type=kind, symbol=symbol, threshold_value=D(threshold), warning_value=D(warning)
+            user=user,
+            limit_type=kind,
+            symbol=symbol,
+            threshold_value=D(threshold),
+            warning_value=D(warning),
+            # A graded ladder step (issue 15) under the warning (BTC at 105): a level too.
+            ladder=[{"at_pct": "87.5", "do": "alert"}] if kind == "position_size" else [],
         )
     config = global_config_get()
     config.alert_cooldown_seconds = 0
@@ -149,3 +156,19 @@ def test_the_sweep_evaluates_only_users_whose_due_time_came(trader, make_user):
     written = index.sweep(now=t0 + timedelta(seconds=11))
     assert list(written) == [trader.pk] and index.evaluations == 4
     assert RiskAlert.objects.get(alert_type="data_stale").user_id == trader.pk
+
+
+def test_a_tick_reaching_a_ladder_step_under_the_warning_evaluates_its_owner(trader):
+    """position_size 1,200 (warning 1,100) with a ladder step at 87.5 % (1,050): BTC 10 @
+    100 ticking to 106 (1,060) reaches the step, far from the warning and threshold."""
+    books.position(books.account(trader), "BTCUSDT", "long", size="10", entry="100")
+    RiskLimitFactory(
+        user=trader,
+        threshold_value=D(1200),
+        warning_value=D(1100),
+        ladder=[{"at_pct": "87.5", "do": "alert"}],
+    )
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(100)})
+    assert index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(106)}) == {trader.pk}
+    assert "87.5% of its threshold" in RiskAlert.objects.get(user=trader).message

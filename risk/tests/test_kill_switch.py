@@ -27,7 +27,7 @@ D = Decimal
 
 
 def live():
-    global_config_update(actor=None, settings={"dry_run": False})
+    global_config_update(actor=None, dry_run=False)
 
 
 def open_size(account, symbol="BTCUSDT") -> Decimal:

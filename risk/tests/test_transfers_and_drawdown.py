@@ -50,7 +50,7 @@ def test_a_60000_realised_loss_then_a_100000_deposit_keeps_daily_pnl_at_minus_60
     """B2: the deposit used to turn daily PnL to +40,000 and clear the daily_loss limit
     and the desk cap."""
     RiskLimitFactory(user=trader, limit_type="daily_loss", symbol=None, threshold_value=D(50000), warning_value=None)
-    global_config_update(actor=None, settings={"daily_loss_limit": "55000"})
+    global_config_update(actor=None, daily_loss_limit=Decimal("55000"))
     trade(paper, "buy", 10, 50000)
     trade(paper, "sell", 10, 44000)  # realised -60,000
     paper_transfer(account=paper, amount=D(100000))
@@ -68,7 +68,7 @@ def test_a_withdrawal_is_never_drawdown_for_the_limit_or_the_desk_cap(trader, pa
     the user's drawdown limit and the desk's max_drawdown_pct cap; a real loss after it
     is measured from the lowered peak."""
     RiskLimitFactory(user=trader, limit_type="drawdown", symbol=None, threshold_value=D(10), warning_value=None)
-    global_config_update(actor=None, settings={"max_drawdown_pct": "20"})
+    global_config_update(actor=None, max_drawdown_pct=Decimal("20"))
     evaluation_run(user_id=trader.pk)  # the limit's peak: 1,000,000
     paper_transfer(account=paper, amount=D(-300000))
     account_sync(account=paper)
@@ -96,7 +96,7 @@ def test_a_deposit_raises_the_peak_so_a_later_loss_counts_from_there(trader, pap
 
 def test_an_officer_resets_the_desk_drawdown_peak(trader, officer, paper):
     """B8: an officer's audited reset of the account's peak clears a desk cap breach."""
-    global_config_update(actor=None, settings={"max_drawdown_pct": "20"})
+    global_config_update(actor=None, max_drawdown_pct=Decimal("20"))
     trade(paper, "buy", 10, 50000)
     mark(paper, 20000)  # -300,000 on 1,000,000
     result = evaluation_out(evaluation_run(user_id=trader.pk))

@@ -34,7 +34,7 @@ def losing_long(trader, make_exchange_account, binance_server):
     binance_server.set_price("BTCUSDT", 57000)
     account_sync(account=account)
     CircuitBreakerFactory(name="stop", condition_type="pnl", threshold=D(1000), action="close_position")
-    global_config_update(actor=None, settings={"dry_run": False})
+    global_config_update(actor=None, dry_run=False)
     return account
 
 

@@ -31,7 +31,7 @@ D = Decimal
 
 
 def live(officer) -> None:
-    global_config_update(actor=officer, settings={"dry_run": False})
+    global_config_update(actor=officer, dry_run=False)
 
 
 def long_lived_marks() -> None:
@@ -169,7 +169,7 @@ def test_dry_run_trip_then_breaker_disabled_and_enabled_again_under_live_acts(tr
     GlobalConfig.objects.update(dry_run=False)  # switched off by hand, no release for the disabled breaker
     dry.refresh_from_db()
     assert dry.released_at is None
-    breaker_update(actor=officer, breaker=breaker, updates={"enabled": True})
+    breaker_update(actor=officer, breaker=breaker, enabled=True)
     dry.refresh_from_db()
     assert dry.release_reason == "breaker enabled again" and dry.released_by == officer
     evaluation_run(user_id=trader.pk)

@@ -13,6 +13,7 @@ from accounts.models import ExchangeAccount, MonitoringState, Position
 from accounts.services.sync.reading import read_venue
 from accounts.services.sync.reconcile import SyncResult, reconcile
 from etrms.errors import Conflict, NotFound
+from etrms.formatting import iso_utc
 
 logger = logging.getLogger("accounts.sync")
 
@@ -72,7 +73,7 @@ def portfolio_sync(*, user_id, exchange: str | None = None) -> dict:
         "synced": bool(results) and all(not result.skipped for result in results),
         "positions_updated": sum(result.positions_updated for result in results),
         "balances_updated": sum(0 if result.skipped else 1 for result in results),
-        "synced_at": synced_at.isoformat().replace("+00:00", "Z"),
+        "synced_at": iso_utc(synced_at),
         "user_id": str(user_id),
         "accounts": [result.as_dict() for result in results],
     }

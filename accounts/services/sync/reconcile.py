@@ -27,6 +27,7 @@ from accounts.models import ClosedTrade, ExchangeAccount, Position
 from accounts.services.sync.fills import Segment, collapse, fills_walk, walk_agrees
 from accounts.services.sync.ledger import balance_update, day_update
 from accounts.services.sync.reading import VenueSnapshot, ms
+from etrms.formatting import iso_utc
 
 logger = logging.getLogger("accounts.sync")
 ZERO = Decimal(0)
@@ -57,7 +58,7 @@ class SyncResult:
             "synced": not self.skipped,
             "positions_updated": self.positions_updated,
             "balances_updated": 0 if self.skipped else 1,
-            "synced_at": None if self.synced_at is None else self.synced_at.isoformat().replace("+00:00", "Z"),
+            "synced_at": iso_utc(self.synced_at),
             "user_id": self.user_id,
             "account_id": self.account_id,
             "exchange": self.exchange,

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from etrms import embedded_redis
 
-PROJECT_APPS = ("accounts", "risk", "jobs", "realtime")
+PROJECT_APPS = ("accounts", "risk", "jobs", "realtime", "notifications")
 
 
 class Command(BaseCommand):

@@ -71,6 +71,25 @@ window.ETRMS = window.ETRMS || {};
       { class: "bar", dataset: { level: status.risk_level, key: status.key }, title: `${label} (${source})` },
       el("div", { class: "track" }, el("span", { class: "fill", style: `width:${width}%` }), el("span", { class: "warn", style: `left:${warning}%` })),
       el("div", { class: "bar-label" }, adminLink(config, path, label), el("span", { class: "muted", text: ` ${source} · ${used}` })),
+      status.ladder && status.ladder.length ? ladder(status.ladder) : null,
+    );
+  }
+
+  /* A limit's graded ladder: each step at its share of the threshold, latched ones marked. */
+  function ladder(steps) {
+    return el(
+      "div",
+      { class: "ladder" },
+      ...steps.map((step) =>
+        el("span", {
+          class: `step${step.latched ? " latched" : ""}`,
+          dataset: { at: step.at_pct, latched: step.latched ? "true" : "false" },
+          title: step.latched
+            ? `latched since ${time(step.triggered_at)}: ${step.action_status}${step.dry_run ? " (dry run)" : ""}`
+            : `at ${fmt(step.level)}`,
+          text: `${fmt(step.at_pct, 0)} % ${step.do}${step.latched ? " · latched" : ""}`,
+        }),
+      ),
     );
   }
 

@@ -1,5 +1,6 @@
-"""Value formats of the two API documents: Phase 4's decimal strings, ETRMS's numbers,
-ISO 8601 UTC timestamps with `Z`."""
+"""Number and time formats, one home for the API outputs, messages and the admin:
+Phase 4's decimal strings, ETRMS's JSON numbers, ISO 8601 UTC timestamps with `Z`, and
+decimals as people write them (`15`, `0.5`, `250,000`, never `15.000000000000`)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,11 +24,37 @@ def decimal_str(value) -> str | None:
     return format(number, "f")
 
 
+def decimal_plain(value: Decimal) -> str:
+    """No trailing zeros and no exponent: 50000.000000000000 -> "50000", 0.50 -> "0.5"
+    (messages, snapshots, form inputs: text that parses back to the same number)."""
+    return format(value.normalize(), "f")
+
+
+def decimal_human(value: Decimal | None) -> str:
+    """`decimal_plain` with thousands grouped, for people: 250000.000 -> "250,000",
+    1234.50 -> "1,234.5"; None -> "" (the admin shows its own empty mark)."""
+    if value is None:
+        return ""
+    return format(value.normalize(), ",f")
+
+
 def number(value) -> float | None:
     """An ETRMS JSON number."""
     if value is None:
         return None
     return float(value)
+
+
+def json_numbers(value):
+    """`value` with every Decimal in it (dicts and lists included) turned into a JSON
+    number, once: sums stay Decimal until here (74946.49, never 74946.48999999999)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(item) for item in value]
+    return value
 
 
 def iso_utc(value: datetime | str | None) -> str | None:

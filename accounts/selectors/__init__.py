@@ -1,19 +1,20 @@
-"""Reads of the accounts app: snapshots for the API, the risk engine and the feed.
+"""Reads of the accounts app: snapshots for the API, the risk engine and the feed (the
+risk engine's in-memory books and desk aggregates: `accounts.selectors.books`).
 
 Scoping: `user_id=None` means every user (a risk officer's view); otherwise one user's.
 Money is Decimal in the selectors and in every sum the ETRMS payload builders
 (`*_payload`, `account_entry`) make; each number becomes a JSON number once, at the end
-(`json_numbers`), so a total reads 74946.49, never 74946.48999999999.
+(`etrms.formatting.json_numbers`), so a total reads 74946.49, never 74946.48999999999.
 """
 
 from collections import defaultdict
-from datetime import date as date_type
 from decimal import Decimal
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, MonitoringState, Position
+from accounts.exchanges import PAPER
+from accounts.models import ExchangeAccount, MonitoringState, PaperOrder, Position
+from etrms.formatting import iso_utc, json_numbers
 
 ZERO = Decimal(0)
 
@@ -25,13 +26,16 @@ def position_list(
     user_ids=None,
     exchange: str | None = None,
     symbol: str | None = None,
-    symbols=None,
-    open_only: bool = True,
+    account_id=None,
+    accounts=None,
 ) -> QuerySet[Position]:
-    """Positions with their account joined (one query), open ones by default."""
-    positions = Position.objects.select_related("account")
-    if open_only:
-        positions = positions.filter(closed_at__isnull=True)
+    """Open positions with their account joined (one query); `accounts`: ids, account
+    rows or a queryset of them."""
+    positions = Position.objects.select_related("account").filter(closed_at__isnull=True)
+    if account_id is not None:
+        positions = positions.filter(account_id=account_id)
+    if accounts is not None:
+        positions = positions.filter(account__in=accounts)
     if user_id is not None:
         positions = positions.filter(account__user_id=user_id)
     if user_ids is not None:
@@ -40,8 +44,6 @@ def position_list(
         positions = positions.filter(account__exchange=exchange)
     if symbol is not None:
         positions = positions.filter(symbol=symbol)
-    if symbols is not None:
-        positions = positions.filter(symbol__in=list(symbols))
     return positions.order_by("account__exchange", "symbol", "side", "id")
 
 
@@ -57,41 +59,33 @@ def account_list(*, user_id=None, exchange: str | None = None, enabled: bool | N
     return accounts.order_by("exchange", "id")
 
 
-def balance_list(*, user_id=None, user_ids=None, exchange: str | None = None) -> QuerySet[Balance]:
-    balances = Balance.objects.select_related("account")
-    if user_id is not None:
-        balances = balances.filter(account__user_id=user_id)
-    if user_ids is not None:
-        balances = balances.filter(account__user_id__in=list(user_ids))
-    if exchange is not None:
-        balances = balances.filter(account__exchange=exchange)
-    return balances.order_by("account__exchange", "account_id")
+def position_get(*, position_id) -> Position | None:
+    """The position (open or closed) with its account, or None."""
+    return Position.objects.select_related("account").filter(pk=position_id).first()
 
 
-def closed_trade_list(*, user_id, exchange: str, symbol: str, limit: int = 20) -> list[ClosedTrade]:
-    """The user's most recent closed positions on `exchange` and `symbol`, newest first
-    (for `consecutive_losses`: `all(trade.is_loss for trade in trades[:n])`)."""
-    return list(
-        ClosedTrade.objects.filter(account__user_id=user_id, account__exchange=exchange, symbol=symbol).order_by(
-            "-closed_at", "-id"
-        )[:limit]
-    )
+def account_get(*, account_id) -> ExchangeAccount:
+    return ExchangeAccount.objects.get(pk=account_id)
 
 
-def account_day_list(*, user_id=None, day: date_type | None = None) -> QuerySet[AccountDay]:
-    """Per-account daily rows (UTC `day`, today by default) with the account joined."""
-    day = day or timezone.now().date()
-    days = AccountDay.objects.select_related("account").filter(date=day)
-    if user_id is not None:
-        days = days.filter(account__user_id=user_id)
-    return days
+def account_user_ids(*, exchange: str | None = None) -> list:
+    """Every user with an exchange account (on `exchange` when given)."""
+    accounts = ExchangeAccount.objects.all() if exchange is None else ExchangeAccount.objects.filter(exchange=exchange)
+    return list(accounts.values_list("user_id", flat=True).distinct())
 
 
-def daily_pnl_get(*, user_id, day: date_type | None = None) -> Decimal:
-    """The user's PnL since 00:00 UTC over all accounts: realized from fills (fees and
-    funding included; transfers excluded) + unrealized now - unrealized at 00:00. A
-    loss is negative."""
-    return sum((row.daily_pnl for row in account_day_list(user_id=user_id, day=day)), ZERO)
+def account_exchanges(*, user_id) -> set[str]:
+    """The exchanges `user_id` has an account on."""
+    return set(ExchangeAccount.objects.filter(user_id=user_id).values_list("exchange", flat=True))
+
+
+def account_open_symbols(*, account: ExchangeAccount) -> set[str]:
+    """Symbols `account` holds an open position in and, on paper, has an order resting in."""
+    symbols = set(account.positions.filter(closed_at__isnull=True).values_list("symbol", flat=True))
+    if account.exchange == PAPER:
+        open_orders = account.paper_orders.filter(status=PaperOrder.Status.OPEN)
+        symbols |= set(open_orders.values_list("symbol", flat=True))
+    return symbols
 
 
 def monitoring_state_get() -> MonitoringState:
@@ -118,23 +112,8 @@ def monitored_markets() -> dict[str, list[str]]:
 
 
 # --- ETRMS payloads ---------------------------------------------------------------------
-def json_numbers(value):
-    """`value` with every Decimal turned into a JSON number (float), once."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: json_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_numbers(item) for item in value]
-    return value
-
-
 def _num(value) -> Decimal | None:
     return None if value is None else Decimal(value)
-
-
-def _iso(moment) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def position_item(position: Position, *, include_user: bool) -> dict:
@@ -152,8 +131,8 @@ def position_item(position: Position, *, include_user: bool) -> dict:
         "leverage": _num(position.leverage),
         "liquidation_price": _num(position.liquidation_price),
         "margin_ratio": _num(position.margin_ratio),
-        "opened_at": _iso(position.opened_at),
-        "mark_updated_at": _iso(position.mark_updated_at),
+        "opened_at": iso_utc(position.opened_at),
+        "mark_updated_at": iso_utc(position.mark_updated_at),
     }
     if include_user:
         item["user_id"] = str(position.account.user_id)
@@ -230,7 +209,7 @@ def _account_status(account: ExchangeAccount) -> dict:
         "testnet": account.testnet,
         "enabled": account.enabled,
         "has_credentials": account.has_credentials,
-        "last_synced_at": _iso(account.last_synced_at),
+        "last_synced_at": iso_utc(account.last_synced_at),
         "last_sync_failed": account.last_sync_failed,
         "last_sync_error": account.last_sync_error or None,
     }
@@ -286,11 +265,11 @@ def monitoring_status_payload() -> dict:
         "exchanges": state.exchanges,
         "symbols": state.symbols,
         "interval": state.interval_seconds if state.running else monitoring_interval_default(),
-        "last_sync": _iso(state.last_sync_at),
+        "last_sync": iso_utc(state.last_sync_at),
         "last_error": state.last_error or None,
-        "last_error_at": _iso(state.last_error_at),
-        "started_at": _iso(state.started_at),
-        "stopped_at": _iso(state.stopped_at),
+        "last_error_at": iso_utc(state.last_error_at),
+        "started_at": iso_utc(state.started_at),
+        "stopped_at": iso_utc(state.stopped_at),
         "scheduled_task": MONITORING_TASK_NAME if state.pk and state.started_at else None,
         "feed": feed_status_read(),
     }
