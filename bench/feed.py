@@ -59,6 +59,7 @@ def desk_build() -> str:
 
     from accounts.models import AccountDay, Balance, ExchangeAccount, Position
     from accounts.services.monitoring import monitoring_stop
+    from risk.bootstrap import default_breakers_ensure
     from risk.models import CircuitBreaker, RiskLimit
     from risk.services.config import global_config_update
 
@@ -107,11 +108,32 @@ def desk_build() -> str:
                 )
         Position.objects.bulk_create(positions)
         RiskLimit.objects.bulk_create(limits)
+    samples_clear()
+    default_breakers_ensure()  # the desk `make run` bootstraps
     enabled = CircuitBreaker.objects.filter(enabled=True).count()
-    global_config_update(actor=None, max_price_age_seconds=3600)
+    # Marks set up here stay fresh for the run; a crossing may re-raise the alert its
+    # previous crossing resolved (every crossing is timed, none held by the cooldown).
+    global_config_update(actor=None, max_price_age_seconds=3600, alert_cooldown_seconds=0)
     monitoring_stop()
     print(f"desk: {len(positions)} positions over {SYMBOLS} symbols, {len(limits)} limits, {enabled} breakers enabled")
     return str(users[0].pk)
+
+
+def samples_clear() -> None:
+    """Forget the volatility samples of the bench's markets: an earlier run's spikes
+    (alert_latency.py's crossings) would trip every volatility breaker of this one."""
+    from etrms.redis_client import platform_redis
+    from risk.services import prices
+
+    client = platform_redis()
+    markets = [f"{EXCHANGE}:{symbol(n)}" for n in range(SYMBOLS)]
+    client.delete(*(prices.KEY_PREFIX + market for market in markets))
+    fields = [field for field in client.hkeys(prices.SUMMARY_KEY) if field.decode().rsplit(":", 1)[0] in markets]
+    if fields:
+        client.hdel(prices.SUMMARY_KEY, *fields)
+    for key in client.scan_iter(match=prices.CANDIDATES_PREFIX + "*"):
+        if not key.endswith(b":ready"):
+            client.srem(key, *markets)
 
 
 def ticker(name: str, price: Decimal):

@@ -184,6 +184,17 @@ def measure(name: str, url: str, *, subscribe: bool, subscribers: int, rates: li
     return rows
 
 
+def _table(rows: list) -> None:
+    print("\n| server | ticks/s | messages/s delivered (of expected) | p50 age ms | p99 age ms |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['server']} | {row['ticks_per_second']} | {row['messages_per_second']:,.0f} "
+            f"({row['expected']:,}) | {row['p50']:.1f} | {row['p99']:.1f} |",
+            flush=True,
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -211,6 +222,7 @@ def main(argv=None) -> int:
             )
         finally:
             server.stop()
+        _table(rows)  # printed now: a baseline that fails under load does not take these with it
         port = free_port()
         context = multiprocessing.get_context("spawn")
         baseline = context.Process(target=baseline_main, args=(port, settings.REDIS_PLATFORM_URL))
@@ -228,13 +240,7 @@ def main(argv=None) -> int:
         finally:
             baseline.terminate()
             baseline.join(10)
-    print("\n| server | ticks/s | messages/s delivered (of expected) | p50 age ms | p99 age ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for row in rows:
-        print(
-            f"| {row['server']} | {row['ticks_per_second']} | {row['messages_per_second']:,.0f} "
-            f"({row['expected']:,}) | {row['p50']:.1f} | {row['p99']:.1f} |"
-        )
+    _table(rows)
     print("\n| ticks/s | ratio messages/s hub / baseline | ratio p99 hub / baseline |\n| ---: | ---: | ---: |")
     half = len(rows) // 2
     for hub, bare in zip(rows[:half], rows[half:], strict=True):

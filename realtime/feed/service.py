@@ -7,16 +7,16 @@ On every tick, with nothing per subscriber:
    and the tick joins the next batch, conflated per market (latest wins), keeping the
    lowest and highest price since the last batch for price alerts.
 
-One worker thread (`self.executor`) does everything that touches the database, in
-order, one batch at a time: the risk index evaluates it (`RiskIndex.apply_marks`: marks
+One worker thread (`self.executor`) does what evaluation needs, in order, one batch
+at a time: the risk index evaluates it (`RiskIndex.apply_marks`: marks
 in memory, alerts and trips written and published at once), price alerts are checked
 against each market's low and high, the price and market-data caches take the latest
-tickers and trades (three Redis round trips a venue), marks are persisted in bulk at
-least once a second, the
+tickers and trades (three Redis round trips a venue), the
 index sweeps every user every two seconds (stale venues, time-based breakers), and it
 reloads users whose positions, alerts or trips changed in another process (Redis
-messages). A slow database delays the batches, which conflate; it never blocks the
-stream.
+messages). A second thread (`self.marks_writer`) persists the marks in bulk at least
+once a second, so that writing a thousand rows never delays a batch's alerts. A slow
+database delays the batches, which conflate; it never blocks the stream.
 
 Every loop survives a Redis or database outage: it logs once, waits, and resumes.
 """
@@ -68,6 +68,7 @@ class Feed:
         self.guard = MarkGuard(jump)
         self.batch = MarkBatch()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-db")
+        self.marks_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-marks")
         self.index: RiskIndex | None = None
         self.venues: dict[str, VenueStreams] = {}
         self.closing: set = set()  # venues being closed
@@ -83,14 +84,15 @@ class Feed:
         self.dead_mans_switch = DeadMansSwitch()  # the venues' countdownCancelAll (realtime.feed.deadman)
 
     # --- the worker thread ----------------------------------------------------------------
-    async def db(self, function, *args, **kwargs):
-        """Run `function` in the feed's database thread (in order with the others)."""
+    async def db(self, function, *args, executor=None, **kwargs):
+        """Run `function` in the feed's database thread (in order with the others), or in
+        `executor`."""
 
         def call():
             close_old_connections()
             return function(*args, **kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: call())
+        return await asyncio.get_running_loop().run_in_executor(executor or self.executor, lambda: call())
 
     def _ok(self, what: str) -> None:
         if what in self._failing:
@@ -194,18 +196,32 @@ class Feed:
                 logger.debug("evaluation failure", exc_info=True)
                 await asyncio.sleep(1)
 
-    def _persist(self) -> None:
-        pending, self.unpersisted = self.unpersisted, {}
+    async def _persist(self) -> None:
+        """Write the marks moved since the last time (in the marks thread), then the
+        drawdown peaks the index holds (in the database thread)."""
+        pending = await self.db(self._marks_take)
         try:
-            for exchange, marks in pending.items():
-                at = max(moment for _, moment in marks.values())
-                prices = {symbol: mark for symbol, (mark, _) in marks.items()}
-                positions_marks_update(exchange=exchange, prices=prices, at=at, announce=False)
+            await self.db(self._marks_write, pending, executor=self.marks_writer)
         except Exception:
-            for exchange, marks in pending.items():  # keep them for the next round, newer ones win
-                self.unpersisted[exchange] = {**marks, **self.unpersisted.get(exchange, {})}
+            await self.db(self._marks_keep, pending)
             raise
-        self.index.peaks_flush()
+        await self.db(self.index.peaks_flush)
+
+    def _marks_take(self) -> dict:
+        pending, self.unpersisted = self.unpersisted, {}
+        return pending
+
+    def _marks_keep(self, pending: dict) -> None:
+        """Marks that were not written wait for the next round; newer ones win."""
+        for exchange, marks in pending.items():
+            self.unpersisted[exchange] = {**marks, **self.unpersisted.get(exchange, {})}
+
+    @staticmethod
+    def _marks_write(pending: dict) -> None:
+        for exchange, marks in pending.items():
+            at = max(moment for _, moment in marks.values())
+            prices = {symbol: mark for symbol, (mark, _) in marks.items()}
+            positions_marks_update(exchange=exchange, prices=prices, at=at, announce=False)
 
     def _housekeeping(self, sweep: bool) -> None:
         users, self.reload_users = self.reload_users, set()
@@ -219,7 +235,7 @@ class Feed:
         while True:
             await asyncio.sleep(PERSIST_SECONDS)
             try:
-                await self.db(self._persist)
+                await self._persist()
                 sweep = time.monotonic() - last_sweep >= SWEEP_SECONDS
                 await self.db(self._housekeeping, sweep)
                 if sweep:
@@ -368,9 +384,10 @@ class Feed:
         except TimeoutError:
             logger.warning("Feed: a venue did not close within %s s", SHUTDOWN_STEP_SECONDS)
         try:
-            await asyncio.wait_for(self.db(self._persist), timeout=SHUTDOWN_STEP_SECONDS)
+            await asyncio.wait_for(self._persist(), timeout=SHUTDOWN_STEP_SECONDS)
         except Exception as error:
             logger.warning("Feed: the last marks were not persisted: %s", error)
         index_activate(None)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.marks_writer.shutdown(wait=False, cancel_futures=True)
         logger.info("Feed stopped")

@@ -10,22 +10,20 @@ It holds:
   (`etrms:accounts:positions`) and the control channel (close, broadcast);
 - the local registry: connections by id, ticker/trades subscribers by symbol, ETRMS
   stream subscribers by scope (a user id, or None for an officer's desk view);
-- a loop that rebuilds the positions/accounts/risk-metrics payloads of the scopes its
-  sockets watch (every `WS_USER_STREAM_SECONDS`, sooner on a position change, at most
-  five times a second) in its own database thread, and sends those that changed;
-- a loop that writes the registry and the heartbeat to Redis (realtime.ws.registry).
+- what it hears, delivered to its sockets (`realtime.ws.fanout`: ticks as published,
+  framed once; alerts addressed to users; the per-user streams rebuilt in its own
+  database thread);
+- its presence in the Redis registry and its heartbeat (`realtime.ws.presence`).
 
-A tick is delivered as the feed published it: the frame text is the payload, framed
-once for every socket (`Frame`); each socket's `Connection` writes it or conflates it.
+This module holds the hub's life, its local registry and the subscriptions that change
+it, and the one-hub-per-event-loop start and stop.
 """
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
-import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -35,25 +33,17 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from accounts.events import POSITIONS_CHANNEL
-from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL
 from realtime.ws import demand, registry
-from realtime.ws.connection import CLOSE_BY_OFFICER, Connection, Frame
-from realtime.ws.payloads import ALERTS, USER_STREAMS, stream_payloads
+from realtime.ws.connection import Connection
+from realtime.ws.fanout import MARKET_STREAMS, HubFanout
+from realtime.ws.payloads import ALERTS, USER_STREAMS
+from realtime.ws.presence import HubPresence
 from risk.publish import REDIS_ALERTS_CHANNEL
 
 logger = logging.getLogger("realtime.ws")
 
-MARKET_STREAMS = {"ticker": TICKER_CHANNEL, "trades": TRADES_CHANNEL}
-_CHANNEL_OF = {TICKER_CHANNEL.encode(): "ticker", TRADES_CHANNEL.encode(): "trades"}
-_MIN_ROUND_SECONDS = 0.2
-_BATCH_SECONDS = 0.02
 
-
-def _dumps(value) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-class Hub:
+class Hub(HubFanout, HubPresence):
     def __init__(self):
         self.proc_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pid = os.getpid()
@@ -222,199 +212,6 @@ class Hub:
                 del self.streams[channel][scope]
                 self.snapshots.pop((channel, scope), None)
         self.changed(conn)
-
-    # --- delivery -------------------------------------------------------------------------------
-    def on_market(self, channel: str, data: bytes) -> None:
-        body = json.loads(data)
-        subscribers = self.market[channel].get(body["symbol"])
-        if not subscribers:
-            return
-        frame, key = Frame(data), (channel, body["exchange"], body["symbol"])
-        for conn in subscribers:
-            conn.offer(frame, key)
-
-    def on_alert(self, data: bytes) -> None:
-        body = json.loads(data)
-        alert = body["alert"]
-        by_scope = self.streams[ALERTS]
-        targets = by_scope.get(str(body.get("user_id")), set()) | by_scope.get(None, set())
-        if not targets:
-            return
-        framed, bare = Frame(_dumps({"channel": ALERTS, "data": alert})), Frame(_dumps(alert))
-        for conn in targets:
-            if conn.held is not None:
-                conn.held.append(alert)
-            else:
-                conn.offer(bare if conn.bare else framed)
-
-    def _deliver_stream(self, channel: str, conns, payload: bytes) -> None:
-        framed = Frame(b'{"channel":"' + channel.encode() + b'","data":' + payload + b"}")
-        bare = Frame(payload)
-        for conn in conns:
-            conn.offer(bare if conn.bare else framed, ("s", channel))
-
-    def on_positions(self, data: bytes) -> None:
-        if any(self.streams[channel] for channel in USER_STREAMS):
-            self.streams_wake.set()
-
-    def on_control(self, data: bytes) -> None:
-        command = json.loads(data)
-        if command.get("op") == "close":
-            conn = self.connections.get(command.get("connection_id"))
-            if conn is not None:
-                conn.close(CLOSE_BY_OFFICER, "closed by a risk officer")
-        elif command.get("op") == "broadcast":
-            delivered = self.broadcast(command["channel"], command.get("symbols"), command["frame"])
-            reply = registry.reply_key(command["request_id"])
-            task = asyncio.get_running_loop().create_task(self._reply(reply, delivered))
-            self.tasks.append(task)
-            task.add_done_callback(self.tasks.remove)
-
-    def broadcast(self, channel: str, symbols, frame: dict) -> int:
-        targets: set = set()
-        if channel in self.market:
-            for symbol, subscribers in self.market[channel].items():
-                if not symbols or symbol in symbols:
-                    targets |= subscribers
-        elif channel in self.streams:
-            for subscribers in self.streams[channel].values():
-                targets |= subscribers
-        payload = Frame(_dumps(frame))
-        return sum(1 for conn in targets if conn.offer(payload))
-
-    async def _reply(self, key: str, delivered: int) -> None:
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.rpush(key, delivered)
-            pipe.expire(key, registry.REPLY_TTL_SECONDS)
-            await pipe.execute()
-        except Exception as error:
-            self._failed("answering a broadcast", error)
-
-    # --- loops ------------------------------------------------------------------------------
-    def _dispatch(self, message: dict) -> None:
-        channel, data = message["channel"], message["data"]
-        market = _CHANNEL_OF.get(channel)
-        if market is not None:
-            self.on_market(market, data)
-        elif channel == b"etrms:alerts":
-            self.on_alert(data)
-        elif channel == POSITIONS_CHANNEL.encode():
-            self.on_positions(data)
-        elif channel == registry.CONTROL_CHANNEL.encode():
-            self.on_control(data)
-
-    async def _listen_loop(self) -> None:
-        while True:
-            try:
-                async for message in self.pubsub.listen():
-                    if message["type"] == "message":
-                        try:
-                            self._dispatch(message)
-                        except Exception:
-                            logger.exception("WebSocket hub: a message could not be delivered")
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self._failed("listening to Redis", error)
-                await asyncio.sleep(1)
-                await self._resubscribe()
-
-    async def _resubscribe(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.pubsub.aclose()
-        self.pubsub = self.listener.pubsub(ignore_subscribe_messages=True)
-        channels = [registry.CONTROL_CHANNEL, REDIS_ALERTS_CHANNEL, POSITIONS_CHANNEL]
-        channels += [MARKET_STREAMS[name] for name, symbols in self.market.items() if symbols]
-        try:
-            await self.pubsub.subscribe(*channels)
-            self._ok("listening to Redis")
-            self.dirty.update(self.connections)  # the registry may have expired meanwhile
-            self.wake.set()
-        except Exception as error:
-            self._failed("listening to Redis", error)
-
-    def stats(self) -> dict:
-        subscriptions = {
-            channel: sum(len(c.symbols[channel]) for c in self.connections.values()) for channel in self.market
-        }
-        for channel, scopes in self.streams.items():
-            subscriptions[channel] = sum(len(conns) for conns in scopes.values())
-        return {
-            "pid": self.pid,
-            "host": socket.gethostname(),
-            "connections": len(self.connections),
-            "subscriptions": subscriptions,
-            "messages_in": self.messages_in,
-            "messages_out": self.messages_out,
-            "reported_at": time.time(),
-        }
-
-    async def _registry_write(self, *, beat: bool) -> None:
-        dirty, removed = self.dirty, self.removed
-        self.dirty, self.removed = set(), set()
-        pipe = self.redis.pipeline(transaction=False)
-        key = registry.conns_key(self.proc_id)
-        if removed:
-            pipe.hdel(key, *removed)
-        records = {cid: json.dumps(self.connections[cid].record()) for cid in dirty if cid in self.connections}
-        if records:
-            pipe.hset(key, mapping=records)
-        pipe.set(registry.proc_key(self.proc_id), json.dumps(self.stats()), ex=self.ttl)
-        if beat:
-            pipe.sadd(registry.PROCS_KEY, self.proc_id)
-        if beat or records:
-            pipe.expire(key, self.ttl)
-        try:
-            await pipe.execute()
-            if beat:
-                await demand.demand_refresh(
-                    self.redis, proc_id=self.proc_id, markets=set(self.demand_refs), ttl=self.ttl
-                )
-        except Exception:
-            self.dirty |= dirty
-            self.removed |= removed
-            raise
-
-    async def _registry_loop(self) -> None:
-        next_beat = time.monotonic() + settings.WS_HEARTBEAT_SECONDS
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=max(0.0, next_beat - time.monotonic()))
-            self.wake.clear()
-            await asyncio.sleep(_BATCH_SECONDS)  # let a burst of connects share one write
-            beat = time.monotonic() >= next_beat
-            try:
-                await self._registry_write(beat=beat)
-                self._ok("writing the registry")
-            except Exception as error:
-                self._failed("writing the registry", error)
-                await asyncio.sleep(1)
-            if beat:
-                next_beat = time.monotonic() + settings.WS_HEARTBEAT_SECONDS
-
-    async def _streams_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.streams_wake.wait(), timeout=settings.WS_USER_STREAM_SECONDS)
-            self.streams_wake.clear()
-            wanted = {channel: set(self.streams[channel]) for channel in USER_STREAMS if self.streams[channel]}
-            if wanted:
-                try:
-                    payloads = await self.db(stream_payloads, wanted)
-                    self._ok("building stream payloads")
-                except Exception as error:
-                    self._failed("building stream payloads", error)
-                    await asyncio.sleep(1)
-                    continue
-                for (channel, scope), payload in payloads.items():
-                    data = _dumps(payload)
-                    subscribers = self.streams[channel].get(scope)
-                    if not subscribers or self.snapshots.get((channel, scope)) == data:
-                        continue
-                    self.snapshots[(channel, scope)] = data
-                    self._deliver_stream(channel, subscribers, data)
-            await asyncio.sleep(_MIN_ROUND_SECONDS)
 
 
 # --- one hub per event loop, started by the first socket, stopped after the last ---------

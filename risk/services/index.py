@@ -4,10 +4,12 @@ The feed process holds the whole desk in memory: open positions indexed by (exch
 symbol) and by user, accounts, enabled limits per user, the configuration and breakers,
 desk totals, and which alerts are open and which trips latched. A tick moves the marks
 of the positions in that symbol, updates the desk totals incrementally and evaluates
-the affected users with the same steps as every other path: `evaluation.compute`, the
-pure decision `outcome.outcome_decide`, and `evaluation.outcome_apply` when the
-decision writes something (an alert to raise or resolve, a breaker to trip, a latch
-to release). A tick that changes nothing costs no query. Drawdown peaks rise in memory
+the users whose marks left their price band (`risk.services.index_bands`: no level of
+theirs can change inside it) with the same steps as every other path:
+`evaluation.compute`, the pure decision `outcome.outcome_decide`, and
+`evaluation.outcome_apply` when the decision writes something (an alert to raise or
+resolve, a breaker to trip, a latch to release). A tick that changes nothing costs no
+query. Drawdown peaks rise in memory
 at once and are persisted at most once a second (and with every other write).
 
 It reloads limits, configuration and breakers when `risk:index:version` moves (one
@@ -34,6 +36,7 @@ from etrms.outage import REDIS_ERRORS, OutageLog
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply, peaks_persist
+from risk.services.index_bands import band_after_peak, bands_of, due_of, past_peak
 from risk.services.open_state import open_states_load
 from risk.services.outcome import OpenState, outcome_decide
 from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_load
@@ -41,6 +44,7 @@ from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_lo
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 PEAK_PERSIST_SECONDS = 1.0
+FULL_SWEEP_SECONDS = 30.0
 
 _active_index = None
 _active_lock = threading.Lock()
@@ -70,6 +74,9 @@ class RiskIndex:
         self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
         self.peaks_dirty: dict = {}  # {limit_id: {account_id: peak}} kept in memory, not yet persisted
         self.peaks_persisted_at = 0.0  # monotonic seconds
+        self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
+        self.due: dict = {}  # {user_id: when time alone may change the user's decision}
+        self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
         self.evaluations = 0
         self.writes = 0
         self.version_outage = OutageLog(logger, "Risk index: reading the settings version")
@@ -134,16 +141,40 @@ class RiskIndex:
 
     def states_reload(self, user_ids: list) -> None:
         """Re-read what is open and latched for `user_ids` (alerts or trips changed in
-        another process: a manual resolve, an officer's re-arm)."""
+        another process: a manual resolve, an officer's re-arm); their next tick
+        evaluates them."""
         with self.lock:
-            self._states_load([user_id for user_id in user_ids if user_id in self.books])
+            ids = [user_id for user_id in user_ids if user_id in self.books]
+            self._states_load(ids)
+            for user_id in ids:
+                self._unband(user_id)
+
+    def _unband(self, user_id) -> None:
+        for position in self.books[user_id].positions:
+            self.bands.pop(position.id, None)
+        self.due.pop(user_id, None)
 
     def sweep(self, *, now: datetime | None = None) -> dict:
-        """Evaluate every user with a book: what time alone changes (stale marks of a
-        silent venue, time-based breakers, cooldowns running out)."""
+        """What time alone changes (stale marks of a silent venue, time-based breakers,
+        cooldowns running out): evaluate the users whose due time has come or whose
+        positions have no band yet, and every user with a book once per
+        FULL_SWEEP_SECONDS (a safety net, not a source of decisions)."""
+        now = now or timezone.now()
         with self.lock:
             self.refresh_if_changed()
-            users = {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            everyone = time.monotonic() - self.swept_at >= FULL_SWEEP_SECONDS
+            if everyone:
+                self.swept_at = time.monotonic()
+            users = {
+                user_id
+                for user_id, book in self.books.items()
+                if (book.positions or book.accounts)
+                and (
+                    everyone
+                    or (user_id in self.due and self.due[user_id] <= now)
+                    or any(position.id not in self.bands for position in book.positions)
+                )
+            }
             return self.evaluate(users, now=now)
 
     def _limits_reload(self) -> None:
@@ -172,6 +203,7 @@ class RiskIndex:
             # Latches released and alerts resolved elsewhere (dry run switched off, an
             # officer's re-arm) move the version too: what is open is read again.
             self._states_load(list(self.books))
+            self.bands, self.due = {}, {}  # new levels: every user's next tick evaluates it
         return True
 
     # --- events ---------------------------------------------------------------------------
@@ -182,6 +214,8 @@ class RiskIndex:
             self.refresh_if_changed()
             ids = list(user_ids)
             for user_id in ids:
+                if user_id in self.books:
+                    self._unband(user_id)
                 self.books[user_id] = Book(user_id=user_id)
             accounts = accounts_load(user_id__in=ids)
             for account in accounts.values():
@@ -194,15 +228,18 @@ class RiskIndex:
 
     def apply_marks(self, *, exchange: str, prices_by_symbol: dict, at: datetime | None = None) -> set:
         """Ticks of the feed: move the marks of every open position on `exchange` in
-        these symbols, then evaluate the users they belong to. Returns those users."""
+        these symbols, then evaluate the users a mark moved past a level of (out of its
+        band), whose due time came, who hold a market a volatility breaker could trip
+        on, or everyone when a desk cap changed level. Returns the users evaluated."""
         at = at or timezone.now()
         with self.lock:
             self.refresh_if_changed()
             desk_before = self._desk_levels()
-            users = set()
+            users, moved = set(), set()
             samples = []
             for symbol, price in prices_by_symbol.items():
                 price = Decimal(price)
+                level = float(price)
                 samples.append((exchange, symbol, price, at.timestamp()))
                 for position in self.by_market.get((exchange, symbol), ()):
                     old_signed, old_abs, old_upnl = position.signed_notional, position.notional, position.unrealized_pnl
@@ -219,16 +256,32 @@ class RiskIndex:
                         delta_upnl = position.unrealized_pnl - old_upnl
                         self.desk.equity += delta_upnl
                         self.desk.daily_pnl += delta_upnl
-                    users.add(position.user_id)
+                    moved.add(position.user_id)
+                    band = self.bands.get(position.id)
+                    if band is None or not band.contains(level):
+                        users.add(position.user_id)
+                    elif past_peak(band, position, level):
+                        self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
+            users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
+            if self._desk_levels() != desk_before:
+                users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
+            self.evaluate(users, now=at)  # a crossing's alert goes out before the samples' round trip
             try:
                 prices.price_samples_record(samples, floors=self.config.volatility_floors())
                 self.samples_outage.ok()
             except REDIS_ERRORS as error:
                 self.samples_outage.failed(error)
-            if self._desk_levels() != desk_before:
-                users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
-            self.evaluate(users, now=at)
-            return users
+            volatile = self._volatile_holders(exchange, prices_by_symbol, at)  # judged with this batch's samples
+            self.evaluate(volatile, now=at)
+            return users | volatile
+
+    def _volatile_holders(self, exchange: str, symbols, at: datetime) -> set:
+        """Holders of the ticked markets whose price range could trip a volatility
+        breaker now (Redis keeps the candidates: one call, nothing when none are near)."""
+        ticked = [position for symbol in symbols for position in self.by_market.get((exchange, symbol), ())]
+        ranges = price_ranges_load(book=Book(user_id=None, positions=ticked), config=self.config, now=at)
+        volatile = {market[:2] for market in ranges}
+        return {position.user_id for position in ticked if (exchange, position.symbol) in volatile}
 
     def _desk_levels(self) -> tuple:
         """Which desk caps are at which level: when this moves, every user is affected."""
@@ -263,6 +316,7 @@ class RiskIndex:
         price_ranges = price_ranges_load(book=everyone, config=config, now=now)
         for book in books:
             user_id = book.user_id
+            self._unband(user_id)  # until this evaluation has decided
             self.evaluations += 1
             state = self.states.get(user_id) or OpenState()
             closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
@@ -280,6 +334,14 @@ class RiskIndex:
                     computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
                 )
                 self._states_load([user_id])
+            self.bands.update(
+                bands_of(
+                    computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)
+                )
+            )
+            due = due_of(computed, decision, state=state, config=config, now=now)
+            if due is not None:
+                self.due[user_id] = due
         if self.peaks_dirty and (written or time.monotonic() - self.peaks_persisted_at >= PEAK_PERSIST_SECONDS):
             self.peaks_flush()
         return written
