@@ -12,8 +12,8 @@ how each process exports them.
   through `metrics_server_start`. The worker counts jobs in its pool's processes, so it
   runs in multiprocess mode too when `PROMETHEUS_MULTIPROC_DIR` is set for it.
 
-The WebSocket layer (realtime/) counts through `websocket_connected`,
-`websocket_disconnected` and `websocket_frame`.
+The WebSocket consumers (realtime/) count connections through `websocket_connected` and
+`websocket_disconnected`; realtime.ws.metrics adds the frames to the daphne process's registry.
 """
 
 import ipaddress
@@ -92,9 +92,7 @@ WEBSOCKET_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
 )
 WEBSOCKET_CONNECTS = Counter("etrms_websocket_connects_total", "WebSocket connections accepted.", ["endpoint"])
-WEBSOCKET_FRAMES = Counter(
-    "etrms_websocket_frames_total", "WebSocket frames, per direction (in, out) and channel.", ["direction", "channel"]
-)
+# Frames (in, out) are counted by realtime.ws.metrics, read at scrape time.
 
 # --- the feed --------------------------------------------------------------------------------
 FEED_TICKS = Counter("etrms_feed_ticks_total", "Ticker updates received by the feed (rate() gives ticks/s).")
@@ -113,11 +111,6 @@ def websocket_connected(endpoint: str) -> None:
 
 def websocket_disconnected(endpoint: str) -> None:
     WEBSOCKET_CONNECTIONS.labels(endpoint).dec()
-
-
-def websocket_frame(direction: str, channel: str, count: int = 1) -> None:
-    """`direction` is "in" or "out"; `count` frames at once (a fan-out)."""
-    WEBSOCKET_FRAMES.labels(direction, channel).inc(count)
 
 
 # --- the request middleware --------------------------------------------------------------------

@@ -22,11 +22,14 @@ from django.conf import settings
 
 from accounts.exchanges import ExchangeError, UnknownExchange, UnknownSymbol, exchange_open
 from accounts.selectors import monitored_markets
+from etrms.metrics import websocket_connected, websocket_disconnected
 from realtime.services.market_data import exchange_resolve
 from realtime.streams import iso_z
 from realtime.ws import demand
 from realtime.ws.connection import CLOSE_TOKEN_EXPIRED, Connection, Frame, writer_for
 from realtime.ws.hub import hub_join, hub_leave
+from realtime.ws.metrics import collector_register as frames_collector_register
+from realtime.ws.metrics import frames
 from realtime.ws.payloads import ALERTS, alerts_since
 from realtime.ws.protocol import (
     MARKET_CHANNELS,
@@ -63,6 +66,8 @@ class HubConsumer(AsyncWebsocketConsumer):
             connected_at=_now(),
             reliable_max=settings.WS_RELIABLE_BUFFER,
         )
+        frames_collector_register()
+        websocket_connected(self.scope["path"])
         self.hub = await hub_join(self.conn)
         expires = float(user.token.get("exp", 0)) if hasattr(user, "token") else 0
         self.expiry = asyncio.get_running_loop().call_later(
@@ -77,6 +82,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         conn = getattr(self, "conn", None)
         if conn is None:
             return
+        websocket_disconnected(self.scope["path"])
         self.expiry.cancel()
         conn.closed = True
         conn.writer.detach()
@@ -130,6 +136,7 @@ class StreamConsumer(HubConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         self.hub.messages_in += 1
+        frames["in"] += 1
         request = None
         try:
             request = request_parse(text_data, max_symbols=settings.WS_MAX_SYMBOLS)
@@ -230,6 +237,7 @@ class ChannelConsumer(HubConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         self.hub.messages_in += 1
+        frames["in"] += 1
 
 
 def channel_consumer(stream: str):

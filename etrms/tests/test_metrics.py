@@ -91,16 +91,6 @@ def test_a_raised_alert_is_counted_by_type(trader):
     assert _sample("etrms_alerts_raised_total", labels) == before + 1
 
 
-def test_websocket_helpers_move_the_connection_gauge_and_frame_counter():
-    metrics.websocket_connected("/api/v1/ws")
-    metrics.websocket_connected("/api/v1/ws")
-    metrics.websocket_disconnected("/api/v1/ws")
-    metrics.websocket_frame("out", "ticker", 5)
-    assert _sample("etrms_websocket_connections", {"endpoint": "/api/v1/ws"}) >= 1
-    assert _sample("etrms_websocket_frames_total", {"direction": "out", "channel": "ticker"}) >= 5
-    metrics.websocket_disconnected("/api/v1/ws")
-
-
 def test_a_process_serves_its_metrics_on_its_own_port(settings):
     from etrms.tests.test_database_outage import _free_port
 

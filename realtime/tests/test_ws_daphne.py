@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from etrms.redis_client import platform_redis
 from realtime.streams import TICKER_CHANNEL
-from realtime.testing import DaphneProcess, raise_nofile
+from realtime.testing import DaphneProcess, free_port, raise_nofile
 from risk.publish import REDIS_ALERTS_CHANNEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ async def wait_until(predicate, timeout: float = 10, what: str = "condition"):
 def servers(worker_database_url):
     raise_nofile()
     pair = [DaphneProcess(database_url=worker_database_url, env={"WS_RELIABLE_BUFFER": str(RELIABLE_BUFFER)})]
-    pair.append(DaphneProcess(database_url=worker_database_url))
+    pair.append(DaphneProcess(database_url=worker_database_url, env={"METRICS_PORT_WS": str(free_port())}))
     try:
         for server in pair:
             server.spawn()
@@ -246,3 +246,35 @@ async def test_ticker_subscription_to_btcusdt_receives_paper_ticks_within_a_seco
     finally:
         feed.terminate()
         feed.wait(timeout=20)
+
+
+def scrape_websocket_series(server: DaphneProcess) -> dict[str, float]:
+    url = f"http://127.0.0.1:{server.env['METRICS_PORT_WS']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in lines if line.startswith("etrms_websocket"))
+    }
+
+
+async def test_the_daphnes_metrics_port_counts_its_websocket_connections_and_frames(servers):
+    server = servers[1]
+    open_sockets = 'etrms_websocket_connections{endpoint="/api/v1/ws"}'
+    frames_in, frames_out = (
+        'etrms_websocket_frames_total{direction="in"}',
+        'etrms_websocket_frames_total{direction="out"}',
+    )
+    before = await asyncio.to_thread(scrape_websocket_series, server)
+    ws = await websockets.connect(f"{server.ws_url}?token={OFFICER}")
+    await ws.send(json.dumps({"action": "ping", "id": "metrics"}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"
+    during = await asyncio.to_thread(scrape_websocket_series, server)
+    assert during[open_sockets] == before.get(open_sockets, 0) + 1
+    assert during[frames_in] >= before.get(frames_in, 0) + 1
+    assert during[frames_out] >= before.get(frames_out, 0) + 1
+    await ws.close()
+    await wait_until(
+        lambda: scrape_websocket_series(server)[open_sockets] == before.get(open_sockets, 0),
+        what="the socket counted closed",
+    )

@@ -18,6 +18,8 @@ import struct
 from collections import OrderedDict
 from functools import partial
 
+from realtime.ws.metrics import frames
+
 logger = logging.getLogger("realtime.ws")
 
 CLOSE_TOKEN_EXPIRED = 4401
@@ -227,6 +229,7 @@ class Connection:
             return
         self.writer.write(frame)
         self.sent += 1
+        frames["out"] += 1
         if self.hub is not None:
             self.hub.messages_out += 1
 
