@@ -9,12 +9,14 @@ trip shows latched with its action result; after daphne restarts the page reconn
 resubscribes with `since_alert_id` and is live again."""
 
 import json
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 from conftest import TEST_PASSWORD, wait_for
 from realtime.tests.live_stack import LiveStack
@@ -209,7 +211,8 @@ def test_live_prices_alerts_breakers_and_reconnect(live_book, stack, browser, ap
     )
     latched = page.locator("#breakers tr[data-name=live-size][data-state=latched]")
     latched.wait_for(timeout=15000)
-    assert "dry" in latched.locator("td.result").inner_text().lower()
+    # Latched first, then the action's result (the dry run's) arrives with the next frame.
+    expect(latched.locator("td.result")).to_contain_text(re.compile("dry", re.IGNORECASE), timeout=10000)
     screenshot(page, "dashboard-officer-live")
 
     # daphne restarts: the page reconnects by itself and resubscribes with since_alert_id.
