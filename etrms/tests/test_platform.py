@@ -212,6 +212,47 @@ def test_make_run_starts_embedded_redis_only_without_redis_url(monkeypatch):
     assert processes() == ["web", "worker", "beat", "feed"]
 
 
+def test_make_runs_embedded_redis_killed_with_9_is_started_again_and_stops_on_sigterm():
+    """`make run`'s `redis` process: a redis-server that dies is started again on the same
+    socket (honcho would otherwise stop every process); SIGTERM stops it for good."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import redis
+
+    from conftest import wait_for
+
+    var = Path(tempfile.mkdtemp(prefix="etrms-r-"))  # short: a unix socket path is at most 107 bytes
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "REDIS_URL"))}
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "etrms.embedded_redis"], cwd=ROOT, env={**env, "ETRMS_VAR_DIR": str(var)}
+    )
+    client = redis.Redis(unix_socket_path=str(var / "redis.sock"), socket_timeout=2)
+
+    def server_pid():
+        try:
+            return client.info("server")["process_id"]
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            return None
+
+    try:
+        first = wait_for(server_pid, message="the embedded redis")
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: (pid := server_pid()) and pid != first and pid, message="it started again")
+        assert supervisor.poll() is None
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=10) == 0
+        wait_for(lambda: server_pid() is None, message="the server stopped with it")
+        with pytest.raises(ProcessLookupError):
+            os.kill(second, 0)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
 # --- the middleware chain under ASGI ----------------------------------------------------------
 def _middlewares_in_async_mode() -> list[str]:
     """Names of the MiddlewareMixin middlewares an ASGI handler would run in async mode
