@@ -49,10 +49,15 @@ STEP_COLUMNS = ("id", "latch_key", "triggered_at", "dry_run", "released_at")
 
 
 # --- 1. the book and the desk --------------------------------------------------------------
-def book_and_desk_load(*, user_id, config: ConfigView, now: datetime) -> tuple[Book, DeskTotals | None]:
+def book_and_desk_load(
+    *, user_id, config: ConfigView, now: datetime, desk_scope: tuple[set, set] | None = None
+) -> tuple[Book, DeskTotals | None]:
     """One user's book and, when `config.needs_desk_totals`, the desk's totals: one query
     (accounts, balances, the rows of `now`'s UTC day, positions, desk sums; the nets of
-    capped symbols and the exposure of capped exchanges when such caps are set)."""
+    capped symbols and the exposure of capped exchanges when such caps are set).
+    `desk_scope` (symbols, exchanges) names the capped symbols and exchanges whose desk
+    totals to keep, as `desk_totals_load`'s arguments; the book's own by default (the
+    pre-trade check passes its order's)."""
     owner = uuid.UUID(str(user_id))
     wants_desk = config.needs_desk_totals
     capped_symbols = tuple(sorted(s for s, (size, _) in config.symbol_caps.items() if size is not None))
@@ -77,8 +82,9 @@ def book_and_desk_load(*, user_id, config: ConfigView, now: datetime) -> tuple[B
         return book, None
     # as desk_totals_load: only the capped symbols and exchanges this book trades
     desk = DeskTotals(**parsed.desk)
-    symbols = {position.symbol for position in book.positions}
-    exchanges = {position.exchange for position in book.positions}
+    if desk_scope is None:
+        desk_scope = {position.symbol for position in book.positions}, {p.exchange for p in book.positions}
+    symbols, exchanges = desk_scope
     desk.symbol_net = {symbol: net for symbol, net in desk.symbol_net.items() if symbol in symbols}
     desk.exchange_exposure = {name: gross for name, gross in desk.exchange_exposure.items() if name in exchanges}
     return book, desk
