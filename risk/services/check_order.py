@@ -36,7 +36,7 @@ from risk.services.check_order_rules import (
     OrderRules,
     order_assess,
 )
-from risk.services.request_loads import book_and_desk_load
+from risk.services.request_loads import book_and_desk_load, paper_resting_load
 from risk.services.snapshots import config_view_get, limits_load
 from risk.services.trading_state import effective_of
 
@@ -126,18 +126,20 @@ def order_rules_cache_clear() -> None:
         _rules_cache.clear()
 
 
-def _venue_read(account_id: int, exchange: str, symbol: str, *, need_mark: bool) -> tuple[list, Decimal | None]:
+def _venue_read(
+    user_id, account_id: int, exchange: str, symbol: str, *, need_mark: bool
+) -> tuple[list, Decimal | None]:
     """The user's resting orders on `symbol` and, when asked, the venue's mark: paper's
-    own book and price (in this process, no exchange session), else the venue through
-    the exchange interface."""
+    own book (one compiled query) and price, in this process with no exchange session;
+    else the venue through the exchange interface."""
     from accounts.exchanges import PAPER
     from accounts.selectors import account_get
     from accounts.services.exchange_accounts import account_exchange
 
     if exchange == PAPER:
-        from accounts.services.paper import paper_open_orders, paper_price
+        from accounts.services.paper import paper_price
 
-        orders = paper_open_orders(account_id=account_id, symbol=symbol)
+        orders = paper_resting_load(user_id=user_id, account_id=account_id, symbol=symbol)
         return orders, paper_price(symbol) if need_mark else None
     client = account_exchange(account_get(account_id=account_id))
 
@@ -186,7 +188,7 @@ def order_check(*, user_id, order: OrderRequest) -> CheckResult:
         raise NotFound(f"You have no {order.exchange} account.")
     has_position = any(p.exchange == order.exchange and p.symbol == order.symbol for p in book.positions)
     resting, mark = _venue_read(
-        account.id, order.exchange, order.symbol, need_mark=order.price is None and not has_position
+        user_id, account.id, order.exchange, order.symbol, need_mark=order.price is None and not has_position
     )
     rows = _states_get(config.version, user_id)
     inputs = CheckInputs(
