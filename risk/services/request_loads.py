@@ -92,7 +92,7 @@ def book_and_desk_load(
     book = Book(user_id=user_id, positions=parsed.positions, accounts=parsed.accounts)
     if parsed.desk is None or not (book.positions or book.accounts):
         return book, None
-    # as desk_totals_load: only the capped symbols and exchanges this book trades
+    # as desk_totals_load: only the capped symbols and exchanges this book trades (or desk_scope names)
     desk = DeskTotals(**parsed.desk)
     if desk_scope is None:
         desk_scope = {position.symbol for position in book.positions}, {p.exchange for p in book.positions}
