@@ -59,13 +59,16 @@ def union_sql(members: list, width: int) -> tuple[str, list]:
     return " UNION ALL ".join(parts), params
 
 
+_UUID, _DATETIME, _DATE = UUIDField(), DateTimeField(), DateField()  # built once: a field's __init__ is not free
+
+
 def _forms(value) -> list:
     """The forms in which the ORM may pass `value` as a query parameter."""
     if isinstance(value, uuid.UUID):
-        return [value, value.hex, str(value), UUIDField().get_db_prep_value(value, connection)]
+        return [value, value.hex, str(value), _UUID.get_db_prep_value(value, connection)]
     if isinstance(value, datetime):
-        return [value, DateTimeField().get_db_prep_value(value, connection)]
-    return [value, str(value), DateField().get_db_prep_value(value, connection)]
+        return [value, _DATETIME.get_db_prep_value(value, connection)]
+    return [value, str(value), _DATE.get_db_prep_value(value, connection)]
 
 
 def compiled_rows(shape: tuple, build, values: dict, *, width: int) -> list[tuple]:
@@ -82,9 +85,8 @@ def compiled_rows(shape: tuple, build, values: dict, *, width: int) -> list[tupl
         compiled = _compiled[key] = (sql, params)
     sql, template = compiled
     swap = {}
-    for name, sentinel in SENTINELS.items():
-        actual = values.get(name, sentinel)
-        swap.update(zip(_forms(sentinel), _forms(actual), strict=True))
+    for name, actual in values.items():  # a stand-in without a value stays itself
+        swap.update(zip(_forms(SENTINELS[name]), _forms(actual), strict=True))
     params = [swap.get(param, param) for param in template]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -7,7 +7,8 @@ parsers of their rows into the views `accounts.selectors.books` loads otherwise.
 Members take the stand-in values `etrms.text_rows.compiled_rows` passes ("user", "day"),
 so their SQL is compiled once per shape. Row kinds: "A" an account (with its balance,
 the day's row and, when asked, the desk's sums), "P" an open position, "S" a capped
-symbol's desk net, "E" a capped exchange's desk exposure, "C" a closed trade.
+symbol's desk net, "E" a capped exchange's desk exposure, "C" a closed trade, "O" an
+open paper order (the pre-trade check's resting orders on paper).
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from django.db.models import Case, CharField, F, FilteredRelation, Q, Sum, When,
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Abs, RowNumber
 
-from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, Position
+from accounts.exchanges.base import OpenOrder
+from accounts.exchanges.symbols import normalize_symbol
+from accounts.models import AccountDay, Balance, ClosedTrade, ExchangeAccount, PaperOrder, Position
 from accounts.selectors.books import (
     POSITION_DATETIMES,
     POSITION_DECIMALS,
@@ -190,3 +193,44 @@ def closed_trades_parse(rows: list) -> dict:
         closed.sort(reverse=True)  # newest first; at one instant, the later row first
         trades[pair] = [(closed_at, pnl) for closed_at, _, pnl in closed]
     return trades
+
+
+PAPER_ORDER_COLUMNS = (
+    "account_id",
+    "symbol",
+    "id",
+    "client_order_id",
+    "side",
+    "amount",
+    "filled",
+    "price",
+    "reduce_only",
+    "created_at",
+)
+
+
+def paper_orders_member(stand_in: dict, *, width: int):
+    """The user's open paper orders, every account and symbol (`paper_orders_parse` picks)."""
+    orders = PaperOrder.objects.filter(account__user_id=stand_in["user"], status=PaperOrder.Status.OPEN)
+    return member(orders, "O", [*PAPER_ORDER_COLUMNS], width)
+
+
+def paper_orders_parse(rows: list, *, account_id: int, symbol: str) -> list:
+    """`services.paper.paper_open_orders(account_id=, symbol=)`'s answer from "O" rows:
+    that account's open orders on `symbol`, oldest first (ties by id)."""
+    symbol = normalize_symbol(symbol)
+    picked = [row for row in rows if int(row[1]) == account_id and row[2] == symbol]
+    picked.sort(key=lambda row: (text_datetime(row[10]), int(row[3])))
+    return [
+        OpenOrder(
+            id=row[3],
+            client_order_id=row[4],
+            symbol=row[2],
+            side=row[5],
+            amount=Decimal(row[6]),
+            filled=Decimal(row[7]),
+            price=text_decimal(row[8]),
+            reduce_only=text_bool(row[9]),
+        )
+        for row in picked
+    ]

@@ -1,9 +1,11 @@
 """The pre-trade check `POST /api/v1/risk/check-order` (SPEC §12, issue 15).
 
-Loads what the rules need with the evaluation's loaders (the user's book, enabled
-limits, the cached configuration, desk totals only for the caps configured), the
-effective trading state (one query), the user's resting orders on that symbol through
-the exchange interface (paper reads its book), and decides with the pure
+Loads what the rules need with the evaluation's loaders: the user's book and the
+desk's totals for the caps configured in one query compiled once per configuration
+shape (`request_loads.book_and_desk_load`, as `POST /risk/evaluate`), the cached
+configuration, the user's enabled limits, the rules tables and the trading states
+cached per index version, and the user's resting orders on that symbol through the
+exchange interface (paper reads its book); then decides with the pure
 `check_order_rules.order_assess`. An order otherwise allowed then takes a slot of the
 user's order rate (`max_orders_per_minute`, global config), counted in Redis so every
 web process shares it; a refused check takes none. The check writes nothing else:
@@ -18,6 +20,7 @@ from collections import deque
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
+from django.utils import timezone
 
 from etrms.errors import NotFound
 from etrms.outage import REDIS_ERRORS, degraded
@@ -33,7 +36,8 @@ from risk.services.check_order_rules import (
     OrderRules,
     order_assess,
 )
-from risk.services.snapshots import book_load, config_view_get, desk_totals_load, limits_load
+from risk.services.request_loads import book_and_desk_load, paper_resting_load
+from risk.services.snapshots import config_view_get, limits_load
 from risk.services.trading_state import effective_of
 
 logger = logging.getLogger(__name__)
@@ -122,18 +126,20 @@ def order_rules_cache_clear() -> None:
         _rules_cache.clear()
 
 
-def _venue_read(account_id: int, exchange: str, symbol: str, *, need_mark: bool) -> tuple[list, Decimal | None]:
+def _venue_read(
+    user_id, account_id: int, exchange: str, symbol: str, *, need_mark: bool
+) -> tuple[list, Decimal | None]:
     """The user's resting orders on `symbol` and, when asked, the venue's mark: paper's
-    own book and price (in this process, no exchange session), else the venue through
-    the exchange interface."""
+    own book (one compiled query) and price, in this process with no exchange session;
+    else the venue through the exchange interface."""
     from accounts.exchanges import PAPER
     from accounts.selectors import account_get
     from accounts.services.exchange_accounts import account_exchange
 
     if exchange == PAPER:
-        from accounts.services.paper import paper_open_orders, paper_price
+        from accounts.services.paper import paper_price
 
-        orders = paper_open_orders(account_id=account_id, symbol=symbol)
+        orders = paper_resting_load(user_id=user_id, account_id=account_id, symbol=symbol)
         return orders, paper_price(symbol) if need_mark else None
     client = account_exchange(account_get(account_id=account_id))
 
@@ -174,17 +180,16 @@ def order_check(*, user_id, order: OrderRequest) -> CheckResult:
     """Decide whether `order` may be sent for `user_id`. A user without an account on
     the exchange gets a 404."""
     config = config_view_get()
-    book = book_load(user_id=user_id)
+    book, desk = book_and_desk_load(
+        user_id=user_id, config=config, now=timezone.now(), desk_scope=({order.symbol}, {order.exchange})
+    )
     account = next((a for a in book.accounts.values() if a.exchange == order.exchange), None)
     if account is None:
         raise NotFound(f"You have no {order.exchange} account.")
     has_position = any(p.exchange == order.exchange and p.symbol == order.symbol for p in book.positions)
     resting, mark = _venue_read(
-        account.id, order.exchange, order.symbol, need_mark=order.price is None and not has_position
+        user_id, account.id, order.exchange, order.symbol, need_mark=order.price is None and not has_position
     )
-    desk = None
-    if config.needs_desk_totals:
-        desk = desk_totals_load(config=config, symbols={order.symbol}, exchanges={order.exchange})
     rows = _states_get(config.version, user_id)
     inputs = CheckInputs(
         book=book,

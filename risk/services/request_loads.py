@@ -9,6 +9,10 @@
    or recently acted ladder steps, officer re-arms of loss streaks, and the closed trades
    that streak breakers read (accounts' part), as another.
 
+The pre-trade check (`check_order`) reads its book and desk totals with the first
+(scoped to its order's symbol and exchange) and its resting orders on paper with
+`paper_resting_load`, compiled once the same way.
+
 They fill the same views as the loaders the index and the sweep use
 (`snapshots.book_load` + `desk_totals_load`, `open_states_load`, `limits_load`,
 `breaker_inputs.streak_inputs_load`), with the same filters and the same orders (ties
@@ -23,7 +27,14 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q
 
-from accounts.selectors.book_rows import book_members, book_rows_parse, closed_trades_member, closed_trades_parse
+from accounts.selectors.book_rows import (
+    book_members,
+    book_rows_parse,
+    closed_trades_member,
+    closed_trades_parse,
+    paper_orders_member,
+    paper_orders_parse,
+)
 from etrms.text_rows import compiled_rows, member, text_bool, text_datetime
 from risk.models import AlertStatus, BreakerTrip, ConditionType, LadderTrip, RiskAlert, RiskLimit
 from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs
@@ -33,6 +44,7 @@ from risk.services.snapshots import LIMIT_TEXT, Book, ConfigView, DeskTotals, li
 
 BOOK_WIDTH = 18
 STATE_WIDTH = 10
+PAPER_WIDTH = 11
 LIMIT_COLUMNS = ("id", "symbol", "limit_type", *LIMIT_TEXT, "created_at")
 TRIP_COLUMNS = (
     "id",
@@ -49,10 +61,15 @@ STEP_COLUMNS = ("id", "latch_key", "triggered_at", "dry_run", "released_at")
 
 
 # --- 1. the book and the desk --------------------------------------------------------------
-def book_and_desk_load(*, user_id, config: ConfigView, now: datetime) -> tuple[Book, DeskTotals | None]:
+def book_and_desk_load(
+    *, user_id, config: ConfigView, now: datetime, desk_scope: tuple[set, set] | None = None
+) -> tuple[Book, DeskTotals | None]:
     """One user's book and, when `config.needs_desk_totals`, the desk's totals: one query
     (accounts, balances, the rows of `now`'s UTC day, positions, desk sums; the nets of
-    capped symbols and the exposure of capped exchanges when such caps are set)."""
+    capped symbols and the exposure of capped exchanges when such caps are set).
+    `desk_scope` (symbols, exchanges) names the capped symbols and exchanges whose desk
+    totals to keep, as `desk_totals_load`'s arguments; the book's own by default (the
+    pre-trade check passes its order's)."""
     owner = uuid.UUID(str(user_id))
     wants_desk = config.needs_desk_totals
     capped_symbols = tuple(sorted(s for s, (size, _) in config.symbol_caps.items() if size is not None))
@@ -75,10 +92,11 @@ def book_and_desk_load(*, user_id, config: ConfigView, now: datetime) -> tuple[B
     book = Book(user_id=user_id, positions=parsed.positions, accounts=parsed.accounts)
     if parsed.desk is None or not (book.positions or book.accounts):
         return book, None
-    # as desk_totals_load: only the capped symbols and exchanges this book trades
+    # as desk_totals_load: only the capped symbols and exchanges this book trades (or desk_scope names)
     desk = DeskTotals(**parsed.desk)
-    symbols = {position.symbol for position in book.positions}
-    exchanges = {position.exchange for position in book.positions}
+    if desk_scope is None:
+        desk_scope = {position.symbol for position in book.positions}, {p.exchange for p in book.positions}
+    symbols, exchanges = desk_scope
     desk.symbol_net = {symbol: net for symbol, net in desk.symbol_net.items() if symbol in symbols}
     desk.exchange_exposure = {name: gross for name, gross in desk.exchange_exposure.items() if name in exchanges}
     return book, desk
@@ -198,3 +216,17 @@ def streak_inputs(state: RequestState, *, book: Book, latched_keys) -> tuple[dic
     if not pairs:
         return {}, {}
     return {pair: state.closed_trades.get(pair, []) for pair in pairs}, state.streak_cutoffs
+
+
+# --- 3. the pre-trade check's resting orders on paper ----------------------------------------
+def paper_resting_load(*, user_id, account_id: int, symbol: str) -> list:
+    """`paper_open_orders(account_id=, symbol=)`'s answer (OpenOrders, oldest first) in
+    one query compiled once: the user's open paper orders, the account and symbol
+    picked from them."""
+    rows = compiled_rows(
+        ("paper-orders",),
+        lambda stand_in: [paper_orders_member(stand_in, width=PAPER_WIDTH)],
+        {"user": uuid.UUID(str(user_id))},
+        width=PAPER_WIDTH,
+    )
+    return paper_orders_parse(rows, account_id=account_id, symbol=symbol)
