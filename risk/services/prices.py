@@ -33,6 +33,8 @@ from risk.constants import VOLATILITY_WINDOW_RANGE
 KEY_PREFIX = "risk:prices:"
 SUMMARY_KEY = "risk:vol"
 CANDIDATES_PREFIX = "risk:vol:cand:"
+BY_PRICE_PREFIX = "risk:vol:by-price:"  # <window>:<market>
+CUTS_PREFIX = "risk:vol:cut:"  # <market>
 RETENTION_SECONDS = VOLATILITY_WINDOW_RANGE[1]  # the longest window a breaker may use
 FRESH_SECONDS = 1.0
 COVERAGE = 0.8
@@ -195,6 +197,14 @@ def _key(market: str) -> str:
     return f"{KEY_PREFIX}{market}"
 
 
+def _by_price_key(window: int, market: str) -> str:
+    return f"{BY_PRICE_PREFIX}{window}:{market}"
+
+
+def _cuts_key(market: str) -> str:
+    return f"{CUTS_PREFIX}{market}"
+
+
 def _floor_text(floor) -> str:
     return decimal_plain(Decimal(str(floor)))
 
@@ -324,3 +334,19 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
             if len(summary) > 2:
                 ranges[(*market.split(":", 1), window)] = summary[2:]
     return ranges
+
+
+def price_samples_forget(markets: list[str]) -> None:
+    """Forget every sample, summary and candidacy of `markets` (`<exchange>:<symbol>`)."""
+    client = platform_redis()
+    pipe = client.pipeline(transaction=False)
+    for market in markets:
+        pipe.delete(_key(market), *(_by_price_key(int(window), market) for window in client.hkeys(_cuts_key(market))))
+        pipe.delete(_cuts_key(market))
+    fields = [field for field in client.hkeys(SUMMARY_KEY) if field.decode().rsplit(":", 1)[0] in set(markets)]
+    if fields:
+        pipe.hdel(SUMMARY_KEY, *fields)
+    for key in client.scan_iter(match=CANDIDATES_PREFIX + "*"):
+        if not key.endswith(b":ready"):
+            pipe.srem(key, *markets)
+    pipe.execute()

@@ -100,3 +100,19 @@ def test_incremental_summaries_match_a_full_rescan_as_samples_arrive_late_window
             assert got[:3] == expected[:3] and got[3:] == pytest.approx(expected[3:]), step
             summarised += len(got) > 1
     assert summarised > 300
+
+
+def test_forgotten_markets_start_again_from_their_next_samples():
+    record("100", 50)
+    record("120", 1)
+    record("100", 50, symbol="ETHUSDT")
+    record("120", 1, symbol="ETHUSDT")
+    prices.price_samples_forget(["paper:BTCUSDT"])
+    assert prices.price_ranges_get({("paper", "BTCUSDT", 60)}, floors=FLOORS) == {}
+    record("101", 55)
+    record("102", 1)  # 100 and 120 are gone: a 1 % range
+    assert prices.price_ranges_get({("paper", "BTCUSDT", 60)}, floors={60: D("0.5")})[("paper", "BTCUSDT", 60)][:2] == (
+        D(101),
+        D(102),
+    )
+    assert ("paper", "ETHUSDT", 60) in prices.price_ranges_get({("paper", "ETHUSDT", 60)}, floors=FLOORS)
