@@ -5,6 +5,9 @@ workers, feed).
   time, trimmed to the longest window a breaker may use;
 - `risk:vol`: a hash of summaries, one per (market, window):
   `computed_at|samples|low|high|first|last` (prices as their exact text);
+- `risk:vol:by-price:<window>:<market>`: the same members scored by price, only those
+  in the window as of `risk:vol:cut:<market>` (a hash: window -> the window start it
+  was last brought to), so a summary's low and high cost O(log n), not a rescan;
 - `risk:vol:cand:<window>:<floor>`: the markets whose last summary could trip a
   volatility breaker of that window whose lowest threshold is `floor` % (at least two
   samples, covering 80 % of the window, a range of at least `floor`), with a `:ready`
