@@ -4,7 +4,7 @@
 second), against a bare loop that only PUBLISHes the same ticks to the same Redis, in
 the same run.
 
-    .venv/bin/python bench/feed.py [--ticks 50000] [--rate 5000] [--crossings 200]
+    .venv/bin/python bench/feed.py [--ticks 50000] [--rate 5000] [--crossings 200] [--history 300]
 
 1. Throughput: `--ticks` ticks pushed into `Feed.on_ticker` as fast as the event loop
    takes them, over 50 symbols; the figure is ticks/s until the last one is published,
@@ -17,7 +17,9 @@ the same run.
 
 Runs on the configured stack (embedded SQLite + Redis by default; PostgreSQL and Redis
 with DATABASE_URL / REDIS_URL). It (re)creates `bench-feed-*` users and their paper
-positions, and stops monitoring for the run so that no venue streams beside it.
+positions, and stops monitoring for the run so that no venue streams beside it. Each
+market starts with `--history` seconds of flat volatility samples (ten a second; the
+default breaker's window is 300 s), as in a feed that has been running.
 """
 
 import argparse
@@ -48,7 +50,7 @@ def symbol(index: int) -> str:
     return f"S{index:04d}USDT"
 
 
-def desk_build() -> str:
+def desk_build(history_seconds: float) -> str:
     """100 users x 10 positions (1,000 over 50 symbols) and 10 limits each (1,000);
     user 0 has a position_size limit on HOT_SYMBOL at 105 (its notional is 100 at 100).
     Returns user 0's id."""
@@ -108,7 +110,7 @@ def desk_build() -> str:
                 )
         Position.objects.bulk_create(positions)
         RiskLimit.objects.bulk_create(limits)
-    samples_clear()
+    samples_reset(history_seconds)
     default_breakers_ensure()  # the desk `make run` bootstraps
     enabled = CircuitBreaker.objects.filter(enabled=True).count()
     # Marks set up here stay fresh for the run; a crossing may re-raise the alert its
@@ -119,21 +121,18 @@ def desk_build() -> str:
     return str(users[0].pk)
 
 
-def samples_clear() -> None:
-    """Forget the volatility samples of the bench's markets: an earlier run's spikes
-    (alert_latency.py's crossings) would trip every volatility breaker of this one."""
-    from etrms.redis_client import platform_redis
+def samples_reset(history_seconds: float) -> None:
+    """Forget the volatility samples of the bench's markets (an earlier run's spikes,
+    alert_latency.py's crossings, would trip every volatility breaker of this one), then
+    give each a flat history at 100 of `history_seconds`, ten samples a second: the
+    windows a feed that has run for a while holds, not the empty ones of a fresh start."""
     from risk.services import prices
 
-    client = platform_redis()
-    markets = [f"{EXCHANGE}:{symbol(n)}" for n in range(SYMBOLS)]
-    client.delete(*(prices.KEY_PREFIX + market for market in markets))
-    fields = [field for field in client.hkeys(prices.SUMMARY_KEY) if field.decode().rsplit(":", 1)[0] in markets]
-    if fields:
-        client.hdel(prices.SUMMARY_KEY, *fields)
-    for key in client.scan_iter(match=prices.CANDIDATES_PREFIX + "*"):
-        if not key.endswith(b":ready"):
-            client.srem(key, *markets)
+    markets = [symbol(n) for n in range(SYMBOLS)]
+    prices.price_samples_forget([f"{EXCHANGE}:{name}" for name in markets])
+    now, count = time.time(), int(history_seconds * 10)
+    for name in markets:
+        prices.price_samples_record([(EXCHANGE, name, Decimal(100), now - (count - n) / 10) for n in range(count)])
 
 
 def ticker(name: str, price: Decimal):
@@ -259,7 +258,7 @@ def percentile(values: list, share: float) -> float:
 async def run(args) -> None:
     from asgiref.sync import sync_to_async
 
-    user_id = await sync_to_async(desk_build)()
+    user_id = await sync_to_async(desk_build)(args.history)
     feed, stop, task, client, listener = await feed_running()
     try:
         await throughput(feed, 2000)  # warm up: caches, prepared scripts, the index's first writes
@@ -295,6 +294,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--crossings", type=int, default=200)
+    parser.add_argument("--history", type=float, default=300.0, help="seconds of samples each market starts with")
     args = parser.parse_args(argv)
     django_setup()
     with _redis_running():

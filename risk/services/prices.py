@@ -5,6 +5,9 @@ workers, feed).
   time, trimmed to the longest window a breaker may use;
 - `risk:vol`: a hash of summaries, one per (market, window):
   `computed_at|samples|low|high|first|last` (prices as their exact text);
+- `risk:vol:by-price:<window>:<market>`: the same members scored by price, only those
+  in the window as of `risk:vol:cut:<market>` (a hash: window -> the window start it
+  was last brought to), so a summary's low and high cost O(log n), not a rescan;
 - `risk:vol:cand:<window>:<floor>`: the markets whose last summary could trip a
   volatility breaker of that window whose lowest threshold is `floor` % (at least two
   samples, covering 80 % of the window, a range of at least `floor`), with a `:ready`
@@ -33,28 +36,86 @@ from risk.constants import VOLATILITY_WINDOW_RANGE
 KEY_PREFIX = "risk:prices:"
 SUMMARY_KEY = "risk:vol"
 CANDIDATES_PREFIX = "risk:vol:cand:"
+BY_PRICE_PREFIX = "risk:vol:by-price:"  # <window>:<market>
+CUTS_PREFIX = "risk:vol:cut:"  # <market>
 RETENTION_SECONDS = VOLATILITY_WINDOW_RANGE[1]  # the longest window a breaker may use
 FRESH_SECONDS = 1.0
 COVERAGE = 0.8
 LENIENCY = 1 - 1e-9  # candidacy is judged in doubles: err towards "candidate"
 
-_SUMMARIZE = """
-local function summarize(key, now, window)
-  local members = redis.call('ZRANGEBYSCORE', key, now - window, '+inf', 'WITHSCORES')
-  if #members < 4 then
-    return tostring(now) .. '|' .. tostring(#members / 2), false
+_SUMMARIZE = (
+    f"local RETENTION = {RETENTION_SECONDS}\n"
+    + """
+local function score_text(x) return string.format('%.17g', x) end
+
+local function price_of(member)
+  return tonumber(string.sub(member, string.find(member, ':', 1, true) + 1))
+end
+
+local function add_by_price(by_price, members)
+  for j = 1, #members, 500 do
+    local args = {}
+    for k = j, math.min(j + 499, #members) do
+      args[#args + 1] = price_of(members[k])
+      args[#args + 1] = members[k]
+    end
+    redis.call('ZADD', by_price, unpack(args))
   end
-  local low, high, low_text, high_text
-  for j = 1, #members, 2 do
-    local text = string.sub(members[j], string.find(members[j], ':', 1, true) + 1)
-    local price = tonumber(text)
-    if low == nil or price < low then low, low_text = price, text end
-    if high == nil or price > high then high, high_text = price, text end
+end
+
+-- Bring the market's samples-by-price set of `window` to the window ending at `now`:
+-- built from the time set once, then only the samples that left or (re)entered the
+-- window since the last call move, plus `new` ({member, score} just added to the time
+-- set). Returns the set's key and the window's first score.
+local function maintain(key, market, window, now, new)
+  local by_price, cuts = 'risk:vol:by-price:' .. window .. ':' .. market, 'risk:vol:cut:' .. market
+  local cutoff = now - window
+  local previous = redis.call('HGET', cuts, window)
+  if not previous then
+    redis.call('DEL', by_price)
+    add_by_price(by_price, redis.call('ZRANGEBYSCORE', key, cutoff, '+inf'))
+  else
+    previous = tonumber(previous)
+    if cutoff > previous then
+      local left = redis.call('ZRANGEBYSCORE', key, previous, '(' .. score_text(cutoff))
+      for j = 1, #left, 500 do
+        redis.call('ZREM', by_price, unpack(left, j, math.min(j + 499, #left)))
+      end
+    elseif cutoff < previous then
+      add_by_price(by_price, redis.call('ZRANGEBYSCORE', key, cutoff, '(' .. score_text(previous)))
+    end
+    for _, sample in ipairs(new) do
+      if sample[2] >= cutoff then
+        redis.call('ZADD', by_price, price_of(sample[1]), sample[1])
+      else
+        redis.call('ZREM', by_price, sample[1])
+      end
+    end
   end
-  local first, last = tonumber(members[2]), tonumber(members[#members])
-  local fields = {tostring(now), tostring(#members / 2), low_text, high_text, members[2], members[#members]}
-  local summary = table.concat(fields, '|')
-  return summary, (last - first >= 0.8 * window and low > 0), low, high
+  redis.call('HSET', cuts, window, score_text(cutoff))
+  redis.call('EXPIRE', cuts, RETENTION)
+  redis.call('EXPIRE', by_price, RETENTION)
+  return by_price, cutoff
+end
+
+-- The summary of the samples of `key` from `now - window` on, from its by-price set:
+-- O(log n), whatever the number of samples in the window.
+local function summarize(key, market, now, window, new)
+  local by_price, cutoff = maintain(key, market, window, now, new)
+  local count = redis.call('ZCARD', by_price)
+  if count < 2 then
+    return tostring(now) .. '|' .. tostring(count), false
+  end
+  local lowest = redis.call('ZRANGE', by_price, 0, 0, 'WITHSCORES')
+  local top = redis.call('ZRANGE', by_price, -1, -1, 'WITHSCORES')[2]
+  local highest = redis.call('ZRANGEBYSCORE', by_price, top, top, 'LIMIT', 0, 1)[1]  -- the earliest of a tie
+  local low_text = string.sub(lowest[1], string.find(lowest[1], ':', 1, true) + 1)
+  local high_text = string.sub(highest, string.find(highest, ':', 1, true) + 1)
+  local low, high = tonumber(low_text), tonumber(high_text)
+  local first = redis.call('ZRANGEBYSCORE', key, cutoff, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  local summary = table.concat({tostring(now), tostring(count), low_text, high_text, first, last}, '|')
+  return summary, (tonumber(last) - tonumber(first) >= 0.8 * window and low > 0), low, high
 end
 
 local function judge(market, window, floor_text, summary, covered, low, high)
@@ -66,30 +127,44 @@ local function judge(market, window, floor_text, summary, covered, low, high)
   end
 end
 """
+)
 
-# KEYS: SUMMARY_KEY, then one sorted set per market. ARGV: now, retention, number of
-# windows, (window, floor) per window, then per market its name, its sample count and
-# (member, score) per sample.
+# KEYS: SUMMARY_KEY, then one sorted set per market. ARGV: now, number of windows,
+# (window, floor) per window, then per market its name, its sample count and (member,
+# score) per sample. A by-price set of a window not maintained here is dropped (it would
+# miss these samples) and built again when next read.
 _RECORD = (
     _SUMMARIZE
     + """
-local now, retention, nwindows = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local position = 4 + 2 * nwindows
+local now, nwindows = tonumber(ARGV[1]), tonumber(ARGV[2])
+local maintained = {}
+for w = 1, nwindows do maintained[ARGV[1 + 2 * w]] = true end
+local position = 3 + 2 * nwindows
 for i = 2, #KEYS do
   local key, market, count = KEYS[i], ARGV[position], tonumber(ARGV[position + 1])
   position = position + 2
+  local new = {}
   for _ = 1, count do
-    redis.call('ZADD', key, tonumber(ARGV[position + 1]), ARGV[position])
+    local member, score = ARGV[position], tonumber(ARGV[position + 1])
+    redis.call('ZADD', key, score, member)
+    new[#new + 1] = {member, score}
     position = position + 2
   end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - retention)
-  redis.call('EXPIRE', key, retention)
+  local cuts = redis.call('HKEYS', 'risk:vol:cut:' .. market)
+  for _, window in ipairs(cuts) do
+    if not maintained[window] then
+      redis.call('HDEL', 'risk:vol:cut:' .. market, window)
+      redis.call('DEL', 'risk:vol:by-price:' .. window .. ':' .. market)
+    end
+  end
   for w = 1, nwindows do
-    local window, floor_text = ARGV[2 + 2 * w], ARGV[3 + 2 * w]
-    local summary, covered, low, high = summarize(key, now, tonumber(window))
+    local window, floor_text = ARGV[1 + 2 * w], ARGV[2 + 2 * w]
+    local summary, covered, low, high = summarize(key, market, now, tonumber(window), new)
     redis.call('HSET', KEYS[1], market .. ':' .. window, summary)
     judge(market, window, floor_text, summary, covered, low, high)
   end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - RETENTION)  -- after: every window is past it
+  redis.call('EXPIRE', key, RETENTION)
 end
 return #KEYS - 1
 """
@@ -104,7 +179,7 @@ local now = tonumber(ARGV[1])
 local out = {}
 for i = 2, #KEYS do
   local market, window, floor_text = ARGV[3 * i - 4], ARGV[3 * i - 3], ARGV[3 * i - 2]
-  local summary, covered, low, high = summarize(KEYS[i], now, tonumber(window))
+  local summary, covered, low, high = summarize(KEYS[i], market, now, tonumber(window), {})
   redis.call('HSET', KEYS[1], market .. ':' .. window, summary)
   judge(market, window, floor_text, summary, covered, low, high)
   out[i - 1] = summary
@@ -123,6 +198,14 @@ def _script(name: str, source: str):
 
 def _key(market: str) -> str:
     return f"{KEY_PREFIX}{market}"
+
+
+def _by_price_key(window: int, market: str) -> str:
+    return f"{BY_PRICE_PREFIX}{window}:{market}"
+
+
+def _cuts_key(market: str) -> str:
+    return f"{CUTS_PREFIX}{market}"
 
 
 def _floor_text(floor) -> str:
@@ -152,7 +235,7 @@ def price_samples_record(samples: list[tuple[str, str, Decimal, float]], *, floo
     for exchange, symbol, price, at in samples:
         by_market.setdefault(f"{exchange}:{symbol}", []).append((f"{int(at * 1000)}:{price}", at))
     keys = [SUMMARY_KEY]
-    args = [repr(time.time()), RETENTION_SECONDS, len(floors)]
+    args = [repr(time.time()), len(floors)]
     for window, floor in sorted(floors.items()):
         args += [int(window), _floor_text(floor)]
     for market, members in by_market.items():
@@ -254,3 +337,19 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
             if len(summary) > 2:
                 ranges[(*market.split(":", 1), window)] = summary[2:]
     return ranges
+
+
+def price_samples_forget(markets: list[str]) -> None:
+    """Forget every sample, summary and candidacy of `markets` (`<exchange>:<symbol>`)."""
+    client = platform_redis()
+    pipe = client.pipeline(transaction=False)
+    for market in markets:
+        pipe.delete(_key(market), *(_by_price_key(int(window), market) for window in client.hkeys(_cuts_key(market))))
+        pipe.delete(_cuts_key(market))
+    fields = [field for field in client.hkeys(SUMMARY_KEY) if field.decode().rsplit(":", 1)[0] in set(markets)]
+    if fields:
+        pipe.hdel(SUMMARY_KEY, *fields)
+    for key in client.scan_iter(match=CANDIDATES_PREFIX + "*"):
+        if not key.endswith(b":ready"):
+            pipe.srem(key, *markets)
+    pipe.execute()
