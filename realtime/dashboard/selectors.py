@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ExchangeAccount
+from accounts.selectors import account_holders
 from etrms.formatting import decimal_str, iso_utc, number
 from risk.models import BreakerTrip, LadderTrip, RiskLimit
 from risk.services import assess
@@ -21,9 +21,7 @@ DESK_USERS_MAX = 50
 
 def desk_user_ids() -> list:
     """Users with an exchange account or a limit, by username (at most DESK_USERS_MAX + 1)."""
-    users = get_user_model().objects.filter(
-        Q(pk__in=ExchangeAccount.objects.values("user_id")) | Q(pk__in=RiskLimit.objects.values("user_id"))
-    )
+    users = get_user_model().objects.filter(Q(pk__in=account_holders()) | Q(pk__in=RiskLimit.objects.values("user_id")))
     users = users.order_by("username")
     return list(users.values_list("pk", flat=True)[: DESK_USERS_MAX + 1])
 
