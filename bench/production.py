@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.environment import ROOT, BenchError, django_setup, redis_running
-from bench.server import Server, free_port, log_tail, server_environment, wait_ready
+from bench.server import Server, free_port, log_tail, process_stop, server_environment, wait_ready
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "etrms.conf.template"
 GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
@@ -63,16 +63,6 @@ def nginx_config_render(directory: Path, *, listen: str, web: str, ws: str) -> P
     main = directory / "nginx.conf"
     main.write_text(MAIN_CONF.format(tmp=directory))
     return main
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -125,7 +115,7 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
             raise BenchError(f"{exc}\n{log_tail(log_path)}") from exc
         finally:
             for process in reversed(processes):
-                _stop(process)
+                process_stop(process)
 
 
 # --- the REST comparison of SPEC §11 (bench/rest_baseline.py --production) ----------------

@@ -166,12 +166,18 @@ def running_server(*, pin: bool = True) -> Iterator[Server]:
                 redis=redis_note,
             )
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process_stop(process)
+
+
+def process_stop(process: subprocess.Popen, *, timeout: float = 20) -> None:
+    """Terminate `process` if it still runs; kill it if it has not exited after `timeout` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _cpu_seconds(pid: int) -> float | None:
