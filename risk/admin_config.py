@@ -53,14 +53,18 @@ class GlobalConfigAdmin(NoAddOrDeleteAdminMixin, SimpleHistoryAdmin):
         return HttpResponseRedirect(reverse("admin:risk_globalconfig_change", args=[config.pk]))
 
     def save_model(self, request, obj, form, change):
-        settings = {name: form.cleaned_data[name] for name in form.changed_data if name in GlobalSettings().fields}
-        values = settings_parse(GlobalSettings, {key: _plain(value) for key, value in settings.items()})
+        changed = [name for name in form.changed_data if name in GlobalSettings().fields]
+        values = _form_settings(GlobalSettings, form, changed)
         global_config_update(actor=request.user, **values)
 
 
-def _plain(value):
-    """A form value back to what the settings schema parses (Decimals as strings)."""
-    return decimal_plain(value) if isinstance(value, Decimal) else value
+def _form_settings(schema, form, names) -> dict:
+    """The form's values of `names` parsed by the settings `schema` (Decimals back to the
+    strings the schema parses)."""
+    values = {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
+    return settings_parse(
+        schema, {name: decimal_plain(value) if isinstance(value, Decimal) else value for name, value in values.items()}
+    )
 
 
 @admin.register(SymbolConfig)
@@ -77,9 +81,8 @@ class SymbolConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = ("max_position_size", "max_leverage", "trading_enabled", "max_order_notional")
-        values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         with transaction.atomic():
-            values = settings_parse(SymbolSettings, {k: _plain(v) for k, v in values.items()})
+            values = _form_settings(SymbolSettings, form, fields)
             saved = symbol_config_update(actor=request.user, symbol=obj.symbol, **values)
         obj.pk, obj.symbol = saved.pk, saved.symbol
         obj._state.adding = False
@@ -110,8 +113,7 @@ class ExchangeConfigAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = ("max_exposure", "enabled", "testnet", "trading_enabled", "dead_mans_switch_seconds")
-        values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
-        values = settings_parse(ExchangeSettings, {k: _plain(v) for k, v in values.items()})
+        values = _form_settings(ExchangeSettings, form, fields)
         saved = exchange_config_update(actor=request.user, exchange=obj.exchange, **values)
         obj.pk, obj.exchange = saved.pk, saved.exchange
         obj._state.adding = False
