@@ -1,8 +1,6 @@
 """The console's desk configuration: the global singleton, per symbol and per exchange,
 each saved through the settings schema and its service. Imported by `risk.admin`."""
 
-from decimal import Decimal
-
 from django.contrib import admin
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -13,7 +11,7 @@ from etrms.admin_tools import (
     NoAddOrDeleteAdminMixin,
     ServiceAdminMixin,
 )
-from etrms.formatting import decimal_plain
+from etrms.formatting import value_plain
 from risk.models import (
     ExchangeConfig,
     GlobalConfig,
@@ -62,9 +60,7 @@ def _form_settings(schema, form, names) -> dict:
     """The form's values of `names` parsed by the settings `schema` (Decimals back to the
     strings the schema parses)."""
     values = {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
-    return settings_parse(
-        schema, {name: decimal_plain(value) if isinstance(value, Decimal) else value for name, value in values.items()}
-    )
+    return settings_parse(schema, {name: value_plain(value) for name, value in values.items()})
 
 
 @admin.register(SymbolConfig)
