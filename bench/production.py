@@ -5,7 +5,7 @@ deploy/gunicorn.conf.py).
 
     from bench.production import running_production
 
-    with running_production(workers=2) as server:   # a bench.rest_baseline.Server
+    with running_production(workers=2) as server:   # a bench.server.Server
         measure("/api/v1/auth/me", server=server, token=token, duration=10)
 
 nginx runs as the current user from a private prefix (its pid, logs and temp files in a
