@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.environment import django_setup, redis_running  # noqa: E402
 from bench.feed import EXCHANGE, SYMBOLS, desk_build, percentile, symbol, ticker  # noqa: E402
-from bench.rest_baseline import _redis_running, django_setup  # noqa: E402
 
 
 def limits_arm(crossings: int) -> None:
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     from realtime.testing import raise_nofile
 
     raise_nofile()
-    with _redis_running():
+    with redis_running():
         result = asyncio.run(run(args))
     alerts, baseline = result["latencies"], result["baseline"]
     p50, p99 = percentile(alerts, 0.5), percentile(alerts, 0.99)

@@ -41,16 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.rest_baseline import (  # noqa: E402
-    BASELINE_PATH,
-    BenchError,
-    _redis_running,
-    bench_token,
-    django_setup,
-    format_table,
-    measure,
-    running_server,
-)
+from bench.environment import BenchError, bench_token, django_setup, redis_running  # noqa: E402
+from bench.rest_baseline import BASELINE_PATH  # noqa: E402
+from bench.server import running_server  # noqa: E402
+from bench.wrk import format_table, measure  # noqa: E402
 
 SIZES = [(100, 50), (1_000, 100), (10_000, 1_000)]
 EXCHANGES = ["paper", "binanceusdm", "bybit", "okx", "hyperliquid"]
@@ -270,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     django_setup()
-    with _redis_running() as redis_note:
+    with redis_running() as redis_note:
         print(f"redis: {redis_note}")
         return _run(args)
 

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.rest_baseline import _redis_running, django_setup  # noqa: E402
+from bench.environment import django_setup, redis_running  # noqa: E402
 
 USERS, SYMBOLS, POSITIONS_PER_USER = 100, 50, 10
 HOT_LIMIT, HOT_PRICE = Decimal(105), Decimal(106)  # a crossing within the mark guard's 10 %
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument("--history", type=float, default=300.0, help="seconds of samples each market starts with")
     args = parser.parse_args(argv)
     django_setup()
-    with _redis_running():
+    with redis_running():
         asyncio.run(run(args))
     return 0
 

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.rest_baseline import BenchError, bench_token, django_setup, running_server  # noqa: E402
+from bench.environment import BenchError, bench_token, django_setup  # noqa: E402
+from bench.server import running_server  # noqa: E402
 
 QUEUES = "critical,high,normal,low"
 
@@ -138,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
     token = bench_token()
     django_setup()
+    from bench.environment import load_average
     from bench.production import running_production
-    from bench.rest_baseline import _load_average
     from etrms.celery import app
 
-    print(f"load average {_load_average()} before the run")
+    print(f"load average {load_average()} before the run")
     shape = running_server(pin=False) if args.daphne else running_production(workers=args.workers)
     with shape as server:
         app.control.purge()
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-    print(f"load average {_load_average()} after the run")
+    print(f"load average {load_average()} after the run")
 
     print()
     print(f"Jobs: {args.jobs} no-op jobs through the API vs bare Celery no-op tasks (SPEC §11)")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.rest_baseline import _redis_running, django_setup  # noqa: E402
+from bench.environment import django_setup, redis_running  # noqa: E402
 
 BATCH = 25
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=3, help="subscribed endpoints in the last mode")
     options = parser.parse_args()
 
-    with _redis_running() as redis_note:
+    with redis_running() as redis_note:
         django_setup()
         from django.contrib.auth import get_user_model
         from django.core.management import call_command

@@ -5,7 +5,7 @@ deploy/gunicorn.conf.py).
 
     from bench.production import running_production
 
-    with running_production(workers=2) as server:   # a bench.rest_baseline.Server
+    with running_production(workers=2) as server:   # a bench.server.Server
         measure("/api/v1/auth/me", server=server, token=token, duration=10)
 
 nginx runs as the current user from a private prefix (its pid, logs and temp files in a
@@ -23,17 +23,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.rest_baseline import (
-    ROOT,
-    BenchError,
-    Server,
-    _free_port,
-    _redis_running,
-    _server_env,
-    _tail,
-    _wait_ready,
-    django_setup,
-)
+from bench.environment import ROOT, BenchError, django_setup, redis_running
+from bench.server import Server, free_port, log_tail, process_stop, server_environment, wait_ready
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "etrms.conf.template"
 GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
@@ -74,16 +65,6 @@ def nginx_config_render(directory: Path, *, listen: str, web: str, ws: str) -> P
     return main
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def running_production(*, workers: int | None = None, env: dict | None = None) -> Iterator[Server]:
     """nginx on a free loopback port in front of gunicorn (`workers` sync workers,
@@ -94,12 +75,12 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
     from django.db import connection
 
     nginx = nginx_binary()
-    public, web, ws = _free_port(), _free_port(), _free_port()
-    server_env = _server_env() | {"TRUSTED_PROXY_COUNT": "1"} | (env or {})
+    public, web, ws = free_port(), free_port(), free_port()
+    server_env = server_environment() | {"TRUSTED_PROXY_COUNT": "1"} | (env or {})
     if workers:
         server_env["WEB_CONCURRENCY"] = str(workers)
     bin_dir = Path(sys.executable).parent
-    with _redis_running() as redis_note, tempfile.TemporaryDirectory(prefix="etrms-prod-") as tmp:
+    with redis_running() as redis_note, tempfile.TemporaryDirectory(prefix="etrms-prod-") as tmp:
         directory = Path(tmp)
         directory.chmod(0o755)  # nginx's workers (nobody, when started as root) keep their temp files here
         backend = f"127.0.0.1:{web}"
@@ -118,8 +99,8 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
                         subprocess.Popen(argv, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
                     )
             url = f"http://127.0.0.1:{public}"
-            _wait_ready(url, processes[0], log_path)  # nginx and gunicorn
-            _wait_ready(f"http://127.0.0.1:{ws}", processes[1], log_path)  # daphne, for /api/v1/ws*
+            wait_ready(url, processes[0], log_path)  # nginx and gunicorn
+            wait_ready(f"http://127.0.0.1:{ws}", processes[1], log_path)  # daphne, for /api/v1/ws*
             yield Server(
                 url=url,
                 process=processes[0],
@@ -131,18 +112,18 @@ def running_production(*, workers: int | None = None, env: dict | None = None) -
                 shape=f"nginx + gunicorn ({server_env.get('WEB_CONCURRENCY') or os.cpu_count()} sync workers)",
             )
         except BenchError as exc:
-            raise BenchError(f"{exc}\n{_tail(log_path)}") from exc
+            raise BenchError(f"{exc}\n{log_tail(log_path)}") from exc
         finally:
             for process in reversed(processes):
-                _stop(process)
+                process_stop(process)
 
 
 # --- the REST comparison of SPEC §11 (bench/rest_baseline.py --production) ----------------
 def evaluate_fixture() -> tuple[str, dict]:
     """The 100 x 50 book of bench/evaluate.py (built again), its user's token, and the
     body of its `POST /risk/evaluate`. Marks stay fresh for the run (max_price_age 1 h)."""
+    from bench.environment import bench_token
     from bench.evaluate import _config_for_run, book_build, username_for
-    from bench.rest_baseline import bench_token
     from risk.bootstrap import default_breakers_ensure
 
     default_breakers_ensure()
@@ -154,9 +135,10 @@ def evaluate_fixture() -> tuple[str, dict]:
 def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, workers: int | None, pin: bool):
     """`GET /auth/me`, `GET /risk/limits` and `POST /risk/evaluate` (100 x 50) on one
     daphne process, then through nginx + gunicorn; returns {shape: [results]}."""
-    from bench.rest_baseline import measure, running_server
+    from bench.server import running_server
+    from bench.wrk import measure
 
-    with _redis_running():  # the fixture's configuration change is announced through Redis
+    with redis_running():  # the fixture's configuration change is announced through Redis
         evaluate_token, evaluate_body = evaluate_fixture()
     runs = {}
 
@@ -178,13 +160,14 @@ def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, 
 def production_main(args) -> int:
     """The three endpoints on both shapes, each with its ratios to `/auth/me` on the same
     server and to one daphne process (bench.production)."""
-    from bench.rest_baseline import _load_average, bench_token, format_table
+    from bench.environment import bench_token, load_average
+    from bench.wrk import format_table
 
     if shutil.which("wrk") is None:
         print("wrk is not installed. Install it with:  apt-get install wrk", file=sys.stderr)
         return 2
     token = bench_token()
-    print(f"host: {len(os.sched_getaffinity(0))} CPUs, load average {_load_average()} before the run")
+    print(f"host: {len(os.sched_getaffinity(0))} CPUs, load average {load_average()} before the run")
     try:
         runs = shapes_compare(
             token=token,
@@ -197,7 +180,7 @@ def production_main(args) -> int:
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    print(f"load average {_load_average()} after the run")
+    print(f"load average {load_average()} after the run")
     daphne, production = runs.values()
     for name, results in runs.items():
         print(f"\n{name}")

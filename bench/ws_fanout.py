@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.rest_baseline import _redis_running, bench_token, django_setup  # noqa: E402
+from bench.environment import bench_token, django_setup, redis_running  # noqa: E402
 
 SYMBOL = "BTCUSDT"
 CLIENT_PROCESSES = 2
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     from realtime.testing import DaphneProcess, free_port, raise_nofile
 
     raise_nofile()
-    with _redis_running():
+    with redis_running():
         token = bench_token()
         server = DaphneProcess(env={"LOG_LEVEL": "WARNING"}).start()
         try:

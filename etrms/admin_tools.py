@@ -6,8 +6,6 @@ A service raises the project's exceptions (`etrms.errors`) or Django's Validatio
 the admin never shows a traceback for either.
 """
 
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
@@ -17,7 +15,7 @@ from django.db import models
 from django.http import HttpResponseRedirect
 
 from etrms.errors import ApplicationError
-from etrms.formatting import decimal_human, decimal_plain
+from etrms.formatting import decimal_human, value_plain
 
 SERVICE_ERRORS = (ApplicationError, DjangoValidationError)
 
@@ -116,7 +114,7 @@ class PlainDecimalInput(forms.NumberInput):
     """A decimal input showing the value as typed (`15`, not `15.000000000000`)."""
 
     def format_value(self, value):
-        return super().format_value(decimal_plain(value) if isinstance(value, Decimal) else value)
+        return super().format_value(value_plain(value))
 
 
 class HumanDecimalsMixin:

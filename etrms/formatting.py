@@ -30,6 +30,12 @@ def decimal_plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def value_plain(value):
+    """A Decimal as `decimal_plain` writes it; any other value as it is (settings, form
+    values and snapshots that mix numbers with flags and text)."""
+    return decimal_plain(value) if isinstance(value, Decimal) else value
+
+
 def decimal_human(value: Decimal | None) -> str:
     """`decimal_plain` with thousands grouped, for people: 250000.000 -> "250,000",
     1234.50 -> "1,234.5"; None -> "" (the admin shows its own empty mark)."""

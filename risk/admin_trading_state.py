@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
 from etrms.admin_tools import SERVICE_ERRORS, error_text
+from risk.admin_history import HistoryAdmin
 from risk.models import TradingState
 from risk.services.trading_state import trading_state_set
 
@@ -48,10 +49,4 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         obj._state.adding = False
 
 
-def _history_admin():
-    from risk.admin import HistoryAdmin  # defined before risk.admin imports this module
-
-    return HistoryAdmin
-
-
-admin.site.register(TradingState.history.model, _history_admin())
+admin.site.register(TradingState.history.model, HistoryAdmin)

@@ -68,10 +68,28 @@ def account_get(*, account_id) -> ExchangeAccount:
     return ExchangeAccount.objects.get(pk=account_id)
 
 
+def account_holders(*, exchange: str | None = None) -> QuerySet:
+    """The ids of the users with an exchange account (on `exchange` when given), as a
+    `values("user_id")` queryset: a subquery where another filter nests it."""
+    accounts = ExchangeAccount.objects.all() if exchange is None else ExchangeAccount.objects.filter(exchange=exchange)
+    return accounts.values("user_id")
+
+
 def account_user_ids(*, exchange: str | None = None) -> list:
     """Every user with an exchange account (on `exchange` when given)."""
-    accounts = ExchangeAccount.objects.all() if exchange is None else ExchangeAccount.objects.filter(exchange=exchange)
-    return list(accounts.values_list("user_id", flat=True).distinct())
+    return list(account_holders(exchange=exchange).values_list("user_id", flat=True).distinct())
+
+
+def account_venues(*, user_ids=None) -> dict[str, set[str]]:
+    """{str(user id): the exchanges that user has an account on} for `user_ids` (every
+    user when None); one query. A user without an account has no key."""
+    accounts = (
+        ExchangeAccount.objects.all() if user_ids is None else ExchangeAccount.objects.filter(user_id__in=user_ids)
+    )
+    venues = defaultdict(set)
+    for user_id, exchange in accounts.values_list("user_id", "exchange"):
+        venues[str(user_id)].add(exchange)
+    return dict(venues)
 
 
 def account_exchanges(*, user_id) -> set[str]:
@@ -179,9 +197,8 @@ def positions_payload(
 def positions_view(*, user_id=None) -> tuple[list[Position], list[str]]:
     """Open positions and the venues of the accounts in scope: two queries."""
     positions = list(position_list(user_id=user_id))
-    accounts = ExchangeAccount.objects.all() if user_id is None else ExchangeAccount.objects.filter(user_id=user_id)
-    exchanges = sorted(set(accounts.values_list("exchange", flat=True)))
-    return positions, exchanges
+    venues = account_venues(user_ids=None if user_id is None else [user_id])
+    return positions, sorted(set().union(*venues.values()))
 
 
 _SUMMED = ("balance", "equity", "available", "margin_used", "unrealized_pnl", "peak_equity", "net_transfers")

@@ -7,10 +7,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ExchangeAccount
+from accounts.selectors import account_holders
 from etrms.formatting import decimal_str, iso_utc, number
 from risk.models import BreakerTrip, LadderTrip, RiskLimit
-from risk.services import assess
+from risk.services import assess, assess_limits
 from risk.services.evaluation import compute
 from risk.services.outcome import ladder_key
 from risk.services.snapshots import book_load, config_view_get, desk_totals_load, limits_load
@@ -21,14 +21,12 @@ DESK_USERS_MAX = 50
 
 def desk_user_ids() -> list:
     """Users with an exchange account or a limit, by username (at most DESK_USERS_MAX + 1)."""
-    users = get_user_model().objects.filter(
-        Q(pk__in=ExchangeAccount.objects.values("user_id")) | Q(pk__in=RiskLimit.objects.values("user_id"))
-    )
+    users = get_user_model().objects.filter(Q(pk__in=account_holders()) | Q(pk__in=RiskLimit.objects.values("user_id")))
     users = users.order_by("username")
     return list(users.values_list("pk", flat=True)[: DESK_USERS_MAX + 1])
 
 
-def _ladder_out(status: assess.LimitStatus, latches: dict) -> list[dict]:
+def _ladder_out(status: assess_limits.LimitStatus, latches: dict) -> list[dict]:
     """The limit's steps (issue 15): level, action and, when latched, since when and how
     its action went (`latches`: {ladder latch key: LadderTrip})."""
     steps = []
@@ -48,7 +46,7 @@ def _ladder_out(status: assess.LimitStatus, latches: dict) -> list[dict]:
     return steps
 
 
-def _status_out(status: assess.LimitStatus, latches: dict) -> dict:
+def _status_out(status: assess_limits.LimitStatus, latches: dict) -> dict:
     u = status.utilization
     return {
         "key": status.key,
@@ -102,7 +100,7 @@ def user_risk(*, user_id, config, now) -> dict:
         steps = {t.latch_key: t for t in LadderTrip.objects.filter(user_id=user_id, released_at__isnull=True)}
     return {
         "user_id": str(user_id),
-        "risk_level": assess.risk_level_of(statuses, breaker_exposed=latched),
+        "risk_level": assess_limits.risk_level_of(statuses, breaker_exposed=latched),
         "metrics": _metrics_out(computed.metrics),
         "statuses": [_status_out(status, steps) for status in statuses],
     }

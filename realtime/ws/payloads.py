@@ -8,11 +8,9 @@ item, as REST shows it). The positions and accounts payloads are the REST builde
 the current drawdown %.
 """
 
-from collections import defaultdict
 from decimal import Decimal
 
 from accounts import selectors
-from accounts.models import ExchangeAccount
 from accounts.selectors.books import accounts_load, positions_load
 from etrms.formatting import json_numbers
 from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
@@ -35,14 +33,11 @@ def positions_payloads(scopes: set) -> dict:
     """{scope: ETRMS positions payload} (two queries)."""
     users = None if None in scopes else [scope for scope in scopes if scope is not None]
     positions = list(selectors.position_list(user_ids=users))
-    accounts = ExchangeAccount.objects.all() if users is None else ExchangeAccount.objects.filter(user_id__in=users)
-    venues = defaultdict(set)
-    for user_id, exchange in accounts.values_list("user_id", "exchange"):
-        venues[str(user_id)].add(exchange)
+    venues = selectors.account_venues(user_ids=users)
     out = {}
     for scope in scopes:
         if scope is None:
-            mine, exchanges = positions, sorted(set().union(*venues.values()) if venues else set())
+            mine, exchanges = positions, sorted(set().union(*venues.values()))
         else:
             mine = [position for position in positions if str(position.account.user_id) == scope]
             exchanges = sorted(venues.get(scope, ()))

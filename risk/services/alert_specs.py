@@ -4,14 +4,14 @@ breaker's scope. Pure."""
 
 from etrms.formatting import decimal_str
 from risk.constants import AlertSeverity, AlertType
-from risk.services import assess
+from risk.services import assess_limits
 from risk.services.alerts import AlertSpec
 from risk.services.outcome import STALE_PREFIX
 
 LEVEL_WORDS = {"warning": "above its warning level", "exceeded": "exceeded"}
 
 
-def _label(status: assess.LimitStatus) -> str:
+def _label(status: assess_limits.LimitStatus) -> str:
     kind = status.limit_type.replace("_", " ")
     where = f" on {status.symbol}" if status.symbol else ""
     if status.exchange:
@@ -20,7 +20,7 @@ def _label(status: assess.LimitStatus) -> str:
     return f"{origin}{where}"
 
 
-def _spec(status: assess.LimitStatus, level: str) -> AlertSpec:
+def _spec(status: assess_limits.LimitStatus, level: str) -> AlertSpec:
     bound = status.threshold if level == "exceeded" else status.warning
     value = "undefined (equity <= 0)" if status.value is None else decimal_str(status.value)
     label = _label(status)

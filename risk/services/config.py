@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from etrms.api.inputs import PositiveDecimalField, StrictSerializer
 from etrms.errors import InvalidInput
-from etrms.formatting import decimal_plain, iso_utc
+from etrms.formatting import iso_utc, value_plain
 from risk.history import history_actor_set
 from risk.models import MONEY, CircuitBreaker, ExchangeConfig, GlobalConfig, SymbolConfig
 from risk.services import hooks
@@ -164,25 +164,24 @@ def config_reset(*, actor) -> GlobalConfig:
 def symbol_config_update(*, actor, symbol: str, **values) -> SymbolConfig:
     """Update the symbol's config, creating it when absent. `values`: settings of
     `SymbolSettings`, as `settings_parse` returns them."""
-    symbol = symbol_normalize(symbol)
-    _known(SymbolSettings, values)
-    config = SymbolConfig.objects.select_for_update().filter(symbol=symbol).first() or SymbolConfig(symbol=symbol)
-    if _apply(config, values, actor=actor) or config._state.adding:
-        history_actor_set(config, actor_id(actor))
-        config.save()
-        hooks.config_changed()
-    return config
+    return _scoped_config_update(
+        SymbolConfig, SymbolSettings, {"symbol": symbol_normalize(symbol)}, values, actor=actor
+    )
 
 
 @transaction.atomic
 def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
     """Update the exchange's config, creating it when absent. `values`: settings of
     `ExchangeSettings`, as `settings_parse` returns them."""
-    exchange = exchange_normalize(exchange)
-    _known(ExchangeSettings, values)
-    config = ExchangeConfig.objects.select_for_update().filter(exchange=exchange).first() or ExchangeConfig(
-        exchange=exchange
-    )
+    key = {"exchange": exchange_normalize(exchange)}
+    return _scoped_config_update(ExchangeConfig, ExchangeSettings, key, values, actor=actor)
+
+
+def _scoped_config_update(model, schema, key: dict, values: dict, *, actor):
+    """The `model` row of `key` (locked; a new one when absent) with `values` applied,
+    saved and announced when anything changed or the row is new."""
+    _known(schema, values)
+    config = model.objects.select_for_update().filter(**key).first() or model(**key)
     if _apply(config, values, actor=actor) or config._state.adding:
         history_actor_set(config, actor_id(actor))
         config.save()
@@ -191,12 +190,8 @@ def exchange_config_update(*, actor, exchange: str, **values) -> ExchangeConfig:
 
 
 # --- snapshots ----------------------------------------------------------------------------
-def _plain(value):
-    return decimal_plain(value) if isinstance(value, Decimal) else value
-
-
 def _settings_of(instance, schema) -> dict:
-    return {name: _plain(getattr(instance, name)) for name in schema().fields}
+    return {name: value_plain(getattr(instance, name)) for name in schema().fields}
 
 
 def breaker_definition(breaker: CircuitBreaker) -> dict:
@@ -204,7 +199,7 @@ def breaker_definition(breaker: CircuitBreaker) -> dict:
         "name": breaker.name,
         "description": breaker.description,
         "condition_type": breaker.condition_type,
-        "threshold": _plain(breaker.threshold),
+        "threshold": value_plain(breaker.threshold),
         "action": breaker.action,
         "symbols": breaker.symbols,
         "exchanges": breaker.exchanges,

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from risk.models import RiskLimit
-from risk.services import assess
+from risk.services import assess, assess_limits
 from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
 from risk.services.breaker_inputs import breaker_inputs_load
@@ -83,7 +83,7 @@ class Computed:
 
     book: Book
     metrics: assess.Metrics
-    limits: assess.LimitAssessment
+    limits: assess_limits.LimitAssessment
     breakers: assess.BreakerAssessment | None
     wanted: dict
 
@@ -99,7 +99,7 @@ def compute(
 ) -> Computed:
     """Evaluate `book` against `limits`, the desk caps and (with `inputs`) the breakers."""
     metrics = assess.metrics_compute(book)
-    limit_assessment = assess.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
+    limit_assessment = assess_limits.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
     breaker_assessment = None
     if inputs is not None:
         breaker_assessment = assess.breakers_assess(book=book, config=config, now=now, inputs=inputs)
@@ -237,7 +237,7 @@ def outcome_apply(
         exposed = exposed_after(state, decision, latched_now)
     return EvaluationResult(
         user_id=user_id,
-        risk_level=assess.risk_level_of(computed.limits.statuses, breaker_exposed=exposed),
+        risk_level=assess_limits.risk_level_of(computed.limits.statuses, breaker_exposed=exposed),
         metrics=computed.metrics,
         statuses=computed.limits.statuses,
         config=config,

@@ -20,11 +20,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
 from etrms.formatting import decimal_plain
 from risk.constants import ActionStatus, AlertStatus
 from risk.models import KillAction, KillActionKind, KillSwitch, KillSwitchStatus, RiskAlert
 from risk.services.alerts import alert_escalate
+from risk.services.order_outcome import order_outcome_record
 
 logger = logging.getLogger(__name__)
 
@@ -113,31 +113,16 @@ def _close(action: KillAction) -> tuple[str, str, dict]:
     if details.get("working"):  # the venue left our last order working: never let two fill
         orders_cancel_all(account=position.account, symbol=position.symbol)
     order = position_close(position=position, client_order_id=kill_client_order_id(action.id, action.order_seq))
-    if order.status == REJECTED:
-        raise RuntimeError(
-            f"the exchange rejected order {order.id} ({order.status}, filled {decimal_plain(order.filled)})"
-        )
-    filled = Decimal(details.get("filled") or 0) + order.filled
-    details["filled"] = decimal_plain(filled)
-    details["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
-    details.setdefault("orders", []).append(
-        {
-            "order_id": order.id,
-            "client_order_id": order.client_order_id,
-            "side": order.side,
-            "amount": decimal_plain(order.amount),
-            "filled": decimal_plain(order.filled),
-            "average_price": decimal_plain(order.average_price) if order.average_price is not None else None,
-            "status": order.status,
-        }
-    )
+    record = order_outcome_record(progress=details, order=order)
+    details.setdefault("orders", []).append(record)
     sent_amount, sent_filled = decimal_plain(order.amount), decimal_plain(order.filled)
     sent = f"reduce-only market {order.side} of {sent_amount}, filled {sent_filled} ({order.status})"
     if order.fully_filled:
         return ActionStatus.SUCCEEDED, f"Position closed: {sent}", details
     action.order_seq += 1  # the venue is done with (or was told to drop) that order: the rest goes under a new id
-    status = ActionStatus.PARTIAL if filled > 0 else ActionStatus.FAILED
-    return status, f"{'PARTIAL: not fully filled' if filled > 0 else 'FAILED: not filled'}: {sent}", details
+    some_filled = Decimal(details["filled"]) > 0  # over every attempt
+    status = ActionStatus.PARTIAL if some_filled else ActionStatus.FAILED
+    return status, f"{'PARTIAL: not fully filled' if some_filled else 'FAILED: not filled'}: {sent}", details
 
 
 def kill_action_run(*, action: KillAction, enqueue_retry: bool = True) -> KillAction:

@@ -78,7 +78,7 @@ class StepHit:
     """A ladder step whose level the limit's metric reached."""
 
     key: str
-    status: object  # the assess.LimitStatus of the limit (and symbol)
+    status: object  # the assess_limits.LimitStatus of the limit (and symbol)
     at_pct: Decimal
     action: str
 

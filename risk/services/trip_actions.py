@@ -23,12 +23,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.exchanges import NOT_FILLED, PARTIALLY_FILLED, REJECTED
 from etrms.formatting import decimal_plain
 from etrms.metrics import BREAKER_ACTIONS
 from risk.constants import DEFAULT_REDUCE_PCT, ActionStatus, BreakerAction, ConditionType
 from risk.models import BreakerTrip, LadderTrip
 from risk.services.alerts import alert_escalate
+from risk.services.order_outcome import order_outcome_record
 
 logger = logging.getLogger(__name__)
 
@@ -111,24 +111,10 @@ def order_send(position, *, close: bool, params: dict, client_order_id: str, leg
         order = position_reduce(position=position, reduce_pct=pct, client_order_id=client_order_id)
         leg["target"] = decimal_plain(target)
         wanted = missing
-    if order.status == REJECTED:
-        raise RuntimeError(
-            f"the exchange rejected order {order.id} ({order.status}, filled {decimal_plain(order.filled)})"
-        )
-    leg["filled"] = decimal_plain(Decimal(leg.get("filled") or 0) + order.filled)
-    # An order the venue left working (nothing or part filled) is cancelled before the
-    # remainder is sent again, so the two can never both fill.
-    leg["working"] = order.status in (NOT_FILLED, PARTIALLY_FILLED)
     return {
         "exchange": position.account.exchange,
         "symbol": position.symbol,
-        "order_id": order.id,
-        "client_order_id": order.client_order_id,
-        "side": order.side,
-        "amount": decimal_plain(order.amount),
-        "filled": decimal_plain(order.filled),
-        "average_price": decimal_plain(order.average_price) if order.average_price is not None else None,
-        "status": order.status,
+        **order_outcome_record(progress=leg, order=order),
         "complete": order.fully_filled and order.filled >= wanted,
     }
 

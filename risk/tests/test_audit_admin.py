@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from risk.constants import AlertStatus
-from risk.models import CircuitBreaker, GlobalConfig, RiskLimit, SymbolConfig
+from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskLimit, SymbolConfig
 from risk.tests.factories import CircuitBreakerFactory, RiskAlertFactory, RiskLimitFactory
 
 pytestmark = pytest.mark.django_db
@@ -275,6 +275,23 @@ def test_symbol_config_admin(officer_admin, officer):
     config = SymbolConfig.objects.get()
     assert config.symbol == "ETHUSDT" and config.max_position_size == 1000
     assert SymbolConfig.history.get(symbol="ETHUSDT").history_user_id == officer.pk
+
+
+def test_exchange_config_admin_saves_2_5_million_exposure_through_the_settings_schema(officer_admin, officer):
+    response = officer_admin.post(
+        reverse("admin:risk_exchangeconfig_add"),
+        {"exchange": "binance", "max_exposure": "2500000.5", "enabled": "on", "dead_mans_switch_seconds": "60"},
+    )
+    assert response.status_code == 302, response.content[:3000]
+    config = ExchangeConfig.objects.get()
+    assert (config.exchange, config.max_exposure, config.enabled, config.testnet) == (
+        "binance",
+        Decimal("2500000.5"),
+        True,
+        False,
+    )
+    assert config.dead_mans_switch_seconds == 60
+    assert ExchangeConfig.history.get(exchange="binance").history_user_id == officer.pk
 
 
 def test_evaluate_now_actions(officer_admin, trader, no_caps):

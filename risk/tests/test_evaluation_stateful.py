@@ -57,7 +57,7 @@ from accounts.services.paper import paper_market_upsert, paper_order_execute, pa
 from accounts.services.sync import account_sync
 from etrms.redis_client import platform_redis
 from risk.models import BreakerTrip, GlobalConfig, LadderTrip, RiskAlert, RiskLimit
-from risk.services import assess
+from risk.services import assess_limits
 from risk.services.breaker_inputs import streak_inputs_load
 from risk.services.config import global_config_update
 from risk.services.evaluation import compute, evaluation_run
@@ -629,7 +629,7 @@ def _risk_level_now(user) -> str:
     computed = compute(
         book=book, limits=limits_load(user_id=user.pk), config=config, desk=None, now=timezone.now(), inputs=None
     )
-    return assess.risk_level_of(
+    return assess_limits.risk_level_of(
         computed.limits.statuses, breaker_exposed=any(latch.exposed for latch in state.latched.values())
     )
 

@@ -72,7 +72,8 @@ def test_index_agrees_with_the_database_path(trader, make_user, desk):
 
 
 def _index_statuses(index, user_id):
-    from risk.services.assess import limits_assess, metrics_compute
+    from risk.services.assess import metrics_compute
+    from risk.services.assess_limits import limits_assess
 
     book = index.books[user_id]
     metrics = metrics_compute(book)

@@ -265,7 +265,7 @@ def test_a_failed_flatten_is_escalated_and_retried_on_the_critical_queue_with_th
 def test_a_step_latched_by_a_process_that_died_before_acting_is_acted_on_by_the_sweep(
     trader, officer, exposed, laddered
 ):
-    from risk.services.assess import LimitStatus
+    from risk.services.assess_limits import LimitStatus
     from risk.services.ladder import step_latch
     from risk.services.outcome import StepHit, ladder_key
     from risk.services.sweep import evaluation_sweep

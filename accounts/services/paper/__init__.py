@@ -9,18 +9,8 @@ price, reduce-only orders never growing or flipping a position. Paper charges no
 funding and never liquidates (a liquidation price is reported, not enforced).
 """
 
-from accounts.services.paper.books import (
-    DEFAULT_PAPER_BALANCE,
-    paper_account_state,
-    paper_fills,
-    paper_open_orders,
-    paper_order_execute,
-    paper_orders_cancel_all,
-    paper_orders_match,
-    paper_transfer,
-    paper_wallet_ensure,
-    taker_fee_rate,
-)
+from accounts.services.paper.account import paper_account_state, paper_transfer
+from accounts.services.paper.books import DEFAULT_PAPER_BALANCE, paper_wallet_ensure, taker_fee_rate
 from accounts.services.paper.markets import (
     PaperQuote,
     paper_market_upsert,
@@ -28,6 +18,13 @@ from accounts.services.paper.markets import (
     paper_price,
     paper_price_set,
     paper_quote,
+)
+from accounts.services.paper.orders import (
+    paper_fills,
+    paper_open_orders,
+    paper_order_execute,
+    paper_orders_cancel_all,
+    paper_orders_match,
 )
 
 __all__ = [

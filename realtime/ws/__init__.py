@@ -1,0 +1,1 @@
+"""The WebSocket machinery: connection, streams, fan-out, presence, payloads and metrics."""
