@@ -40,7 +40,7 @@ def dumps(value) -> bytes:
 
 class HubFanout:
     """The delivery half of `Hub`: it reads the hub's local registry (`market`,
-    `streams`, `connections`, `snapshots`) and its Redis clients."""
+    `streams`, `alert_views`, `connections`, `snapshots`) and its Redis clients."""
 
     # --- delivery -------------------------------------------------------------------------------
     def on_market(self, channel: str, data: bytes) -> None:
@@ -56,12 +56,8 @@ class HubFanout:
         body = json.loads(data)
         alert = body["alert"]
         user_id, symbol = str(body.get("user_id")), alert.get("symbol")
-        targets = [
-            conn
-            for view, conns in self.streams[ALERTS].items()
-            if view.scope in (user_id, None) and view.covers(symbol)
-            for conn in conns
-        ]
+        views = self.alert_views.get(user_id, set()) | self.alert_views.get(None, set())
+        targets = [conn for view in views if view.covers(symbol) for conn in self.streams[ALERTS][view]]
         if not targets:
             return
         framed, bare = Frame(dumps({"channel": ALERTS, "data": alert})), Frame(dumps(alert))

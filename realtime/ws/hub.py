@@ -53,6 +53,7 @@ class Hub(HubFanout, HubPresence):
         self.market: dict[str, dict[str, set]] = {name: defaultdict(set) for name in MARKET_STREAMS}
         self.streams: dict[str, dict] = {name: defaultdict(set) for name in (*USER_STREAMS, ALERTS)}
         self.snapshots: dict = {}  # (channel, view) -> payload bytes last sent
+        self.alert_views: dict = defaultdict(set)  # scope -> its views in streams[ALERTS]
         self.demand_refs: dict[tuple, set] = defaultdict(set)  # (exchange, symbol) -> {(conn id, channel)}
         self.messages_in = self.messages_out = 0
         self.dirty: set = set()
@@ -196,7 +197,9 @@ class Hub(HubFanout, HubPresence):
         self.stream_unsubscribe(conn, channel)
         conn.streams[channel] = view
         self.streams[channel][view].add(conn)
-        if channel != ALERTS:
+        if channel == ALERTS:
+            self.alert_views[view.scope].add(view)
+        else:
             snapshot = self.snapshots.get((channel, view))
             if snapshot is not None:
                 self._deliver_stream(channel, [conn], snapshot)
@@ -213,6 +216,10 @@ class Hub(HubFanout, HubPresence):
             if not subscribers:
                 del self.streams[channel][view]
                 self.snapshots.pop((channel, view), None)
+                if channel == ALERTS:
+                    self.alert_views[view.scope].discard(view)
+                    if not self.alert_views[view.scope]:
+                        del self.alert_views[view.scope]
         self.changed(conn)
 
 
