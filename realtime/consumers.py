@@ -35,6 +35,7 @@ from realtime.ws.protocol import (
     MARKET_CHANNELS,
     ProtocolError,
     Request,
+    StreamView,
     ack_frame,
     error_frame,
     pong_frame,
@@ -100,17 +101,19 @@ class HubConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("User not found.", channel=ALERTS)
         return self.conn.user_id
 
-    async def alerts_subscribe(self, scope, since_alert_id: str | None, *, channel_name: str | None) -> list | None:
+    async def alerts_subscribe(
+        self, view: StreamView, since_alert_id: str | None, *, channel_name: str | None
+    ) -> list | None:
         """Subscribe to live alerts; with `since_alert_id`, first replay the alerts written
         after it (live ones arriving meanwhile are held, then sent unless replayed)."""
         conn = self.conn
         if since_alert_id is None:
-            self.hub.stream_subscribe(conn, ALERTS, scope)
+            self.hub.stream_subscribe(conn, ALERTS, view)
             return []
         conn.held = []
-        self.hub.stream_subscribe(conn, ALERTS, scope)
+        self.hub.stream_subscribe(conn, ALERTS, view)
         try:
-            replay = await self.hub.db(lambda: alerts_since(scope=scope, since_alert_id=since_alert_id))
+            replay = await self.hub.db(lambda: alerts_since(view=view, since_alert_id=since_alert_id))
         except Exception:
             conn.held = None
             self.hub.stream_unsubscribe(conn, ALERTS)
@@ -168,26 +171,37 @@ class StreamConsumer(HubConsumer):
             except ProtocolError as error:
                 error.channel = request.channel
                 raise
+            if request.symbols:
+                _, symbols = await self.symbols_check(request)
+            view = StreamView(scope, frozenset(symbols))
             if request.channel == ALERTS:
                 # The ack goes first; replayed alerts follow it.
-                self.send_frame(ack_frame(request, symbols=[], subscriptions=[*conn.subscriptions(), ALERTS]))
-                replayed = await self.alerts_subscribe(scope, request.since_alert_id, channel_name=ALERTS)
+                labels = view.labels(ALERTS, conn.user_id)
+                self.send_frame(ack_frame(request, symbols=symbols, subscriptions=[*conn.subscriptions(), *labels]))
+                replayed = await self.alerts_subscribe(view, request.since_alert_id, channel_name=ALERTS)
                 if replayed is None:
                     raise ProtocolError("Unknown since_alert_id.", channel=ALERTS, action="subscribe")
                 return
-            hub.stream_subscribe(conn, request.channel, scope)
+            hub.stream_subscribe(conn, request.channel, view)
         self.send_frame(ack_frame(request, symbols=symbols, subscriptions=conn.subscriptions()))
 
-    async def market_subscribe(self, request: Request) -> list:
-        conn, hub, channel = self.conn, self.hub, request.channel
+    async def symbols_check(self, request: Request) -> tuple[str, list]:
+        """The venue that validates `request.symbols` (its `exchange`, by default the
+        first monitored one) and the symbols' canonical names; an unknown exchange or
+        symbol is a ProtocolError."""
+        channel = request.channel
         try:
-            exchange = await hub.db(exchange_resolve, request.exchange)
+            exchange = await self.hub.db(exchange_resolve, request.exchange)
             async with exchange_open(exchange) as venue:
-                symbols = [await venue.check_symbol(symbol) for symbol in request.symbols]
+                return exchange, [await venue.check_symbol(symbol) for symbol in request.symbols]
         except (UnknownExchange, UnknownSymbol) as error:
             raise ProtocolError(str(error), channel=channel, action="subscribe") from None
         except ExchangeError as error:
             raise ProtocolError(f"The exchange did not answer: {error}", channel=channel, action="subscribe") from None
+
+    async def market_subscribe(self, request: Request) -> list:
+        conn, hub, channel = self.conn, self.hub, request.channel
+        exchange, symbols = await self.symbols_check(request)
         held = conn.symbols["ticker"] | conn.symbols["trades"]
         if len(held | set(symbols)) > settings.WS_MAX_SYMBOLS:
             raise ProtocolError(
@@ -230,10 +244,10 @@ class ChannelConsumer(HubConsumer):
             await self.close(code=4404)
             return
         if self.stream == ALERTS:
-            if await self.alerts_subscribe(scope, since, channel_name=None) is None:
+            if await self.alerts_subscribe(StreamView(scope), since, channel_name=None) is None:
                 await self.close(code=4404)
         else:
-            self.hub.stream_subscribe(self.conn, self.stream, scope)
+            self.hub.stream_subscribe(self.conn, self.stream, StreamView(scope))
 
     async def receive(self, text_data=None, bytes_data=None):
         self.hub.messages_in += 1

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from functools import partial
 
 from realtime.ws.metrics import frames
+from realtime.ws.protocol import StreamView
 
 logger = logging.getLogger("realtime.ws")
 
@@ -180,7 +181,7 @@ class Connection:
         self.pending: OrderedDict = OrderedDict()
         self.reliable_waiting = 0
         self.symbols: dict[str, set] = {"ticker": set(), "trades": set()}
-        self.streams: dict[str, object] = {}  # ETRMS channel -> the user id it covers (None: the desk)
+        self.streams: dict[str, StreamView] = {}  # ETRMS channel -> what it covers
         self.bare: str | None = None  # the one channel of a /ws/<channel> socket, sent bare
         self.closed = False
         self.held: list | None = None  # live alerts held while a replay is being sent
@@ -190,8 +191,8 @@ class Connection:
     # --- what the registry shows ------------------------------------------------------------
     def subscriptions(self) -> list[str]:
         items = [f"{channel}:{symbol}" for channel, symbols in self.symbols.items() for symbol in sorted(symbols)]
-        for channel, scope in sorted(self.streams.items(), key=lambda item: item[0]):
-            items.append(channel if scope is None or scope == self.user_id else f"{channel}:user_id={scope}")
+        for channel, view in sorted(self.streams.items(), key=lambda item: item[0]):
+            items.extend(view.labels(channel, self.user_id))
         return items
 
     def record(self) -> dict:

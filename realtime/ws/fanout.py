@@ -3,9 +3,11 @@ its local sockets (SPEC §7, §11; STYLE §10).
 
 - ticker and trades: the feed's frame text is the payload, framed once (`Frame`) and
   offered to each subscriber of the symbol, whose `Connection` writes or conflates it;
-- alerts: addressed to the user's sockets and to officers' desk views, never dropped
-  (a socket replaying `since_alert_id` holds them until its replay is sent);
-- positions, accounts, risk-metrics: rebuilt per scope in the hub's database thread
+- alerts: addressed to the user's sockets and to officers' desk views (a view narrowed
+  to symbols takes the alerts about those symbols and those about none), framed once,
+  never dropped (a socket replaying `since_alert_id` holds them until its replay is sent);
+- positions, accounts, risk-metrics: rebuilt per view (scope and symbols, so a frame is
+  serialised once per distinct content, not per socket) in the hub's database thread
   (every `WS_USER_STREAM_SECONDS`, sooner on a position change, at most five times a
   second) and sent when they changed;
 - control: an officer's close and broadcast, wherever the socket lives.
@@ -38,7 +40,7 @@ def dumps(value) -> bytes:
 
 class HubFanout:
     """The delivery half of `Hub`: it reads the hub's local registry (`market`,
-    `streams`, `connections`, `snapshots`) and its Redis clients."""
+    `streams`, `alert_views`, `connections`, `snapshots`) and its Redis clients."""
 
     # --- delivery -------------------------------------------------------------------------------
     def on_market(self, channel: str, data: bytes) -> None:
@@ -53,8 +55,9 @@ class HubFanout:
     def on_alert(self, data: bytes) -> None:
         body = json.loads(data)
         alert = body["alert"]
-        by_scope = self.streams[ALERTS]
-        targets = by_scope.get(str(body.get("user_id")), set()) | by_scope.get(None, set())
+        user_id, symbol = str(body.get("user_id")), alert.get("symbol")
+        views = self.alert_views.get(user_id, set()) | self.alert_views.get(None, set())
+        targets = [conn for view in views if view.covers(symbol) for conn in self.streams[ALERTS][view]]
         if not targets:
             return
         framed, bare = Frame(dumps({"channel": ALERTS, "data": alert})), Frame(dumps(alert))
@@ -165,11 +168,11 @@ class HubFanout:
                     self._failed("building stream payloads", error)
                     await asyncio.sleep(1)
                     continue
-                for (channel, scope), payload in payloads.items():
+                for (channel, view), payload in payloads.items():
                     data = dumps(payload)
-                    subscribers = self.streams[channel].get(scope)
-                    if not subscribers or self.snapshots.get((channel, scope)) == data:
+                    subscribers = self.streams[channel].get(view)
+                    if not subscribers or self.snapshots.get((channel, view)) == data:
                         continue
-                    self.snapshots[(channel, scope)] = data
+                    self.snapshots[(channel, view)] = data
                     self._deliver_stream(channel, subscribers, data)
             await asyncio.sleep(_MIN_ROUND_SECONDS)

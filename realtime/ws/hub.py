@@ -9,7 +9,8 @@ It holds:
   a local socket wants them), alerts (`etrms:alerts`), position changes
   (`etrms:accounts:positions`) and the control channel (close, broadcast);
 - the local registry: connections by id, ticker/trades subscribers by symbol, ETRMS
-  stream subscribers by scope (a user id, or None for an officer's desk view);
+  stream subscribers by view (`StreamView`: a user id, or None for an officer's desk
+  view, and the symbols it is narrowed to);
 - what it hears, delivered to its sockets (`realtime.ws.fanout`: ticks as published,
   framed once; alerts addressed to users; the per-user streams rebuilt in its own
   database thread);
@@ -38,6 +39,7 @@ from realtime.ws.connection import Connection
 from realtime.ws.fanout import MARKET_STREAMS, HubFanout
 from realtime.ws.payloads import ALERTS, USER_STREAMS
 from realtime.ws.presence import HubPresence
+from realtime.ws.protocol import StreamView
 from risk.publish import REDIS_ALERTS_CHANNEL
 
 logger = logging.getLogger("realtime.ws")
@@ -50,7 +52,8 @@ class Hub(HubFanout, HubPresence):
         self.connections: dict[str, Connection] = {}
         self.market: dict[str, dict[str, set]] = {name: defaultdict(set) for name in MARKET_STREAMS}
         self.streams: dict[str, dict] = {name: defaultdict(set) for name in (*USER_STREAMS, ALERTS)}
-        self.snapshots: dict = {}  # (channel, scope) -> payload bytes last sent
+        self.snapshots: dict = {}  # (channel, view) -> payload bytes last sent
+        self.alert_views: dict = defaultdict(set)  # scope -> its views in streams[ALERTS]
         self.demand_refs: dict[tuple, set] = defaultdict(set)  # (exchange, symbol) -> {(conn id, channel)}
         self.messages_in = self.messages_out = 0
         self.dirty: set = set()
@@ -188,14 +191,16 @@ class Hub(HubFanout, HubPresence):
             self._failed("unsubscribing", error)
         self.changed(conn)
 
-    def stream_subscribe(self, conn: Connection, channel: str, scope) -> None:
-        """Subscribe to an ETRMS stream for `scope`; the last snapshot, if any, is sent now
+    def stream_subscribe(self, conn: Connection, channel: str, view: StreamView) -> None:
+        """Subscribe to an ETRMS stream for `view`; the last snapshot, if any, is sent now
         and a fresh one follows within a round."""
         self.stream_unsubscribe(conn, channel)
-        conn.streams[channel] = scope
-        self.streams[channel][scope].add(conn)
-        if channel != ALERTS:
-            snapshot = self.snapshots.get((channel, scope))
+        conn.streams[channel] = view
+        self.streams[channel][view].add(conn)
+        if channel == ALERTS:
+            self.alert_views[view.scope].add(view)
+        else:
+            snapshot = self.snapshots.get((channel, view))
             if snapshot is not None:
                 self._deliver_stream(channel, [conn], snapshot)
             self.streams_wake.set()
@@ -204,13 +209,17 @@ class Hub(HubFanout, HubPresence):
     def stream_unsubscribe(self, conn: Connection, channel: str) -> None:
         if channel not in conn.streams:
             return
-        scope = conn.streams.pop(channel)
-        subscribers = self.streams[channel].get(scope)
+        view = conn.streams.pop(channel)
+        subscribers = self.streams[channel].get(view)
         if subscribers is not None:
             subscribers.discard(conn)
             if not subscribers:
-                del self.streams[channel][scope]
-                self.snapshots.pop((channel, scope), None)
+                del self.streams[channel][view]
+                self.snapshots.pop((channel, view), None)
+                if channel == ALERTS:
+                    self.alert_views[view.scope].discard(view)
+                    if not self.alert_views[view.scope]:
+                        del self.alert_views[view.scope]
         self.changed(conn)
 
 

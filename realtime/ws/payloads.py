@@ -10,10 +10,12 @@ the current drawdown %.
 
 from decimal import Decimal
 
+from django.db.models import Q
+
 from accounts import selectors
 from accounts.selectors.books import accounts_load, positions_load
 from etrms.formatting import json_numbers
-from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS  # noqa: F401 (re-exported)
+from realtime.ws.protocol import ACCOUNTS, ALERTS, POSITIONS, RISK_METRICS, StreamView  # noqa: F401 (re-exported)
 from risk.models import RiskAlert
 from risk.publish import alert_payload
 from risk.services.assess import metrics_compute
@@ -29,19 +31,23 @@ def _user_filter(scopes: set) -> dict:
     return {} if None in scopes else {"user_id__in": [scope for scope in scopes if scope is not None]}
 
 
-def positions_payloads(scopes: set) -> dict:
-    """{scope: ETRMS positions payload} (two queries)."""
+def positions_payloads(views: set) -> dict:
+    """{view: ETRMS positions payload} (two queries): the scope's positions on the
+    view's symbols (all of them when it names none)."""
+    scopes = {view.scope for view in views}
     users = None if None in scopes else [scope for scope in scopes if scope is not None]
     positions = list(selectors.position_list(user_ids=users))
     venues = selectors.account_venues(user_ids=users)
     out = {}
-    for scope in scopes:
+    for view in views:
+        scope = view.scope
         if scope is None:
             mine, exchanges = positions, sorted(set().union(*venues.values()))
         else:
             mine = [position for position in positions if str(position.account.user_id) == scope]
             exchanges = sorted(venues.get(scope, ()))
-        out[scope] = selectors.positions_payload(positions=mine, exchanges=exchanges, include_user=scope is None)
+        mine = [position for position in mine if view.covers(position.symbol)]
+        out[view] = selectors.positions_payload(positions=mine, exchanges=exchanges, include_user=scope is None)
     return out
 
 
@@ -145,26 +151,38 @@ def risk_metrics_payloads(scopes: set) -> dict:
     return out
 
 
-BUILDERS = {POSITIONS: positions_payloads, ACCOUNTS: accounts_payloads, RISK_METRICS: risk_metrics_payloads}
+SCOPE_BUILDERS = {ACCOUNTS: accounts_payloads, RISK_METRICS: risk_metrics_payloads}  # no symbols
 
 
 def stream_payloads(wanted: dict) -> dict:
-    """{(channel, scope): payload} for `wanted` = {channel: scopes}."""
-    return {
-        (channel, scope): payload
-        for channel, scopes in wanted.items()
-        if scopes
-        for scope, payload in BUILDERS[channel](scopes).items()
-    }
+    """{(channel, view): payload} for `wanted` = {channel: views}."""
+    out = {}
+    for channel, views in wanted.items():
+        if channel == POSITIONS:
+            by_view = positions_payloads(views)
+        else:
+            by_scope = SCOPE_BUILDERS[channel]({view.scope for view in views})
+            by_view = {view: by_scope[view.scope] for view in views}
+        out.update({(channel, view): payload for view, payload in by_view.items()})
+    return out
 
 
-def alerts_since(*, scope, since_alert_id) -> list[dict] | None:
-    """Alerts written after `since_alert_id` (by `triggered_at`, then id), oldest first,
-    at most REPLAY_MAX; None if that alert is unknown or not in `scope`."""
+def alerts_since(*, view: StreamView, since_alert_id) -> list[dict] | None:
+    """Alerts of `view` written after `since_alert_id` (by `triggered_at`, then id),
+    oldest first, at most REPLAY_MAX; None if that alert is unknown or not in the
+    view's scope."""
+    scope = view.scope
     alerts = RiskAlert.objects.all() if scope is None else RiskAlert.objects.filter(user_id=scope)
     anchor = alerts.filter(pk=since_alert_id).values_list("triggered_at", "id").first()
     if anchor is None:
         return None
     at, anchor_id = anchor
     later = alerts.filter(triggered_at__gt=at) | alerts.filter(triggered_at=at, id__gt=anchor_id)
+    if view.symbols:  # as `StreamView.covers`: its symbols, or about no symbol
+        later = later.filter(
+            Q(metadata__symbol__in=sorted(view.symbols))
+            | Q(metadata__isnull=True)
+            | Q(metadata__symbol__isnull=True)
+            | Q(metadata__symbol=None)
+        )
     return [alert_payload(alert) for alert in later.order_by("triggered_at", "id")[:REPLAY_MAX]]

@@ -9,6 +9,7 @@ Client messages: `{"action": "subscribe" | "unsubscribe", "channel", "symbols"?,
 import json
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Pure: imported by the URL conf (the management API), so it imports no domain module.
 POSITIONS, ACCOUNTS, RISK_METRICS, ALERTS = "positions", "accounts", "risk-metrics", "alerts"
@@ -18,6 +19,30 @@ CHANNELS = MARKET_CHANNELS + STREAM_CHANNELS
 ACTIONS = ("subscribe", "unsubscribe", "ping")
 SYSTEM = "system"
 MAX_MESSAGE_CHARS = 16_384
+
+
+# ETRMS channels a socket may narrow to symbols; accounts and risk-metrics are account-level
+# figures (balances, equity, drawdown) that no symbol splits.
+SYMBOL_STREAMS = (POSITIONS, ALERTS)
+
+
+class StreamView(NamedTuple):
+    """What one ETRMS stream subscription covers: `scope` is a user id (str) or None
+    (the desk); `symbols` the symbols it is narrowed to (empty: every symbol)."""
+
+    scope: str | None
+    symbols: frozenset = frozenset()
+
+    def covers(self, symbol: str | None) -> bool:
+        """Whether an item about `symbol` belongs in this view; an item about no symbol
+        (an account-wide or desk-wide alert) belongs in every view."""
+        return not self.symbols or symbol is None or symbol in self.symbols
+
+    def labels(self, channel: str, user_id: str) -> list[str]:
+        """How the registry shows it: `positions`, `positions:user_id=<id>`, one
+        `positions:BTCUSDT` per symbol it is narrowed to."""
+        base = channel if self.scope is None or self.scope == user_id else f"{channel}:user_id={self.scope}"
+        return [f"{base}:{symbol}" for symbol in sorted(self.symbols)] or [base]
 
 
 class ProtocolError(Exception):
@@ -74,13 +99,16 @@ def request_parse(text: str | None, *, max_symbols: int) -> Request:
     if not isinstance(symbols, list) or not all(isinstance(symbol, str) and symbol.strip() for symbol in symbols):
         raise ProtocolError("symbols must be a list of symbol names.", channel=channel, action=action)
     symbols = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols))
-    if channel in MARKET_CHANNELS:
-        if not symbols:
-            raise ProtocolError(f"Name the symbols of the {channel} channel.", channel=channel, action=action)
-        if len(symbols) > max_symbols:
-            raise ProtocolError(
-                f"Too many symbols: at most {max_symbols} a connection.", channel=channel, action=action
-            )
+    if channel in MARKET_CHANNELS and not symbols:
+        raise ProtocolError(f"Name the symbols of the {channel} channel.", channel=channel, action=action)
+    if symbols and action == "subscribe" and channel not in MARKET_CHANNELS + SYMBOL_STREAMS:
+        raise ProtocolError(
+            f"The {channel} channel carries account-level figures: it takes no symbols.",
+            channel=channel,
+            action=action,
+        )
+    if len(symbols) > max_symbols:
+        raise ProtocolError(f"Too many symbols: at most {max_symbols} a connection.", channel=channel, action=action)
     exchange = body.get("exchange")
     if exchange is not None and not isinstance(exchange, str):
         raise ProtocolError("exchange must be an exchange id.", channel=channel, action=action)
