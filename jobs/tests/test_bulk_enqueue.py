@@ -96,7 +96,9 @@ def test_broker_down_keeps_every_job_of_the_batch_for_the_supervisor(officer, se
             jobs = jobs_enqueue(user=officer, requests=[{"name": "ping"} for _ in range(5)])
             rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
             assert rows.count() == 5
-            # Not in the broker: `run_at` set on every pending row, which the supervisor publishes.
-            assert all(job.status == JobStatus.PENDING and job.run_at is not None for job in rows)
+            # Not in the broker: `run_at` set on every pending row, which a supervisor publishes
+            # (attempt 2). In a whole-suite run the session worker's supervisor (same database,
+            # the run's Redis) may already have done so: one database, two brokers.
+            assert all((job.status == JobStatus.PENDING and job.run_at is not None) or job.attempt >= 2 for job in rows)
     finally:
         server.close()

@@ -120,6 +120,7 @@ async def test_stalled_client_that_never_reads_does_not_delay_the_others(servers
     await asyncio.to_thread(pipe.execute)
     await wait_until(
         lambda: not [item for item in connections(server) if item["user_id"] == stalled_user],
+        timeout=30,  # the close, a 2 s abort for a client that never reads it, then the registry
         what="the stalled client closed",
     )
     await publish(1, 7000)
