@@ -89,10 +89,20 @@ def _scope(items: dict) -> dict:
 class BreakerFieldsSchema(OpenApiSerializerExtension):
     target_class = BreakerFields
 
+    def get_name(self, auto_schema, direction):
+        # A partial definition (PUT `{"updates": {...}}`) is a document of its own.
+        return "BreakerUpdates" if getattr(self.target, "partial", False) else None
+
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_basic_serializer(self.target, direction)
         schema["properties"]["symbols"] = _scope({"type": "string", "pattern": SYMBOL_PATTERN})
         schema["properties"]["exchanges"] = _scope(exchange_id_schema())
+        if getattr(self.target, "partial", False):
+            # Any of the fields; the condition's parameters are checked against the
+            # breaker's condition type, which the body may leave out.
+            schema.pop("required", None)
+            schema["minProperties"] = 1
+            return schema
         # Copies: the post-processing hooks rewrite the document in place.
         schema["oneOf"] = copy.deepcopy([_condition(condition_type) for condition_type in ConditionType.values])
         return schema

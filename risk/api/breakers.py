@@ -95,6 +95,10 @@ class BreakerBody(StrictSerializer):
     circuit_breaker = BreakerFields()
 
 
+class BreakerUpdateBody(StrictSerializer):
+    updates = BreakerFields(partial=True)
+
+
 class ConfigBreakerListApi(ConfigApi):
     @extend_schema(parameters=PAGE_PARAMETERS, description="Circuit breaker configurations, by name.")
     def get(self, request):
@@ -116,7 +120,10 @@ class ConfigBreakerListApi(ConfigApi):
 
 
 class ConfigBreakerDetailApi(ConfigApi):
-    @extend_schema(description='Update a circuit breaker: `{"updates": {...}}`, partial (risk officers).')
+    @extend_schema(
+        request=BreakerUpdateBody,
+        description='Update a circuit breaker: `{"updates": {...}}`, partial (risk officers).',
+    )
     def put(self, request, name):
         breaker = breaker_get(name=name)
         changes = _wrapped_fields(request, "updates", partial=True)

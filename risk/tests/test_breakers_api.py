@@ -194,3 +194,14 @@ def test_rate_limit_scopes(officer_client, settings):
     assert officer_client.get(RISK_URL).status_code == 429
     assert officer_client.get(CONFIG_URL).status_code == 200  # its own bucket
     assert officer_client.get(CONFIG_URL).status_code == 429
+
+
+def test_the_document_of_a_breaker_update_is_the_partial_definition_and_refuses_other_keys(client):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    body = document["paths"]["/api/v1/config/circuit-breakers/{name}"]["put"]["requestBody"]
+    assert body["required"] is True
+    wrapper = document["components"]["schemas"][body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert wrapper["required"] == ["updates"] and wrapper["additionalProperties"] is False
+    updates = document["components"]["schemas"][wrapper["properties"]["updates"]["$ref"].rsplit("/", 1)[1]]
+    assert "required" not in updates and updates["minProperties"] == 1 and updates["additionalProperties"] is False
+    assert {"condition_type", "threshold", "action", "symbols", "cooldown_seconds"} <= set(updates["properties"])
