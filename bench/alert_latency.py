@@ -92,7 +92,7 @@ async def run(args) -> dict:
 
     from realtime.testing import DaphneProcess
 
-    await sync_to_async(desk_build)()
+    await sync_to_async(desk_build)(args.history)
     await sync_to_async(limits_arm)(args.crossings)
     pairs = await sync_to_async(tokens)(args.subscribers)
     server = DaphneProcess(env={"LOG_LEVEL": "WARNING"}).start()
@@ -173,6 +173,7 @@ def main(argv=None) -> int:
     parser.add_argument("--crossings", type=int, default=40, help="symbols crossed, one at a time (at most 40)")
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between crossings")
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--history", type=float, default=300.0, help="seconds of samples each market starts with")
     args = parser.parse_args(argv)
     args.crossings = max(1, min(args.crossings, 40))  # the rest of the 50 symbols carry the background ticks
     django_setup()
