@@ -10,28 +10,18 @@ and Redis are never stopped. PostgreSQL only: SQLite has no server to lose.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
-import redis
 from django.db import connection
 
 from conftest import ROOT, WorkerProcess, wait_for
-from etrms.testing import DatabaseRelay, PrivateRedis, redis_clients_pointed_at
+from etrms.testing import DatabaseRelay, redis_clients_pointed_at
 from jobs.models import Job, JobStatus
 from jobs.services.heartbeats import WORKER_KEY
 from jobs.services.supervisor import BROKER_MARKER
+from jobs.tests.conftest import alive_throughout, private_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-@pytest.fixture
-def private_redis(monkeypatch):
-    server = PrivateRedis().start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -41,10 +31,6 @@ def relay(worker_database_url):
     relay = DatabaseRelay(worker_database_url).up()
     yield relay
     relay.down()
-
-
-def _client(server: PrivateRedis, db: int) -> redis.Redis:
-    return redis.Redis(unix_socket_path=str(server.socket), db=db, socket_timeout=2)
 
 
 def _lines(path, text: str) -> list[str]:
@@ -57,8 +43,8 @@ def test_database_down_when_the_worker_receives_a_job_the_message_is_kept_and_th
     log = tmp_path / "worker.log"
     worker = WorkerProcess(relay.url, "db-outage", log=log).start()
     try:
-        platform = _client(private_redis, settings.REDIS_DB_PLATFORM)
-        broker = _client(private_redis, settings.REDIS_DB_BROKER)
+        platform = private_client(private_redis, settings.REDIS_DB_PLATFORM)
+        broker = private_client(private_redis, settings.REDIS_DB_BROKER)
         wait_for(lambda: platform.exists(WORKER_KEY.format(worker.name)), timeout=60, message="the worker")
         wait_for(lambda: broker.exists(BROKER_MARKER), timeout=30, message="the supervisor's first tick")
         relay.down()
@@ -85,14 +71,6 @@ def test_database_down_when_the_worker_receives_a_job_the_message_is_kept_and_th
     assert not _lines(log, "Traceback"), log.read_text()
 
 
-def _alive_throughout(processes, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for name, process in processes.items():
-            assert process.poll() is None, f"{name} exited during the outage (rc={process.returncode})"
-        time.sleep(0.1)
-
-
 def test_beat_and_the_worker_started_during_a_database_outage_wait_and_run_the_schedule_when_it_returns(
     private_redis, relay, tmp_path
 ):
@@ -116,7 +94,7 @@ def test_beat_and_the_worker_started_during_a_database_outage_wait_and_run_the_s
     try:
         wait_for(lambda: _lines(beat_log, "beat: database unavailable"), timeout=60, message="beat's outage line")
         wait_for(lambda: _lines(worker_log, "supervisor: database unavailable"), timeout=60, message="the worker")
-        _alive_throughout({"beat": beat, "worker": worker.process}, 3)
+        alive_throughout({"beat": beat, "worker": worker.process}, 3)
         back_at = timezone.now()
         relay.up()
 

@@ -9,7 +9,6 @@ processes on it; the shared Redis is never stopped.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
@@ -20,26 +19,13 @@ from etrms.testing import PrivateRedis, redis_clients_pointed_at
 from jobs.models import Job, JobStatus
 from jobs.services.heartbeats import BEAT_KEY, WORKER_KEY, WORKER_STATS_KEY
 from jobs.services.supervisor import BROKER_MARKER
+from jobs.tests.conftest import alive_throughout, private_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-@pytest.fixture
-def private_redis(monkeypatch):
-    """A running Redis of the test's own; processes the test starts use it (REDIS_URL)."""
-    server = PrivateRedis().start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    yield server
-    server.close()
-
-
-def _client(server: PrivateRedis, db: int) -> redis.Redis:
-    return redis.Redis(unix_socket_path=str(server.socket), db=db, socket_timeout=2)
-
-
 def _platform(server: PrivateRedis) -> redis.Redis:
-    return _client(server, settings.REDIS_DB_PLATFORM)
+    return private_client(server, settings.REDIS_DB_PLATFORM)
 
 
 def test_redis_down_enqueue_then_redis_up_the_job_completes_once(
@@ -47,7 +33,7 @@ def test_redis_down_enqueue_then_redis_up_the_job_completes_once(
 ):
     worker = WorkerProcess(worker_database_url, "outage").start()
     try:
-        platform, broker = _platform(private_redis), _client(private_redis, settings.REDIS_DB_BROKER)
+        platform, broker = _platform(private_redis), private_client(private_redis, settings.REDIS_DB_BROKER)
         wait_for(lambda: platform.exists(WORKER_KEY.format(worker.name)), timeout=60, message="the worker")
         wait_for(lambda: broker.exists(BROKER_MARKER), message="the supervisor's first tick")
         with redis_clients_pointed_at(private_redis.url, settings):
@@ -84,14 +70,6 @@ def test_redis_down_enqueue_then_redis_up_the_job_completes_once(
 OUTAGE_SECONDS = 5  # five missed ticks of a one-second task: Celery's beat exited at the first
 
 
-def _alive_throughout(processes, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for name, process in processes.items():
-            assert process.poll() is None, f"{name} exited during the outage (rc={process.returncode})"
-        time.sleep(0.1)
-
-
 def test_redis_down_for_several_beat_ticks_beat_and_the_worker_survive_and_runs_resume(
     private_redis, worker_database_url, tmp_path
 ):
@@ -118,7 +96,7 @@ def test_redis_down_for_several_beat_ticks_beat_and_the_worker_survive_and_runs_
         wait_for(lambda: _platform(private_redis).exists(BEAT_KEY), message="beat's first heartbeat")
 
         private_redis.stop()
-        _alive_throughout({"beat": beat, "worker": worker.process}, OUTAGE_SECONDS)
+        alive_throughout({"beat": beat, "worker": worker.process}, OUTAGE_SECONDS)
         back_at = timezone.now()
         private_redis.start()
 
