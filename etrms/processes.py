@@ -4,10 +4,12 @@
 only when no REDIS_URL is set.
 
 `python -m etrms.processes run NAME -- COMMAND...` runs one of them: its output passes
-through unchanged, and if it exits on its own with a failure, a last line names the
-process, its exit status and its last words, so the reason is on screen before honcho
-stops the others. No process exits on a Redis or database outage (they retry until it
-answers); a process that exits anyway has met something else, which this line reports.
+through unchanged. Killed by a signal (kill -9, the out-of-memory killer), it is started
+again after a short pause (`run`). If it exits on its own with a failure, a last line
+names the process, its exit status and its last words, so the reason is on screen before
+honcho stops the others. No process exits on a Redis or database outage (they retry
+until it answers); a process that exits anyway has met something else, which this line
+reports.
 """
 
 import collections
@@ -15,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 TAIL_LINES = 20
 
@@ -36,13 +39,16 @@ def _last_words(tail) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def run(name: str, command: list[str]) -> int:
+RESTART_DELAYS = (0.5, 1, 2, 5, 10)  # seconds before each restart in a row; the last repeats
+STEADY_SECONDS = 30  # a process that ran this long before it was killed starts the delays afresh
+
+
+def _run_once(command: list[str], stopping: list) -> tuple[int, collections.deque]:
+    """Run `command` to its end, its output passed through; (exit status, last lines)."""
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    stopping = False
 
     def forward(signum, frame):
-        nonlocal stopping
-        stopping = True
+        stopping.append(signum)
         if child.poll() is None:
             child.send_signal(signum)
 
@@ -54,11 +60,41 @@ def run(name: str, command: list[str]) -> int:
         out.write(raw)
         out.flush()
         tail.append(raw.decode(errors="replace"))
-    code = child.wait()
-    if not stopping and code != 0:
-        status = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    return child.wait(), tail
+
+
+def _wait(seconds: float, stopping: list) -> None:
+    deadline = time.monotonic() + seconds
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def run(name: str, command: list[str]) -> int:
+    """Run one process of `make run` until honcho stops it. Killed by a signal nobody sent
+    through honcho (kill -9, the out-of-memory killer), it is started again after a short
+    pause, as compose's restart policy would; one that exits with an error of its own
+    (a configuration it cannot read) stops the run, after a line that says why."""
+    stopping: list = []
+    restarts = 0
+    while True:
+        started = time.monotonic()
+        code, tail = _run_once(command, stopping)
+        if stopping or code >= 0:
+            break
+        if time.monotonic() - started > STEADY_SECONDS:
+            restarts = 0
+        delay = RESTART_DELAYS[min(restarts, len(RESTART_DELAYS) - 1)]
+        restarts += 1
         sys.stderr.write(
-            f"\netrms: process '{name}' stopped by itself ({status}): {_last_words(tail)}\n"
+            f"\netrms: process '{name}' was killed ({signal.Signals(-code).name}); starting it again in {delay} s\n"
+        )
+        sys.stderr.flush()
+        _wait(delay, stopping)
+        if stopping:
+            break
+    if not stopping and code != 0:
+        sys.stderr.write(
+            f"\netrms: process '{name}' stopped by itself (exit code {code}): {_last_words(tail)}\n"
             f"etrms: make run stops the other processes now; the lines above say more.\n"
         )
         sys.stderr.flush()

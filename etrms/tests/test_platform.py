@@ -213,8 +213,9 @@ def test_make_run_starts_embedded_redis_only_without_redis_url(monkeypatch):
 
 
 def test_make_runs_embedded_redis_killed_with_9_is_started_again_and_stops_on_sigterm():
-    """`make run`'s `redis` process: a redis-server that dies is started again on the same
-    socket (honcho would otherwise stop every process); SIGTERM stops it for good."""
+    """`make run`'s `redis` process as the Procfile runs it (through etrms.processes): a
+    redis-server killed with -9 is started again on the same socket (honcho would
+    otherwise stop every process), with a line that says so; SIGTERM stops it for good."""
     import signal
     import subprocess
     import sys
@@ -227,8 +228,19 @@ def test_make_runs_embedded_redis_killed_with_9_is_started_again_and_stops_on_si
 
     var = Path(tempfile.mkdtemp(prefix="etrms-r-"))  # short: a unix socket path is at most 107 bytes
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "REDIS_URL"))}
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "etrms.embedded_redis"], cwd=ROOT, env={**env, "ETRMS_VAR_DIR": str(var)}
+    command = [
+        sys.executable,
+        "-m",
+        "etrms.processes",
+        "run",
+        "redis",
+        "--",
+        sys.executable,
+        "-m",
+        "etrms.embedded_redis",
+    ]
+    wrapper = subprocess.Popen(
+        command, cwd=ROOT, env={**env, "ETRMS_VAR_DIR": str(var)}, stderr=subprocess.PIPE, text=True
     )
     client = redis.Redis(unix_socket_path=str(var / "redis.sock"), socket_timeout=2)
 
@@ -242,15 +254,15 @@ def test_make_runs_embedded_redis_killed_with_9_is_started_again_and_stops_on_si
         first = wait_for(server_pid, message="the embedded redis")
         os.kill(first, signal.SIGKILL)
         second = wait_for(lambda: (pid := server_pid()) and pid != first and pid, message="it started again")
-        assert supervisor.poll() is None
-        supervisor.send_signal(signal.SIGTERM)
-        assert supervisor.wait(timeout=10) == 0
-        wait_for(lambda: server_pid() is None, message="the server stopped with it")
+        assert wrapper.poll() is None
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=10) == 0
+        assert "etrms: process 'redis' was killed (SIGKILL); starting it again in 0.5 s" in wrapper.stderr.read()
         with pytest.raises(ProcessLookupError):
             os.kill(second, 0)
     finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
+        if wrapper.poll() is None:
+            wrapper.kill()
 
 
 # --- the middleware chain under ASGI ----------------------------------------------------------

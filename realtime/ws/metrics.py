@@ -3,6 +3,8 @@ to its connection gauge): frames received and written, counted as plain integers
 they happen and read only when Prometheus scrapes, so a fan-out of tens of thousands of
 frames a second pays an integer increment per frame rather than a labelled counter's lock."""
 
+from functools import cache
+
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily
 
@@ -21,8 +23,7 @@ class FramesCollector:
         yield family
 
 
+@cache
 def collector_register() -> None:
     """Once per process: the frames family in the registry its metrics port serves."""
-    if not getattr(collector_register, "done", False):
-        REGISTRY.register(FramesCollector())
-        collector_register.done = True
+    REGISTRY.register(FramesCollector())
