@@ -54,7 +54,7 @@ def positions_marks_update(
     )
     moved = [position for position in positions if position_mark_apply(position, price=prices[position.symbol], at=at)]
     if moved:
-        _marks_write(moved)
+        marks_write(moved)
     if moved and announce:
         positions_changed_on_commit(
             user_ids={position.account.user_id for position in moved},
@@ -64,28 +64,41 @@ def positions_marks_update(
     return moved
 
 
-def _marks_write(positions: list[Position]) -> None:
-    """One UPDATE a row, sent as one executemany: `bulk_update`'s CASE per field cost
-    the feed seconds of Python a second for a thousand positions (bench/feed.py).
+def marks_write(positions: list) -> None:
+    """Persist the marks `positions` carry (Position rows or the risk index's
+    PositionViews, anything with `_MARK_FIELDS` and `id`): one UPDATE a row, sent as
+    one executemany (`bulk_update`'s CASE per field cost the feed seconds of Python a
+    second for a thousand positions, bench/feed.py). A row is left alone when it closed
+    or carries a newer mark meanwhile (a sync wrote it): a mark never goes back.
     Decimals go as they are (both backends adapt them; the column rounds), datetimes
     through the field (SQLite stores naive UTC text)."""
     quote = connection.ops.quote_name  # the values below follow _MARK_FIELDS' order
-    columns = [Position._meta.get_field(name).column for name in _MARK_FIELDS]
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+
+    def column(name: str) -> str:
+        return quote(Position._meta.get_field(name).column)
+
+    assignments = ", ".join(f"{column(name)} = %s" for name in _MARK_FIELDS)
+    moment_column = column("mark_updated_at")
+    where = (
+        f"{column('id')} = %s AND {column('closed_at')} IS NULL AND ({moment_column} IS NULL OR {moment_column} <= %s)"
+    )
     # Names from the model, quoted by the backend; every value is a parameter.
-    sql = f"UPDATE {quote(Position._meta.db_table)} SET {assignments} WHERE {quote(Position._meta.pk.column)} = %s"  # noqa: S608
+    sql = f"UPDATE {quote(Position._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
     moment = Position._meta.get_field("mark_updated_at")
-    rows = [
-        [
-            position.mark_price,
-            moment.get_db_prep_save(position.mark_updated_at, connection),
-            position.unrealized_pnl,
-            position.notional,
-            position.best_price,
-            position.peak_pnl,
-            position.pk,
-        ]
-        for position in positions
-    ]
+    rows = []
+    for position in positions:
+        at = moment.get_db_prep_save(position.mark_updated_at, connection)
+        rows.append(
+            [
+                position.mark_price,
+                at,
+                position.unrealized_pnl,
+                position.notional,
+                position.best_price,
+                position.peak_pnl,
+                position.id,
+                at,
+            ]
+        )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

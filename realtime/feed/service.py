@@ -14,9 +14,10 @@ against each market's low and high, the price and market-data caches take the la
 tickers and trades (three Redis round trips a venue), the
 index sweeps every user every two seconds (stale venues, time-based breakers), and it
 reloads users whose positions, alerts or trips changed in another process (Redis
-messages). A second thread (`self.marks_writer`) persists the marks in bulk at least
-once a second, so that writing a thousand rows never delays a batch's alerts. A slow
-database delays the batches, which conflate; it never blocks the stream.
+messages). Once a second the same thread persists the marks the index moved, from its
+memory, in chunks of a few hundred rows: batches run between the chunks, and no other
+thread of this process holds the database's write lock while an alert waits for it. A
+slow database delays the batches, which conflate; it never blocks the stream.
 
 Every loop survives a Redis or database outage: it logs once, waits, and resumes.
 """
@@ -37,7 +38,6 @@ from django.utils import timezone
 
 from accounts.events import POSITIONS_CHANNEL
 from accounts.selectors import monitored_markets
-from accounts.services.marks import positions_marks_update
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
 from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
 from realtime.feed.deadman import DeadMansSwitch
@@ -68,13 +68,11 @@ class Feed:
         self.guard = MarkGuard(jump)
         self.batch = MarkBatch()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-db")
-        self.marks_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-marks")
         self.index: RiskIndex | None = None
         self.venues: dict[str, VenueStreams] = {}
         self.closing: set = set()  # venues being closed
         self.outbox: list = []
         self.outbox_ready = asyncio.Event()
-        self.unpersisted: dict = {}  # {exchange: {symbol: (mark, at)}}
         self.reload_users: set = set()
         self.markets_dirty = asyncio.Event()
         self.listening = asyncio.Event()  # set while subscribed to other processes' changes
@@ -84,15 +82,14 @@ class Feed:
         self.dead_mans_switch = DeadMansSwitch()  # the venues' countdownCancelAll (realtime.feed.deadman)
 
     # --- the worker thread ----------------------------------------------------------------
-    async def db(self, function, *args, executor=None, **kwargs):
-        """Run `function` in the feed's database thread (in order with the others), or in
-        `executor`."""
+    async def db(self, function, *args, **kwargs):
+        """Run `function` in the feed's database thread (in order with the others)."""
 
         def call():
             close_old_connections()
             return function(*args, **kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(executor or self.executor, lambda: call())
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: call())
 
     def _ok(self, what: str) -> None:
         if what in self._failing:
@@ -156,7 +153,6 @@ class Feed:
         by_exchange: dict = {}
         for (exchange, symbol), (mark, at) in drained.latest.items():
             by_exchange.setdefault(exchange, {})[symbol] = (mark, at)
-            self.unpersisted.setdefault(exchange, {})[symbol] = (mark, at)
         for exchange, marks in by_exchange.items():
             at = max(moment for _, moment in marks.values())
             self.index.apply_marks(
@@ -197,31 +193,11 @@ class Feed:
                 await asyncio.sleep(1)
 
     async def _persist(self) -> None:
-        """Write the marks moved since the last time (in the marks thread), then the
-        drawdown peaks the index holds (in the database thread)."""
-        pending = await self.db(self._marks_take)
-        try:
-            await self.db(self._marks_write, pending, executor=self.marks_writer)
-        except Exception:
-            await self.db(self._marks_keep, pending)
-            raise
+        """Write the marks the index moved, a chunk per turn of the database thread (tick
+        batches queued meanwhile run between chunks), then its drawdown peaks."""
+        while await self.db(self.index.marks_persist):
+            pass
         await self.db(self.index.peaks_flush)
-
-    def _marks_take(self) -> dict:
-        pending, self.unpersisted = self.unpersisted, {}
-        return pending
-
-    def _marks_keep(self, pending: dict) -> None:
-        """Marks that were not written wait for the next round; newer ones win."""
-        for exchange, marks in pending.items():
-            self.unpersisted[exchange] = {**marks, **self.unpersisted.get(exchange, {})}
-
-    @staticmethod
-    def _marks_write(pending: dict) -> None:
-        for exchange, marks in pending.items():
-            at = max(moment for _, moment in marks.values())
-            prices = {symbol: mark for symbol, (mark, _) in marks.items()}
-            positions_marks_update(exchange=exchange, prices=prices, at=at, announce=False)
 
     def _housekeeping(self, sweep: bool) -> None:
         users, self.reload_users = self.reload_users, set()
@@ -389,5 +365,4 @@ class Feed:
             logger.warning("Feed: the last marks were not persisted: %s", error)
         index_activate(None)
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.marks_writer.shutdown(wait=False, cancel_futures=True)
         logger.info("Feed stopped")

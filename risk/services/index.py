@@ -10,7 +10,9 @@ theirs can change inside it) with the same steps as every other path:
 `evaluation.outcome_apply` when the decision writes something (an alert to raise or
 resolve, a breaker to trip, a latch to release). A tick that changes nothing costs no
 query. Drawdown peaks rise in memory
-at once and are persisted at most once a second (and with every other write).
+at once and are persisted at most once a second (and with every other write); the
+marks it moved are persisted from its memory (`marks_persist`), in chunks, by the
+caller's clock.
 
 It reloads limits, configuration and breakers when `risk:index:version` moves (one
 Redis GET per tick batch), and a user's positions and accounts when accounts announces
@@ -22,21 +24,24 @@ a change for them (sync, paper fills).
 """
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.selectors.books import accounts_load, positions_load
-from accounts.services.marks import position_mark_apply
+from accounts.services.marks import marks_write, position_mark_apply
 from etrms.outage import REDIS_ERRORS, OutageLog
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply, peaks_persist
 from risk.services.index_bands import band_after_peak, bands_of, due_of, past_peak
+from risk.services.index_desk import desk_compute, desk_levels
 from risk.services.open_state import open_states_load
 from risk.services.outcome import OpenState, outcome_decide
 from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_load
@@ -44,6 +49,7 @@ from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_lo
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 PEAK_PERSIST_SECONDS = 1.0
+MARKS_CHUNK = 250  # rows a marks_persist call writes: one short write transaction
 FULL_SWEEP_SECONDS = 30.0
 
 _active_index = None
@@ -74,6 +80,7 @@ class RiskIndex:
         self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
         self.peaks_dirty: dict = {}  # {limit_id: {account_id: peak}} kept in memory, not yet persisted
         self.peaks_persisted_at = 0.0  # monotonic seconds
+        self.marks_dirty: dict = {}  # {position_id: PositionView} marks moved, not yet persisted
         self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
         self.due: dict = {}  # {user_id: when time alone may change the user's decision}
         self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
@@ -108,36 +115,26 @@ class RiskIndex:
         for book in self.books.values():
             for position in book.positions:
                 self.by_market.setdefault((position.exchange, position.symbol), []).append(position)
-        self.desk = self._desk_compute()
+        self.desk = desk_compute(self.books.values())
 
-    def _desk_compute(self) -> DeskTotals:
-        desk = DeskTotals()
-        for book in self.books.values():
-            unrealized: dict = {}
-            for position in book.positions:
-                desk.symbol_net[position.symbol] = desk.symbol_net.get(position.symbol, ZERO) + position.signed_notional
-                desk.exchange_exposure[position.exchange] = desk.exchange_exposure.get(position.exchange, ZERO) + abs(
-                    position.notional
-                )
-                desk.total_exposure += abs(position.notional)
-                unrealized[position.account_id] = unrealized.get(position.account_id, ZERO) + position.unrealized_pnl
-            for account in book.accounts.values():
-                if account.has_balance:
-                    upnl = unrealized.get(account.id, ZERO)
-                    desk.equity += account.balance + upnl
-                    desk.daily_pnl += account.daily_pnl(upnl)
-                    desk.balances += 1
-        return desk
-
-    def _states_load(self, user_ids: list) -> None:
+    def _states_load(self, user_ids: list, *, streaks: bool = True) -> None:
         """What is open and latched for `user_ids`, and their streak inputs (which read
-        the latched streaks)."""
+        the latched streaks). `streaks=False` (after this index wrote alerts or trips):
+        read the streak inputs again only for users whose latches changed; no closed
+        trade came with the write."""
         states = open_states_load(user_ids=user_ids, config=self.config, now=timezone.now())
         for user_id in user_ids:
+            before = self.states.get(user_id)
             self.states[user_id] = state = states[user_id]
-            self.streaks[user_id] = streak_inputs_load(
-                book=self._book(user_id), config=self.config, latched_keys=[key for _, key in state.latched]
-            )
+            if (
+                streaks
+                or before is None
+                or user_id not in self.streaks
+                or before.latched.keys() != state.latched.keys()
+            ):
+                self.streaks[user_id] = streak_inputs_load(
+                    book=self._book(user_id), config=self.config, latched_keys=[key for _, key in state.latched]
+                )
 
     def states_reload(self, user_ids: list) -> None:
         """Re-read what is open and latched for `user_ids` (alerts or trips changed in
@@ -216,6 +213,8 @@ class RiskIndex:
             for user_id in ids:
                 if user_id in self.books:
                     self._unband(user_id)
+                    for position in self.books[user_id].positions:  # the rows just read win
+                        self.marks_dirty.pop(position.id, None)
                 self.books[user_id] = Book(user_id=user_id)
             accounts = accounts_load(user_id__in=ids)
             for account in accounts.values():
@@ -234,7 +233,7 @@ class RiskIndex:
         at = at or timezone.now()
         with self.lock:
             self.refresh_if_changed()
-            desk_before = self._desk_levels()
+            desk_before = desk_levels(self.desk, self.config)
             users, moved = set(), set()
             samples = []
             for symbol, price in prices_by_symbol.items():
@@ -257,13 +256,14 @@ class RiskIndex:
                         self.desk.equity += delta_upnl
                         self.desk.daily_pnl += delta_upnl
                     moved.add(position.user_id)
+                    self.marks_dirty[position.id] = position
                     band = self.bands.get(position.id)
                     if band is None or not band.contains(level):
                         users.add(position.user_id)
                     elif past_peak(band, position, level):
                         self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
             users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
-            if self._desk_levels() != desk_before:
+            if desk_levels(self.desk, self.config) != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
             self.evaluate(users, now=at)  # a crossing's alert goes out before the samples' round trip
             try:
@@ -282,25 +282,6 @@ class RiskIndex:
         ranges = price_ranges_load(book=Book(user_id=None, positions=ticked), config=self.config, now=at)
         volatile = {market[:2] for market in ranges}
         return {position.user_id for position in ticked if (exchange, position.symbol) in volatile}
-
-    def _desk_levels(self) -> tuple:
-        """Which desk caps are at which level: when this moves, every user is affected."""
-        config, desk = self.config, self.desk
-        levels = []
-        for value, cap in (
-            (desk.total_exposure, config.max_total_exposure),
-            (assess.leverage_of(desk.total_exposure, desk.equity, has_balance=desk.balances > 0), config.max_leverage),
-            (desk.daily_loss, config.daily_loss_limit),
-        ):
-            if cap is not None:
-                levels.append(value is None or value >= cap)
-        for symbol, (size_cap, _) in sorted(config.symbol_caps.items()):
-            if size_cap is not None:
-                levels.append(abs(self.desk.symbol_net.get(symbol, ZERO)) >= size_cap)
-        for exchange, cap in sorted(config.exchange_caps.items()):
-            if cap is not None:
-                levels.append(self.desk.exchange_exposure.get(exchange, ZERO) >= cap)
-        return tuple(levels)
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, user_ids: set, *, now: datetime | None = None) -> dict:
@@ -333,7 +314,7 @@ class RiskIndex:
                 written[user_id] = outcome_apply(
                     computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
                 )
-                self._states_load([user_id])
+                self._states_load([user_id], streaks=False)
             self.bands.update(
                 bands_of(
                     computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)
@@ -357,6 +338,23 @@ class RiskIndex:
                 limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, rises))
             limits.append(limit)
         self.limits[user_id] = limits
+
+    def marks_persist(self, limit: int = MARKS_CHUNK) -> int:
+        """Write up to `limit` of the marks moved since they were last persisted, from
+        memory (no read: `accounts.services.marks.marks_write` leaves a row that closed
+        or took a newer mark meanwhile). Returns how many wait still: the caller calls
+        again, letting other work of its thread (tick batches) run between chunks."""
+        with self.lock:
+            chunk = [self.marks_dirty.pop(key) for key in list(itertools.islice(self.marks_dirty, limit))]
+        try:
+            with transaction.atomic():
+                marks_write(chunk)
+        except Exception:
+            with self.lock:  # kept for the next round, unless a newer move replaced them
+                for position in chunk:
+                    self.marks_dirty.setdefault(position.id, position)
+            raise
+        return len(self.marks_dirty)
 
     def peaks_flush(self) -> None:
         """Persist the drawdown peaks held in memory (at most once a second while they

@@ -20,6 +20,7 @@ from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_caps")]
 
 D = Decimal
+QUERIES_TO_RAISE_AN_ALERT = 7  # 9 when the streaks were read again after every write
 
 
 def open_alert_types(user):
@@ -146,3 +147,40 @@ def test_index_keeps_a_drawdown_peak_it_has_not_persisted_yet(trader):
     assert D(alert.metadata["current_value"]).quantize(D("0.1")) == D("11.6")
     limit.refresh_from_db()
     assert D(limit.equity_peaks[str(acct.pk)]) == D("112000")  # persisted with the alert
+
+
+def test_marks_are_persisted_from_memory_in_chunks_and_never_overwrite_a_newer_mark(trader, desk):
+    """The feed persists the marks its index moved without reading the rows back: a
+    chunk at a time (one short write transaction each), and a row that a sync marked
+    later, or that closed meanwhile, is left as it is."""
+    other = books.position(desk, "ETHUSDT", "long", size="2", entry="10")
+    closing = books.position(desk, "SOLUSDT", "long", size="3", entry="5")
+    index = RiskIndex().load()
+    at = timezone.now()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(101), "ETHUSDT": D(11), "SOLUSDT": D(6)}, at=at)
+    synced_at = at + timedelta(seconds=1)  # a sync read ETHUSDT after the tick and wrote its own mark
+    type(other).objects.filter(pk=other.pk).update(mark_price=D(12), mark_updated_at=synced_at)
+    type(closing).objects.filter(pk=closing.pk).update(closed_at=synced_at)
+
+    assert index.marks_persist(limit=2) == 1  # two rows written, one waits
+    assert index.marks_persist(limit=2) == 0
+    assert index.marks_persist() == 0  # nothing moved since
+    btc = desk.positions.get(symbol="BTCUSDT")
+    assert (btc.mark_price, btc.notional, btc.unrealized_pnl, btc.mark_updated_at) == (D(101), D(101), D(1), at)
+    other.refresh_from_db()
+    closing.refresh_from_db()
+    assert (other.mark_price, other.mark_updated_at) == (D(12), synced_at)
+    assert closing.mark_price == D(5)  # closed: the feed's mark did not land
+
+
+def test_an_alert_written_by_the_index_rereads_what_is_open_but_not_the_streaks(
+    trader, desk, django_assert_max_num_queries
+):
+    """Raising an alert re-reads the user's open alerts and trips; closed-trade streaks
+    change only with positions (their own event) or latches, so they are not read again."""
+    CircuitBreakerFactory(name="losses", condition_type="consecutive_losses", threshold=3, action="cancel_all_orders")
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(110)})
+    with django_assert_max_num_queries(QUERIES_TO_RAISE_AN_ALERT):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)})  # crosses the warning
+    assert open_alert_types(trader) == ["position_size_warning"]
