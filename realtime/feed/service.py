@@ -8,16 +8,18 @@ On every tick, with nothing per subscriber:
    lowest and highest price since the last batch for price alerts.
 
 One worker thread (`self.executor`) does what evaluation needs, in order, one batch
-at a time: the risk index evaluates it (`RiskIndex.apply_marks`: marks
-in memory, alerts and trips written and published at once), price alerts are checked
-against each market's low and high, the price and market-data caches take the latest
-tickers and trades (three Redis round trips a venue), the
-index sweeps every user every two seconds (stale venues, time-based breakers), and it
-reloads users whose positions, alerts or trips changed in another process (Redis
-messages). Once a second the same thread persists the marks the index moved, from its
-memory, in chunks of a few hundred rows: batches run between the chunks, and no other
-thread of this process holds the database's write lock while an alert waits for it. A
-slow database delays the batches, which conflate; it never blocks the stream.
+at a time: the risk index evaluates it (`RiskIndex.apply_marks`: marks in memory,
+alerts and trips written and published at once), price alerts are checked against
+each market's low and high, the index sweeps every user every two seconds (stale
+venues, time-based breakers), and it reloads users whose positions, alerts or trips
+changed in another process (Redis messages; the settings version comes the same way,
+so a batch costs no round trip to learn it). Once a second the same thread persists the
+marks the index moved, from its memory, in chunks of a few hundred rows: batches run
+between the chunks, and no other thread of this process holds the database's write
+lock while an alert waits for it. The caches take the latest tickers and trades on a
+thread of their own (`realtime.feed.caches`): they never lengthen the batch a crossing
+tick waits behind. A slow database delays the batches, which conflate; it
+never blocks the stream.
 
 Every loop survives a Redis or database outage: it logs once, waits, and resumes.
 """
@@ -40,14 +42,15 @@ from accounts.events import POSITIONS_CHANNEL
 from accounts.selectors import monitored_markets
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
 from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
+from realtime.feed.caches import CachesWriter
 from realtime.feed.deadman import DeadMansSwitch
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.venues import VenueStreams, iso_from_unix
-from realtime.services.market_data import market_caches_put
 from realtime.services.price_alert_index import price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
 from realtime.ws.demand import demanded_markets, markets_merge
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
+from risk.services.hooks import INDEX_CHANNEL, index_version
 from risk.services.index import RiskIndex, index_activate
 
 logger = logging.getLogger("realtime.feed")
@@ -68,6 +71,7 @@ class Feed:
         self.guard = MarkGuard(jump)
         self.batch = MarkBatch()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-db")
+        self.caches = CachesWriter()
         self.index: RiskIndex | None = None
         self.venues: dict[str, VenueStreams] = {}
         self.closing: set = set()  # venues being closed
@@ -82,14 +86,15 @@ class Feed:
         self.dead_mans_switch = DeadMansSwitch()  # the venues' countdownCancelAll (realtime.feed.deadman)
 
     # --- the worker thread ----------------------------------------------------------------
-    async def db(self, function, *args, **kwargs):
-        """Run `function` in the feed's database thread (in order with the others)."""
+    async def db(self, function, *args, executor=None, **kwargs):
+        """Run `function` in the feed's database thread (in order with the others), or in
+        `executor`."""
 
         def call():
             close_old_connections()
             return function(*args, **kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: call())
+        return await asyncio.get_running_loop().run_in_executor(executor or self.executor, lambda: call())
 
     def _ok(self, what: str) -> None:
         if what in self._failing:
@@ -160,25 +165,12 @@ class Feed:
             )
         for (exchange, symbol), (low, high, at) in drained.ranges.items():
             price_alerts_check_range(exchange=exchange, symbol=symbol, low=low, high=high, at=at)
-        try:
-            self._caches_write(drained)
-            self._ok("writing the caches")
-        except Exception as error:  # the caches are a convenience: evaluation goes on
-            self._failed("writing the caches", error)
-
-    @staticmethod
-    def _caches_write(drained) -> None:
-        venues: dict = {}
-        for (exchange, symbol), ticker in drained.tickers.items():
-            venues.setdefault(exchange, {})[symbol] = ticker
-        for exchange, tickers in venues.items():
-            trades = {symbol: drained.trades.get((exchange, symbol)) for symbol in tickers}
-            market_caches_put(exchange=exchange, tickers=tickers, trades={s: t for s, t in trades.items() if t})
 
     async def _evaluation_loop(self) -> None:
         while True:
             await self.batch.ready.wait()
             drained = self.batch.drain()
+            self.caches.put(drained)
             try:
                 await self.db(self._evaluate, drained)
                 self.batches += 1
@@ -256,7 +248,8 @@ class Feed:
         while True:
             pubsub = self.listener.pubsub()
             try:
-                await pubsub.subscribe(MONITORING_CHANNEL, POSITIONS_CHANNEL, ALERTS_CHANNEL)
+                await pubsub.subscribe(MONITORING_CHANNEL, POSITIONS_CHANNEL, ALERTS_CHANNEL, INDEX_CHANNEL)
+                await self.db(self._settings_follow)  # bumps from now on arrive as messages
                 self.listening.set()
                 self._ok("listening to changes")
                 async for message in pubsub.listen():
@@ -266,6 +259,7 @@ class Feed:
                 raise
             except Exception as error:
                 self.listening.clear()
+                self.index.announced_version = None  # nobody announces it: each batch reads it
                 self._failed("listening to changes", error)
                 self.markets_dirty.set()  # whatever was missed meanwhile
                 await asyncio.sleep(1)
@@ -275,10 +269,18 @@ class Feed:
                 except Exception:
                     logger.debug("closing a dead pubsub failed", exc_info=True)
 
+    def _settings_follow(self) -> None:
+        """The settings version as it is now; `_message` keeps it from the bumps."""
+        self.index.announced_version = index_version()
+
     async def _message(self, channel, data) -> None:
         channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == MONITORING_CHANNEL:
             self.markets_dirty.set()
+            return
+        if channel == INDEX_CHANNEL:  # "<version>:<reason>" (risk.services.hooks)
+            if self.index.announced_version is not None:
+                self.index.announced_version = int(data.split(b":" if isinstance(data, bytes) else ":", 1)[0])
             return
         body = json.loads(data)
         if channel == POSITIONS_CHANNEL:
@@ -335,6 +337,7 @@ class Feed:
         loops = [
             self._outbox_loop(),
             self._evaluation_loop(),
+            self.caches.run(self.db, ok=self._ok, failed=self._failed),
             self._timer_loop(),
             self._markets_loop(),
             self._messages_loop(),
@@ -365,4 +368,5 @@ class Feed:
             logger.warning("Feed: the last marks were not persisted: %s", error)
         index_activate(None)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.caches.close()
         logger.info("Feed stopped")

@@ -201,3 +201,36 @@ def test_binance_stream_refused_the_feed_polls_rest_and_marks_still_move(trader,
         )
 
     asyncio.run(run_feed(body))
+
+
+def test_a_limit_changed_elsewhere_reaches_the_running_feed_by_message_without_a_read_per_batch(trader, long_btc):
+    """The settings version comes to the feed on `etrms:risk:index` (no GET per tick
+    batch): a threshold lowered by another process takes effect at the feed's next tick."""
+    from django.db import transaction
+
+    from risk.models import RiskLimit
+    from risk.services import hooks
+
+    limit = RiskLimitFactory(user=trader, symbol="BTCUSDT", threshold_value=D(20000), warning_value=None)
+    monitoring_start(exchanges=["paper"])
+
+    def lowered_elsewhere():
+        """What another process's change leaves here: the row and the version's bump."""
+        with transaction.atomic():
+            RiskLimit.objects.filter(pk=limit.pk).update(threshold_value=D(9000))
+            hooks.limits_changed(user_ids=set())  # nobody re-evaluated here: the feed must see it
+        return hooks.index_version()
+
+    async def body(feed):
+        await eventually(lambda: feed.index.announced_version is not None, message="the version followed")
+        await asyncio.sleep(0.3)  # ticks at 10,000 of notional: under 20,000, nothing raised
+        exceeded = RiskAlert.objects.filter(user=trader, alert_type="position_size_exceeded")
+        assert not await sync_to_async(exceeded.exists)()
+        bumped = await sync_to_async(lowered_elsewhere, thread_sensitive=False)()
+        changed_at = time.monotonic()
+        await eventually(lambda: feed.index.announced_version == bumped, message="the bump announced", timeout=2)
+        await eventually(exceeded.exists, message="the alert at the new threshold")
+        assert time.monotonic() - changed_at < 1.5
+        assert feed.index.config.version == bumped
+
+    asyncio.run(run_feed(body))

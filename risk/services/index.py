@@ -15,8 +15,9 @@ marks it moved are persisted from its memory (`marks_persist`), in chunks, by th
 caller's clock.
 
 It reloads limits, configuration and breakers when `risk:index:version` moves (one
-Redis GET per tick batch), and a user's positions and accounts when accounts announces
-a change for them (sync, paper fills).
+Redis GET per tick batch, or none while a listener announces the version), and a
+user's positions and accounts when accounts announces a change for them (sync, paper
+fills).
 
     index = RiskIndex().load()
     index_activate(index)                   # accounts' position events go to the index
@@ -86,6 +87,7 @@ class RiskIndex:
         self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
         self.evaluations = 0
         self.writes = 0
+        self.announced_version: int | None = None  # set by a listener of hooks.INDEX_CHANNEL
         self.version_outage = OutageLog(logger, "Risk index: reading the settings version")
         self.samples_outage = OutageLog(logger, "Risk index: recording price samples")
 
@@ -122,6 +124,8 @@ class RiskIndex:
         the latched streaks). `streaks=False` (after this index wrote alerts or trips):
         read the streak inputs again only for users whose latches changed; no closed
         trade came with the write."""
+        if not user_ids:
+            return
         states = open_states_load(user_ids=user_ids, config=self.config, now=timezone.now())
         for user_id in user_ids:
             before = self.states.get(user_id)
@@ -158,7 +162,7 @@ class RiskIndex:
         FULL_SWEEP_SECONDS (a safety net, not a source of decisions)."""
         now = now or timezone.now()
         with self.lock:
-            self.refresh_if_changed()
+            self.refresh_if_changed(verify=True)
             everyone = time.monotonic() - self.swept_at >= FULL_SWEEP_SECONDS
             if everyone:
                 self.swept_at = time.monotonic()
@@ -184,14 +188,21 @@ class RiskIndex:
                 limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, dirty))
             self.limits.setdefault(limit.user_id, []).append(limit)
 
-    def refresh_if_changed(self) -> bool:
-        """Reload configuration, breakers and limits when another process changed them."""
-        try:
-            version = hooks.index_version()
-            self.version_outage.ok()
-        except REDIS_ERRORS as error:
-            self.version_outage.failed(error)  # the loaded settings stay
-            return False
+    def refresh_if_changed(self, *, verify: bool = False) -> bool:
+        """Reload configuration, breakers and limits when another process changed them.
+        The settings version is `announced_version` while a listener keeps it (the feed
+        hears every bump on `hooks.INDEX_CHANNEL`: no round trip per tick batch); read
+        from Redis when nobody announces it, and when `verify` (the periodic sweep)."""
+        version = self.announced_version
+        if version is None or verify:
+            try:
+                version = hooks.index_version()
+                self.version_outage.ok()
+            except REDIS_ERRORS as error:
+                self.version_outage.failed(error)  # the loaded settings stay
+                return False
+            if self.announced_version is not None:
+                self.announced_version = version  # an announcement missed is caught up here
         if self.config is not None and version == self.config.version:
             return False
         with self.lock:
@@ -289,7 +300,7 @@ class RiskIndex:
         only for users whose decision writes something. Returns {user_id:
         EvaluationResult} for those written."""
         now = now or timezone.now()
-        written = {}
+        written, decided = {}, []
         config = self.config
         books = [self.books[user_id] for user_id in user_ids if user_id in self.books]
         # The volatility ranges of every market these users hold, in one Redis call.
@@ -314,7 +325,12 @@ class RiskIndex:
                 written[user_id] = outcome_apply(
                     computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
                 )
-                self._states_load([user_id], streaks=False)
+            decided.append((computed, decision, state))
+        # What is open is read again once for every user written, after all of them are
+        # written and published: one user's reload never delays the next one's alert.
+        self._states_load(list(written), streaks=False)
+        for computed, decision, state in decided:
+            user_id = computed.book.user_id
             self.bands.update(
                 bands_of(
                     computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)

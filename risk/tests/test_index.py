@@ -20,7 +20,8 @@ from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_caps")]
 
 D = Decimal
-QUERIES_TO_RAISE_AN_ALERT = 7  # 9 when the streaks were read again after every write
+QUERIES_TO_WRITE_AN_ALERT = 4
+QUERIES_TO_REREAD_WHAT_IS_OPEN = 3  # 5 when the streaks were read again after every write
 
 
 def open_alert_types(user):
@@ -181,6 +182,22 @@ def test_an_alert_written_by_the_index_rereads_what_is_open_but_not_the_streaks(
     CircuitBreakerFactory(name="losses", condition_type="consecutive_losses", threshold=3, action="cancel_all_orders")
     index = RiskIndex().load()
     index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(110)})
-    with django_assert_max_num_queries(QUERIES_TO_RAISE_AN_ALERT):
+    with django_assert_max_num_queries(QUERIES_TO_WRITE_AN_ALERT + QUERIES_TO_REREAD_WHAT_IS_OPEN):
         index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)})  # crosses the warning
     assert open_alert_types(trader) == ["position_size_warning"]
+
+
+def test_users_crossing_on_one_tick_are_written_first_and_reread_once(
+    trader, make_user, desk, django_assert_max_num_queries
+):
+    """Two users cross on the same tick: both alerts are written (and published) before
+    what is open is read again, once for both, so the second user's alert never waits
+    for the first one's reload."""
+    other = make_user()
+    books.position(books.account(other, "paper"), "BTCUSDT", "long", size="1", entry="100")
+    RiskLimitFactory(user=other, threshold_value=D(150), warning_value=D(120))
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(110)})
+    with django_assert_max_num_queries(2 * QUERIES_TO_WRITE_AN_ALERT + QUERIES_TO_REREAD_WHAT_IS_OPEN):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)})
+    assert open_alert_types(trader) == open_alert_types(other) == ["position_size_warning"]

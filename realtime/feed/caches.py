@@ -1,0 +1,56 @@
+"""The feed's caches writer: the price and market-data caches (SPEC §8) take the latest
+tickers and trades of each batch on a thread of their own (three Redis round trips a
+venue), conflated while a write is under way (latest wins), so that writing them never
+lengthens the batch a crossing tick waits behind."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from realtime.services.market_data import market_caches_put
+
+
+class CachesWriter:
+    def __init__(self):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-caches")
+        self.pending: dict = {}  # {(exchange, symbol): (Ticker, [Trade] or None)}
+        self.ready = asyncio.Event()
+
+    def put(self, drained) -> None:
+        """A batch's tickers and trades (`marks.Drained`); a market's earlier trades stay
+        until newer ones come."""
+        for market, ticker in drained.tickers.items():
+            previous = self.pending.get(market)
+            self.pending[market] = (ticker, drained.trades.get(market) or (previous[1] if previous else None))
+        if self.pending:
+            self.ready.set()
+
+    @staticmethod
+    def write(pending: dict) -> None:
+        venues: dict = {}
+        for (exchange, symbol), (ticker, trades) in pending.items():
+            tickers, recent = venues.setdefault(exchange, ({}, {}))
+            tickers[symbol] = ticker
+            if trades:
+                recent[symbol] = trades
+        for exchange, (tickers, trades) in venues.items():
+            market_caches_put(exchange=exchange, tickers=tickers, trades=trades)
+
+    async def run(self, run_in, *, ok, failed) -> None:
+        """Write what is pending whenever something is; `run_in(function, *args,
+        executor=...)` runs it on the writer's thread; `ok`/`failed` report the outcome.
+        On failure the latest is kept for the next round (the caches are a convenience:
+        evaluation never waits for them)."""
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            pending, self.pending = self.pending, {}
+            try:
+                await run_in(self.write, pending, executor=self.executor)
+                ok("writing the caches")
+            except Exception as error:
+                failed("writing the caches", error)
+                self.pending = {**pending, **self.pending}
+                await asyncio.sleep(1)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
