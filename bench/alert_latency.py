@@ -181,6 +181,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.crossings = max(1, min(args.crossings, 40))  # the rest of the 50 symbols carry the background ticks
     django_setup()
+    from realtime.feed.service import feed_process_tune
+
+    feed_process_tune()  # as manage.py run_feed does
     from realtime.testing import raise_nofile
 
     raise_nofile()

@@ -297,6 +297,9 @@ def main(argv=None) -> int:
     parser.add_argument("--history", type=float, default=300.0, help="seconds of samples each market starts with")
     args = parser.parse_args(argv)
     django_setup()
+    from realtime.feed.service import feed_process_tune
+
+    feed_process_tune()  # as manage.py run_feed does
     with redis_running():
         asyncio.run(run(args))
     return 0

@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,16 @@ MARKETS_RELOAD_SECONDS = 10.0
 STATUS_SECONDS = 1.0
 SHUTDOWN_STEP_SECONDS = 10.0
 OUTBOX_LIMIT = 20_000  # frames waiting for Redis; the oldest go first when it is down
+
+
+def feed_process_tune() -> None:
+    """Tune the process the feed runs in (its own). Its database thread gives up the GIL
+    on every query and Redis call and then waits for the event loop, busy with ticks,
+    to hand it back, by default after 5 ms; a switch interval of 0.5 ms
+    (FEED_SWITCH_INTERVAL_SECONDS) hands it back sooner. bench/alert_latency.py, same
+    loaded machine, runs in turn: tick -> alert published p50 15.5 vs 17-22 ms, p99 59
+    vs 100 ms."""
+    sys.setswitchinterval(settings.FEED_SWITCH_INTERVAL_SECONDS)
 
 
 class Feed:

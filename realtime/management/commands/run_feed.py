@@ -8,7 +8,7 @@ import redis.asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.feed.service import Feed
+from realtime.feed.service import Feed, feed_process_tune
 
 
 class Command(BaseCommand):
@@ -31,6 +31,7 @@ class Command(BaseCommand):
         from etrms.metrics import metrics_server_start
 
         metrics_server_start("feed")
+        feed_process_tune()
         asyncio.run(self._run())
 
     async def _run(self) -> None:
