@@ -10,8 +10,10 @@ The payload is ETRMS's alert format plus `id`, `severity`, `alert_type` and `sta
 truth: a publish that fails is logged and a client catches up with `since_alert_id`.
 """
 
+import contextlib
 import json
 import logging
+import threading
 
 from django.db import transaction
 
@@ -94,25 +96,54 @@ def alert_listener_add(listener) -> None:
         _alert_listeners.append(listener)
 
 
-def alert_announce(alert: RiskAlert, *, event: str) -> None:
-    """Hand `alert` as it is now (`event`: raised or updated) to the listeners once the
-    transaction commits. A listener that fails is logged; it never fails the risk action."""
-    if not _alert_listeners:
-        return
-    payload = alert_payload(alert)
-
-    def after_commit():
-        for listener in list(_alert_listeners):
-            try:
-                listener(payload=payload, event=event)
-            except Exception:
-                logger.exception("Alert %s: a listener failed on %s", payload["id"], event)
-
-    transaction.on_commit(after_commit)
-
-
 def alert_publish(alert: RiskAlert) -> None:
     """Publish `alert` as it is now, once the current transaction commits."""
     payload = alert_payload(alert)
     user_id = alert.user_id
     transaction.on_commit(lambda: _send(user_id, payload))
+
+
+def alert_announce(alert: RiskAlert, *, event: str) -> None:
+    """Hand `alert` as it is now (`event`: raised or updated) to the listeners once the
+    transaction commits (or, inside `announcements_deferred`, when the block ends). A
+    listener that fails is logged; it never fails the risk action."""
+    if not _alert_listeners:
+        return
+    payload = alert_payload(alert)
+
+    def after_commit():
+        pending = getattr(_deferred, "pending", None)
+        if pending is not None:
+            pending.append((payload, event))
+        else:
+            _listeners_call(payload, event)
+
+    transaction.on_commit(after_commit)
+
+
+def _listeners_call(payload: dict, event: str) -> None:
+    for listener in list(_alert_listeners):
+        try:
+            listener(payload=payload, event=event)
+        except Exception:
+            logger.exception("Alert %s: a listener failed on %s", payload["id"], event)
+
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def announcements_deferred():
+    """Alerts announced inside the block reach the listeners (notifications: a query,
+    perhaps deliveries to enqueue) when it ends: an evaluator that writes several users'
+    alerts at once (the feed's index on one tick) publishes every one of them first."""
+    if getattr(_deferred, "pending", None) is not None:  # nested: the outer block runs them
+        yield
+        return
+    _deferred.pending = []
+    try:
+        yield
+    finally:
+        pending, _deferred.pending = _deferred.pending, None
+        for payload, event in pending:
+            _listeners_call(payload, event)

@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.selectors.books import accounts_load, positions_load
 from accounts.services.marks import marks_write, position_mark_apply
 from etrms.outage import REDIS_ERRORS, OutageLog
+from risk.publish import announcements_deferred
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply, peaks_persist
@@ -306,26 +307,27 @@ class RiskIndex:
         # The volatility ranges of every market these users hold, in one Redis call.
         everyone = Book(user_id=None, positions=[position for book in books for position in book.positions])
         price_ranges = price_ranges_load(book=everyone, config=config, now=now)
-        for book in books:
-            user_id = book.user_id
-            self._unband(user_id)  # until this evaluation has decided
-            self.evaluations += 1
-            state = self.states.get(user_id) or OpenState()
-            closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
-            inputs = assess.BreakerInputs(
-                closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges
-            )
-            limits = self.limits.get(user_id, [])
-            computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)
-            decision = outcome_decide(computed=computed, state=state, config=config, now=now)
-            if decision.peaks:
-                self._peaks_adopt(user_id, decision.peaks)
-            if decision.writes_state:
-                self.writes += 1
-                written[user_id] = outcome_apply(
-                    computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
+        with announcements_deferred():  # listeners after every user's alerts are out
+            for book in books:
+                user_id = book.user_id
+                self._unband(user_id)  # until this evaluation has decided
+                self.evaluations += 1
+                state = self.states.get(user_id) or OpenState()
+                closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
+                inputs = assess.BreakerInputs(
+                    closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges
                 )
-            decided.append((computed, decision, state))
+                limits = self.limits.get(user_id, [])
+                computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)
+                decision = outcome_decide(computed=computed, state=state, config=config, now=now)
+                if decision.peaks:
+                    self._peaks_adopt(user_id, decision.peaks)
+                if decision.writes_state:
+                    self.writes += 1
+                    written[user_id] = outcome_apply(
+                        computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
+                    )
+                decided.append((computed, decision, state))
         # What is open is read again once for every user written, after all of them are
         # written and published: one user's reload never delays the next one's alert.
         self._states_load(list(written), streaks=False)

@@ -83,3 +83,29 @@ def test_nothing_is_published_when_the_transaction_rolls_back(trader, published_
     with pytest.raises(RuntimeError):
         publish_then_fail()
     assert published_alerts(trader) == []
+
+
+def test_listeners_hear_of_alerts_written_inside_announcements_deferred_when_the_block_ends(
+    trader, published_alerts, monkeypatch
+):
+    """The feed's index writes every user's alerts of a tick inside the block: all of
+    them are published at their commits, and the listeners (notifications: a query,
+    perhaps deliveries) hear of them after, so no alert waits for another's listeners."""
+    from risk import publish
+
+    heard = []
+    monkeypatch.setattr(publish, "_alert_listeners", [lambda *, payload, event: heard.append((payload["id"], event))])
+    with publish.announcements_deferred():
+        first, second = _breaker_alert(trader), _breaker_alert(trader)
+        for alert in (first, second):
+            alert_publish(alert)
+            publish.alert_announce(alert, event="raised")
+        with publish.announcements_deferred():  # nested: the outer block runs them
+            publish.alert_announce(second, event="updated")
+        run_on_commit_callbacks()
+        assert len(published_alerts(trader)) == 2 and heard == []
+    assert heard == [(str(first.pk), "raised"), (str(second.pk), "raised"), (str(second.pk), "updated")]
+
+    publish.alert_announce(first, event="updated")  # outside a block: at the commit
+    run_on_commit_callbacks()
+    assert heard[-1] == (str(first.pk), "updated")
