@@ -1,5 +1,6 @@
 """Pure risk evaluation (SPEC §4, §5): metrics and breaker conditions (limit and cap
-statuses: `risk.services.assess_limits`). No database, no Redis: inputs are the views of
+statuses: `risk.services.assess_limits`; each condition's checker and screen:
+`risk.services.breaker_checks`). No database, no Redis: inputs are the views of
 `risk.services.snapshots` plus what the caller fetched for breakers (closed-trade
 streaks, price ranges).
 
@@ -8,18 +9,17 @@ positive in `daily_loss`; `None` as a metric value means *undefined and critical
 (leverage or margin ratio with equity <= 0).
 """
 
-import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from accounts.selectors.books import PositionView
-from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType
+from risk.constants import ConditionType
+from risk.services.breaker_checks import CHECKS, streak_length
 from risk.services.snapshots import Book, BreakerView, ConfigView
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-VOLATILITY_COVERAGE = Decimal("0.8")
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -134,11 +134,40 @@ class BreakerHit:
     summary: str
 
 
+@dataclass(slots=True, frozen=True)
+class StreakJudge:
+    """Whether a loss streak read from closed trades is not (or no longer) met: a
+    winning close re-arms consecutive_losses (SPEC §5), with or without an open
+    position. Judged for the streaks asked about (the latched ones), not for every pair
+    of the book."""
+
+    breakers: dict  # {breaker_id: BreakerView} of the consecutive_losses breakers
+    accounts: dict  # {account_id: AccountView}
+    failed_accounts: set
+    inputs: BreakerInputs
+
+    def clear(self, breaker_id, latch_key: str) -> bool:
+        breaker = self.breakers.get(breaker_id)
+        kind, _, rest = latch_key.partition(":")
+        account_text, _, symbol = rest.partition(":")
+        if breaker is None or kind != "streak" or not account_text.isdigit():
+            return False
+        account_id = int(account_text)
+        trades = self.inputs.closed_trades.get((account_id, symbol))
+        account = self.accounts.get(account_id)
+        if trades is None or account is None or account_id in self.failed_accounts:
+            return False
+        if latch_key != f"streak:{account_id}:{symbol}" or not breaker.applies(account.exchange, symbol):
+            return False
+        cutoff = self.inputs.streak_cutoffs.get((breaker.id, account_id, symbol))
+        return streak_length(trades, cutoff) < breaker.threshold
+
+
 @dataclass(slots=True)
 class BreakerAssessment:
     hits: list = field(default_factory=list)
     fresh_positions: set = field(default_factory=set)  # ids of open positions on fresh data
-    streaks_clear: set = field(default_factory=set)  # (breaker_id, streak latch key) evaluated and not met
+    streaks: StreakJudge | None = None
     stale: dict = field(default_factory=dict)  # {position_id: (position, reason)} in some breaker's scope
 
     def cleared(self, pair: tuple) -> bool:
@@ -148,7 +177,7 @@ class BreakerAssessment:
         kind, _, rest = pair[1].partition(":")
         if kind == "position":
             return rest.isdigit() and int(rest) in self.fresh_positions
-        return pair in self.streaks_clear
+        return self.streaks is not None and self.streaks.clear(*pair)
 
 
 def latch_key_of(breaker: BreakerView, position: PositionView) -> str:
@@ -166,163 +195,24 @@ def stale_reason(position: PositionView, *, account_failed: bool, now: datetime,
     return None
 
 
-def _in_flat_window(windows: list, now: datetime) -> dict | None:
-    for window in windows:
-        local = now.astimezone(zoneinfo.ZoneInfo(window.get("tz", "UTC")))
-        minute = local.hour * 60 + local.minute
-        start_h, start_m = (int(part) for part in window["start"].split(":"))
-        end_h, end_m = (int(part) for part in window["end"].split(":"))
-        start, end = start_h * 60 + start_m, end_h * 60 + end_m
-        inside = start <= minute < end if start < end else (minute >= start or minute < end)
-        if inside:
-            return window
-    return None
-
-
-# One checker per condition type: (context, summary) when it holds, else None.
-def _max_position_size(breaker, position, now, inputs):
-    threshold = breaker.threshold
-    if position.notional >= threshold:
-        return {
-            "notional": position.notional,
-            "threshold": threshold,
-        }, f"notional {position.notional:f} >= {threshold:f}"
-    return None
-
-
-def _pnl(breaker, position, now, inputs):
-    threshold, pnl = breaker.threshold, position.unrealized_pnl
-    profit = breaker.additional_params.get("direction", "loss") == "profit"
-    if (profit and pnl >= threshold) or (not profit and pnl <= -threshold):
-        word = "profit" if profit else "loss"
-        return {"unrealized_pnl": pnl, "threshold": threshold, "direction": word}, (
-            f"unrealized PnL {pnl:f} reached the {word} threshold {threshold:f}"
-        )
-    return None
-
-
-def _max_drawdown(breaker, position, now, inputs):
-    # The peak entry notional since opening: size changes alone never move the drawdown.
-    entry_notional = max(position.peak_entry_notional, abs(position.size * position.entry_price))
-    if entry_notional <= 0:
-        return None
-    pnl = position.realized_pnl + position.unrealized_pnl
-    peak = position.peak_pnl if position.peak_pnl > pnl else pnl
-    if peak == pnl:
-        return None  # at its peak: no drawdown (and no division needed)
-    drawdown = (peak - pnl) / entry_notional * HUNDRED
-    if drawdown >= breaker.threshold:
-        return {"current_drawdown": drawdown, "threshold": breaker.threshold, "peak_pnl": peak, "pnl": pnl}, (
-            f"PnL fell {drawdown:.4f}% of entry notional from its peak (threshold {breaker.threshold:f}%)"
-        )
-    return None
-
-
-def _trailing_stop(breaker, position, now, inputs):
-    price = position.mark_price
-    best = position.best_price or position.entry_price
-    if position.side == "long":
-        if price >= best:
-            return None
-        retrace = (best - price) / best * HUNDRED if best > 0 else ZERO
-    else:
-        if price <= best:
-            return None
-        retrace = (price - best) / best * HUNDRED if best > 0 else ZERO
-    if best > 0 and retrace >= breaker.threshold:
-        return {"retrace_pct": retrace, "threshold": breaker.threshold, "best_price": best, "mark_price": price}, (
-            f"retraced {retrace:.4f}% from the best mark {best:f} (threshold {breaker.threshold:f}%)"
-        )
-    return None
-
-
-def _time_based(breaker, position, now, inputs):
-    age = now - position.opened_at
-    windows = breaker.additional_params.get("flat_windows")
-    window = _in_flat_window(windows, now) if windows else None
-    if age.total_seconds() < float(breaker.threshold) and window is None:
-        return None
-    open_seconds = Decimal(str(max(0.0, age.total_seconds())))
-    if window is None and open_seconds < breaker.threshold:
-        return None  # the float comparison's edge: decide in Decimal
-    reason = (
-        f"open inside the flat window {window['start']}-{window['end']} {window.get('tz', 'UTC')}"
-        if window is not None
-        else f"open for {open_seconds:.0f}s (threshold {breaker.threshold:f}s)"
-    )
-    return {"open_seconds": open_seconds, "threshold": breaker.threshold, "flat_window": window}, reason
-
-
-def streak_length(trades: list, cutoff: datetime | None) -> int:
-    """Losing closes in a row, newest first, after an officer's re-arm at `cutoff`."""
-    streak = 0
-    for closed_at, pnl in trades:
-        if (cutoff is not None and closed_at <= cutoff) or pnl >= 0:
-            break
-        streak += 1
-    return streak
-
-
-def _consecutive_losses(breaker, position, now, inputs):
-    trades = inputs.closed_trades.get((position.account_id, position.symbol))
-    if not trades:
-        return None
-    streak = streak_length(trades, inputs.streak_cutoffs.get((breaker.id, position.account_id, position.symbol)))
-    if streak >= breaker.threshold:
-        return {"consecutive_losses": Decimal(streak), "threshold": breaker.threshold}, (
-            f"the last {streak} closed positions on {position.exchange} {position.symbol} lost money"
-        )
-    return None
-
-
-def _volatility(breaker, position, now, inputs):
-    window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
-    found = inputs.price_ranges.get((position.exchange, position.symbol, window))
-    if found is None:
-        return None
-    low, high, span = found
-    if low <= 0 or Decimal(str(span)) < VOLATILITY_COVERAGE * window:
-        return None  # not evaluated until samples cover 80 % of the window
-    range_pct = (high - low) / low * HUNDRED
-    if range_pct >= breaker.threshold:
-        context = {
-            "range_pct": range_pct,
-            "threshold": breaker.threshold,
-            "high": high,
-            "low": low,
-            "window_seconds": Decimal(window),
-        }
-        return context, f"{window}s range {range_pct:.4f}% >= {breaker.threshold:f}%"
-    return None
-
-
-CHECKS = {
-    ConditionType.MAX_POSITION_SIZE: _max_position_size,
-    ConditionType.PNL: _pnl,
-    ConditionType.MAX_DRAWDOWN: _max_drawdown,
-    ConditionType.TRAILING_STOP: _trailing_stop,
-    ConditionType.TIME_BASED: _time_based,
-    ConditionType.CONSECUTIVE_LOSSES: _consecutive_losses,
-    ConditionType.VOLATILITY: _volatility,
-}
-
-
 def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: BreakerInputs) -> BreakerAssessment:
     """Every enabled breaker on every open position in its scope. Stale positions are
-    skipped and reported; streaks are judged from the closed trades the caller read."""
+    skipped and reported; streaks are judged from the closed trades the caller read.
+    Hits come in the book's order of positions and, for one position, the breakers
+    that apply everywhere first, then the scoped ones, each in the configuration's
+    order."""
     result = BreakerAssessment()
     if not config.breakers:
         return result
-    everywhere = [(b, CHECKS[b.condition_type]) for b in config.breakers if b.symbols is None and b.exchanges is None]
-    scoped = [
-        (b, CHECKS[b.condition_type]) for b in config.breakers if b.symbols is not None or b.exchanges is not None
-    ]
+    everywhere = [b for b in config.breakers if b.symbols is None and b.exchanges is None]
+    scoped = [b for b in config.breakers if b.symbols is not None or b.exchanges is not None]
+    ordered = [(breaker, *CHECKS[breaker.condition_type]) for breaker in everywhere + scoped]
     fresh_after = now - timedelta(seconds=config.max_price_age_seconds)
     failed_accounts = {account.id for account in book.accounts.values() if account.last_sync_failed}
+    fresh = []
     for position in book.positions:
-        in_scope = everywhere + [pair for pair in scoped if pair[0].applies(position.exchange, position.symbol)]
         if position.account_id in failed_accounts or position.mark_updated_at < fresh_after:
-            if in_scope:
+            if everywhere or any(b.applies(position.exchange, position.symbol) for b in scoped):
                 reason = stale_reason(
                     position,
                     account_failed=position.account_id in failed_accounts,
@@ -331,34 +221,33 @@ def breakers_assess(*, book: Book, config: ConfigView, now: datetime, inputs: Br
                 )
                 result.stale[position.id] = (position, reason)
             continue
-        result.fresh_positions.add(position.id)
-        for breaker, check in in_scope:
-            found = check(breaker, position, now, inputs)
-            if found is not None:
-                context, summary = found
-                result.hits.append(
-                    BreakerHit(
-                        breaker=breaker,
-                        position=position,
-                        latch_key=latch_key_of(breaker, position),
-                        context=context,
-                        summary=summary,
-                    )
-                )
-    _streaks_judge(result, book=book, config=config, inputs=inputs, failed_accounts=failed_accounts)
-    return result
-
-
-def _streaks_judge(result: BreakerAssessment, *, book: Book, config: ConfigView, inputs, failed_accounts) -> None:
-    """Which streaks read from closed trades are not (or no longer) met: a winning
-    close re-arms consecutive_losses (SPEC §5), with or without an open position."""
-    for breaker in config.breakers:
-        if breaker.condition_type != ConditionType.CONSECUTIVE_LOSSES:
+        fresh.append(position)
+    result.fresh_positions = {position.id for position in fresh}
+    found = []  # (rank, position, hit)
+    for rank, (breaker, check, screen) in enumerate(ordered):
+        in_scope = fresh if rank < len(everywhere) else [p for p in fresh if breaker.applies(p.exchange, p.symbol)]
+        if not in_scope:
             continue
-        for (account_id, symbol), trades in inputs.closed_trades.items():
-            account = book.accounts.get(account_id)
-            if account is None or account_id in failed_accounts or not breaker.applies(account.exchange, symbol):
-                continue
-            cutoff = inputs.streak_cutoffs.get((breaker.id, account_id, symbol))
-            if streak_length(trades, cutoff) < breaker.threshold:
-                result.streaks_clear.add((breaker.id, f"streak:{account_id}:{symbol}"))
+        for position in screen(breaker, in_scope, now, inputs):
+            met = check(breaker, position, now, inputs)
+            if met is not None:
+                context, summary = met
+                hit = BreakerHit(
+                    breaker=breaker,
+                    position=position,
+                    latch_key=latch_key_of(breaker, position),
+                    context=context,
+                    summary=summary,
+                )
+                found.append((rank, position, hit))
+    if len(found) > 1:
+        place = {id(position): index for index, position in enumerate(book.positions)}
+        found.sort(key=lambda entry: (place[id(entry[1])], entry[0]))
+    result.hits = [hit for _, _, hit in found]
+    result.streaks = StreakJudge(
+        breakers={b.id: b for b in config.breakers if b.condition_type == ConditionType.CONSECUTIVE_LOSSES},
+        accounts=book.accounts,
+        failed_accounts=failed_accounts,
+        inputs=inputs,
+    )
+    return result
