@@ -13,6 +13,7 @@ open paper order (the pre-trade check's resting orders on paper).
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 
 from django.db.models import Case, CharField, F, FilteredRelation, Q, Sum, When, Window
 from django.db.models.expressions import RawSQL
@@ -142,8 +143,7 @@ def book_rows_parse(rows: list, *, owner, desk_sums: bool) -> BookRows:
         elif kind == "E":
             desk["exchange_exposure"][row[1]] = Decimal(row[2])
     accounts = dict(sorted(accounts.items(), key=lambda item: (item[1].exchange, item[0])))
-    positions = sorted((_position(row, accounts) for row in position_rows), key=lambda p: (p.symbol, p.side))
-    return BookRows(accounts=accounts, positions=positions, desk=desk)
+    return BookRows(accounts=accounts, positions=_positions(position_rows, accounts), desk=desk)
 
 
 def _account(row, owner) -> AccountView:
@@ -166,11 +166,16 @@ def _account(row, owner) -> AccountView:
     return account
 
 
-def _position(row, accounts: dict):
-    """A "P" row: kind, id, account, symbol, side, hedged, POSITION_DECIMALS, POSITION_DATETIMES (as text)."""
-    return position_view(
-        int(row[1]), accounts[int(row[2])], row[3], row[4], text_bool(row[5]), row[6:16], row[16], row[17]
-    )
+def _positions(rows: list, accounts: dict) -> list:
+    """ "P" rows (kind, id, account, symbol, side, hedged, POSITION_DECIMALS,
+    POSITION_DATETIMES, as text) as PositionViews by symbol and side, ties in the rows'
+    order (the rows sorted by their texts, before the views are built: the same order)."""
+    by_text = {str(account_id): account for account_id, account in accounts.items()}
+    rows.sort(key=itemgetter(3, 4))
+    return [
+        position_view(int(row[1]), by_text[row[2]], row[3], row[4], text_bool(row[5]), row[6:16], row[16], row[17])
+        for row in rows
+    ]
 
 
 def closed_trades_member(stand_in: dict, *, width: int, depth: int):

@@ -231,9 +231,13 @@ def desk_equity_daily_pnl() -> tuple[Decimal, Decimal, int]:
     return equity, daily_pnl, balances
 
 
+NO_TRADES = ()  # a pair's closed trades when it has none (one shared, immutable empty)
+
+
 def closed_trades_recent(*, pairs: set, depth: int) -> dict:
     """{(account_id, symbol): [(closed_at, realized_pnl), ...] newest first, at most
-    `depth` each} for every pair in `pairs` (empty lists included): one windowed query."""
+    `depth` each} for every pair in `pairs` (`NO_TRADES` for those with none): one
+    windowed query."""
     rows = (
         ClosedTrade.objects.filter(account_id__in={account for account, _ in pairs})
         .annotate(rank=Window(RowNumber(), partition_by=[F("account_id"), F("symbol")], order_by=closed_trades_order()))
@@ -241,11 +245,11 @@ def closed_trades_recent(*, pairs: set, depth: int) -> dict:
         .order_by("account_id", "symbol", *closed_trades_order())
         .values_list("account_id", "symbol", "closed_at", "realized_pnl")
     )
-    closed_trades: dict = {pair: [] for pair in pairs}
+    found: dict = {}
     for account_id, symbol, closed_at, pnl in rows:
         if (account_id, symbol) in pairs:
-            closed_trades[(account_id, symbol)].append((closed_at, pnl))
-    return closed_trades
+            found.setdefault((account_id, symbol), []).append((closed_at, pnl))
+    return {pair: found.get(pair, NO_TRADES) for pair in pairs}
 
 
 def closed_trades_order() -> list:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from accounts.selectors.books import closed_trades_recent
 from etrms.outage import REDIS_ERRORS, degraded
-from risk.constants import ConditionType
+from risk.constants import DEFAULT_VOLATILITY_WINDOW_SECONDS, ConditionType
 from risk.models import BreakerTrip
 from risk.services import assess, prices
 from risk.services.snapshots import Book, ConfigView
@@ -62,12 +62,16 @@ def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
     if not breakers or not book.positions:
         return {}
     markets = {(position.exchange, position.symbol) for position in book.positions}
-    requests = set()
+    by_window: dict = {}  # {window: {(exchange, symbol)}}
     for breaker in breakers:
-        window = int(breaker.additional_params.get("window_seconds", 300))
-        requests |= {(exchange, symbol, window) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
+        window = int(breaker.additional_params.get("window_seconds", DEFAULT_VOLATILITY_WINDOW_SECONDS))
+        if breaker.symbols is None and breaker.exchanges is None:
+            watched = markets
+        else:
+            watched = {(exchange, symbol) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
+        by_window[window] = by_window[window] | watched if window in by_window else watched
     try:
-        return prices.price_ranges_get(requests, floors=config.volatility_floors(), now=now.timestamp())
+        return prices.market_ranges_get(by_window, floors=config.volatility_floors(), now=now.timestamp())
     except REDIS_ERRORS as error:  # volatility breakers cannot tell: they do not trip
         degraded(logger, "Volatility ranges unavailable", error)
         return {}

@@ -186,13 +186,17 @@ def _trips_decide(decision: Decision, *, computed, state: OpenState, config, now
             decision.held.append(HeldHit(hit=hit, until=until))
         else:
             decision.latch.append(hit)
-    open_positions = {f"position:{position.id}" for position in computed.book.positions}
+    open_positions = None  # the latch keys of the open positions, when a latch needs them
     for pair, latch in state.latched.items():
         if pair in hit_pairs or pair[0] not in breakers:
             continue  # still holds, or its breaker is disabled (re-enabling decides, SPEC §5)
-        if latch.latch_key.startswith("position:") and latch.latch_key not in open_positions:
-            decision.release.append((latch, "position closed"))
-        elif assessment.cleared(pair):
+        if latch.latch_key.startswith("position:"):
+            if open_positions is None:
+                open_positions = {f"position:{position.id}" for position in computed.book.positions}
+            if latch.latch_key not in open_positions:
+                decision.release.append((latch, "position closed"))
+                continue
+        if assessment.cleared(pair):
             decision.release.append((latch, "condition cleared"))
 
 

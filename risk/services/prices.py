@@ -281,17 +281,29 @@ def _judge_all(window: int, floor) -> None:
     client.set(f"{key}:ready", "1")
 
 
+def _market(name: str) -> tuple:
+    """(exchange, symbol) of a market's name `<exchange>:<symbol>` (exchange ids hold no colon)."""
+    exchange, _, symbol = name.partition(":")
+    return exchange, symbol
+
+
 def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: float | None = None) -> dict:
     """{(exchange, symbol, window): (low, high, span_seconds)} for each requested market
     whose samples could trip a breaker with the window's lowest threshold `floors[window]`."""
-    if not requests:
+    by_window: dict = {}
+    for exchange, symbol, window in requests:
+        by_window.setdefault(window, set()).add((exchange, symbol))
+    return market_ranges_get(by_window, floors=floors, now=now)
+
+
+def market_ranges_get(by_window: dict, *, floors: dict, now: float | None = None) -> dict:
+    """`price_ranges_get` for {window: {(exchange, symbol)}}: the work is the candidate
+    markets' (a few), not the requested ones' (a book's thousands)."""
+    windows = sorted(window for window, markets in by_window.items() if markets)
+    if not windows:
         return {}
     now = time.time() if now is None else now
     client = platform_redis()
-    by_window: dict = {}
-    for exchange, symbol, window in requests:
-        by_window.setdefault(window, set()).add(f"{exchange}:{symbol}")
-    windows = sorted(by_window)
     pipe = client.pipeline(transaction=False)
     for window in windows:
         key = _candidates_key(window, floors[window])
@@ -301,22 +313,16 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
     wanted = []  # (market, window) whose summary to read
     for index, window in enumerate(windows):
         ready, members = replies[2 * index], replies[2 * index + 1]
+        requested = by_window[window]
         if not ready:
             _judge_all(window, floors[window])
             members = client.smembers(_candidates_key(window, floors[window]))
             # requested markets with samples but no summary for this window yet
-            missing = [
-                market
-                for market, summary in zip(
-                    sorted(by_window[window]),
-                    client.hmget(SUMMARY_KEY, [f"{m}:{window}" for m in sorted(by_window[window])]),
-                    strict=True,
-                )
-                if summary is None
-            ]
-            wanted += [(market, window) for market in missing]
-        candidates = {member.decode() for member in members} & by_window[window]
-        wanted += [(market, window) for market in sorted(candidates)]
+            names = sorted(f"{exchange}:{symbol}" for exchange, symbol in requested)
+            summaries = client.hmget(SUMMARY_KEY, [f"{name}:{window}" for name in names])
+            wanted += [(name, window) for name, summary in zip(names, summaries, strict=True) if summary is None]
+        candidates = (member.decode() for member in members)
+        wanted += [(market, window) for market in sorted(m for m in candidates if _market(m) in requested)]
     if not wanted:
         return {}
     summaries = client.hmget(SUMMARY_KEY, [f"{market}:{window}" for market, window in wanted])
@@ -326,7 +332,7 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
         if summary is None or now - summary[0] > FRESH_SECONDS:
             refresh.append((market, window))
         elif _could_trip(summary, window, floors[window]):
-            ranges[(*market.split(":", 1), window)] = summary[2:]
+            ranges[(*_market(market), window)] = summary[2:]
     if refresh:
         keys = [SUMMARY_KEY, *(_key(market) for market, _ in refresh)]
         args = [repr(now)]
@@ -335,7 +341,7 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
         for (market, window), raw in zip(refresh, _script("refresh", _REFRESH)(keys=keys, args=args), strict=True):
             summary = _parse(raw)
             if len(summary) > 2:
-                ranges[(*market.split(":", 1), window)] = summary[2:]
+                ranges[(*_market(market), window)] = summary[2:]
     return ranges
 
 

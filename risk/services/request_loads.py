@@ -24,6 +24,7 @@ windows are each call's.
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from django.db.models import Q
 
@@ -35,6 +36,7 @@ from accounts.selectors.book_rows import (
     paper_orders_member,
     paper_orders_parse,
 )
+from accounts.selectors.books import NO_TRADES
 from etrms.text_rows import compiled_rows, member, text_bool, text_datetime
 from risk.models import AlertStatus, BreakerTrip, ConditionType, LadderTrip, RiskAlert, RiskLimit
 from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs
@@ -165,14 +167,13 @@ def _state_members(stand_in: dict, *, cooling: bool, streak_ids: tuple, depth: i
 
 def _state_parse(rows: list, *, user_id, live_since, streak_ids: set) -> RequestState:
     state = RequestState(streaks_loaded=bool(streak_ids))
-    limit_created: list = []
+    limit_rows: list = []
     trade_rows: list = []
     open_state = state.open_state
     for row in rows:
         kind = row[0]
         if kind == "L":
-            limit_created.append(text_datetime(row[8]))
-            state.limits.append(limit_view(uuid.UUID(row[1]), user_id, *row[2:8]))
+            limit_rows.append(row)
         elif kind == "A":
             key, status, resolved_at = row[1], row[2], text_datetime(row[3])
             if status != AlertStatus.RESOLVED:
@@ -187,10 +188,11 @@ def _state_parse(rows: list, *, user_id, live_since, streak_ids: set) -> Request
             )
         elif kind == "C":
             trade_rows.append(row)
-    # limits_load's order, ties included
-    created = {limit.id: created_at for limit, created_at in zip(state.limits, limit_created, strict=True)}
-    state.limits.sort(key=lambda limit: limit.id)
-    state.limits.sort(key=lambda limit: created[limit.id], reverse=True)
+    # limits_load's order, ties included: newest first, then by id. An id's text (32
+    # lowercase hex digits on SQLite, the dashed form on PostgreSQL) sorts as the UUID.
+    limit_rows.sort(key=itemgetter(1))
+    limit_rows.sort(key=lambda row: text_datetime(row[8]), reverse=True)
+    state.limits = [limit_view(uuid.UUID(row[1]), user_id, *row[2:8]) for row in limit_rows]
     state.closed_trades = closed_trades_parse(trade_rows)
     return state
 
@@ -215,7 +217,7 @@ def streak_inputs(state: RequestState, *, book: Book, latched_keys) -> tuple[dic
     pairs = streak_pairs(book, latched_keys)
     if not pairs:
         return {}, {}
-    return {pair: state.closed_trades.get(pair, []) for pair in pairs}, state.streak_cutoffs
+    return {pair: state.closed_trades.get(pair, NO_TRADES) for pair in pairs}, state.streak_cutoffs
 
 
 # --- 3. the pre-trade check's resting orders on paper ----------------------------------------

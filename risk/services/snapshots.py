@@ -158,8 +158,15 @@ def limit_view(limit_id, user_id, symbol, limit_type, threshold, warning, peaks,
         threshold=Decimal(threshold),
         warning=None if warning is None else Decimal(warning),
         equity_peaks=json.loads(peaks) if limit_type == "drawdown" and peaks else {},
-        ladder=tuple((Decimal(step["at_pct"]), step["do"]) for step in (json.loads(ladder) if ladder else None) or ()),
+        ladder=_ladder(ladder),
     )
+
+
+def _ladder(text) -> tuple:
+    """A limit's ladder from its JSON text: ((at_pct, action), ...); most limits have none."""
+    if not text or text == "[]":
+        return ()
+    return tuple((Decimal(step["at_pct"]), step["do"]) for step in json.loads(text) or ())
 
 
 def desk_totals_load(*, config: "ConfigView", symbols: set, exchanges: set) -> DeskTotals:
