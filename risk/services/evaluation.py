@@ -28,6 +28,7 @@ from risk.services import assess, assess_limits
 from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
 from risk.services.breaker_inputs import breaker_inputs_load
+from risk.services.common import collector_held
 from risk.services.ladder import ladder_sync
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
 from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
@@ -257,6 +258,11 @@ def evaluation_run(
     """Evaluate one user's limits, desk caps and (with `breakers`) circuit breakers, and
     write the outcome. `symbol` / `exchange` narrow the report (position_size metric,
     violations, breaker entries), never what is evaluated. Call it outside a transaction."""
+    with collector_held():  # the book's views are freed when _evaluated returns, before the collector is back
+        return _evaluated(user_id=user_id, symbol=symbol, exchange=exchange, breakers=breakers, now=now)
+
+
+def _evaluated(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationResult:
     now = now or timezone.now()
     config = config_view_get()  # one Redis GET; the database only after a change
     # Two queries whatever the book's size (risk.services.request_loads).
