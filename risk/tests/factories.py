@@ -6,6 +6,7 @@ import factory
 
 from risk.constants import AlertSeverity
 from risk.models import CircuitBreaker, RiskAlert, RiskLimit
+from risk.services.snapshots import ConfigView
 
 
 class RiskLimitFactory(factory.django.DjangoModelFactory):
@@ -41,3 +42,22 @@ class CircuitBreakerFactory(factory.django.DjangoModelFactory):
     threshold = Decimal("50000")
     action = "close_position"
     additional_params = factory.LazyFunction(dict)
+
+
+def breakers_only_config(breakers: tuple, *, max_price_age_seconds: int = 10**9) -> ConfigView:
+    """The configuration view of pure breaker tests: `breakers` enabled, no desk caps,
+    dry run (by default marks never go stale)."""
+    return ConfigView(
+        version=0,
+        max_total_exposure=None,
+        max_leverage=None,
+        max_drawdown_pct=None,
+        daily_loss_limit=None,
+        max_margin_ratio=None,
+        dry_run=True,
+        alert_cooldown_seconds=0,
+        max_price_age_seconds=max_price_age_seconds,
+        symbol_caps={},
+        exchange_caps={},
+        breakers=breakers,
+    )

@@ -9,7 +9,8 @@ import pytest
 from accounts.selectors.books import PositionView
 from accounts.services.marks import position_mark_apply
 from risk.services.assess import BreakerInputs, breakers_assess
-from risk.services.snapshots import Book, BreakerView, ConfigView
+from risk.services.snapshots import Book, BreakerView
+from risk.tests.factories import breakers_only_config
 
 D = Decimal
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -66,20 +67,7 @@ NO_INPUTS = BreakerInputs()
 
 def trips(b, p, inputs=NO_INPUTS, now=NOW) -> bool:
     """Does breaker `b` hit position `p` (marks never stale here)?"""
-    config = ConfigView(
-        version=0,
-        max_total_exposure=None,
-        max_leverage=None,
-        max_drawdown_pct=None,
-        daily_loss_limit=None,
-        max_margin_ratio=None,
-        dry_run=True,
-        alert_cooldown_seconds=0,
-        max_price_age_seconds=10**9,
-        symbol_caps={},
-        exchange_caps={},
-        breakers=(b,),
-    )
+    config = breakers_only_config((b,))
     book = Book(user_id=p.user_id, positions=[p])
     return bool(breakers_assess(book=book, config=config, now=now, inputs=inputs).hits)
 

@@ -14,6 +14,7 @@ from accounts.selectors.books import AccountView, PositionView
 from risk.services.assess import BreakerInputs, breakers_assess, latch_key_of, stale_reason
 from risk.services.breaker_checks import CHECKS, streak_length
 from risk.services.snapshots import Book, BreakerView, ConfigView
+from risk.tests.factories import breakers_only_config
 
 NOW = datetime(2026, 12, 1, 22, 0, 30, 250_000, tzinfo=UTC)
 MAX_AGE = 10
@@ -142,20 +143,7 @@ def cases(draw):
         if draw(st.booleans())
         for low in [draw(price)]
     }
-    config = ConfigView(
-        version=0,
-        max_total_exposure=None,
-        max_leverage=None,
-        max_drawdown_pct=None,
-        daily_loss_limit=None,
-        max_margin_ratio=None,
-        dry_run=True,
-        alert_cooldown_seconds=0,
-        max_price_age_seconds=MAX_AGE,
-        symbol_caps={},
-        exchange_caps={},
-        breakers=config_breakers,
-    )
+    config = breakers_only_config(config_breakers, max_price_age_seconds=MAX_AGE)
     book = Book(user_id="u", positions=book_positions, accounts=accounts)
     return book, config, BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=ranges)
 
