@@ -10,7 +10,8 @@ own: decimals, booleans, JSON); every call runs that SQL with its own values in 
 places and its own page. Only SQL text is reused: each value is a parameter of its own
 call, so a page can never carry another call's rows.
 
-Which values are parameters: UUIDs and non-empty strings. Anything else (a boolean,
+Which values are parameters: UUIDs and non-empty strings (a shape is compiled per
+type: pass ids as UUIDs, which the ORM validates). Anything else (a boolean,
 None, an empty string) is part of the shape and reaches `build` as it is, because the
 ORM writes it into the SQL (`IS NULL`) or leaves the filter out (django-filter skips
 empty values). A stand-in written into the SQL text or turned into another parameter
@@ -53,12 +54,12 @@ def _stand_in(name: str, value):
     return f"stand-in:{name}:{uuid.uuid5(_STAND_IN_NAMESPACE, name).hex}"
 
 
-def _compile(queryset: QuerySet, stand_ins: dict) -> _Compiled:
+def _compile(queryset: QuerySet, stand_ins: dict, *, using: str) -> _Compiled:
     if queryset.query.is_sliced:
         raise ValueError("compiled pages take an unsliced queryset (the page is each call's)")
     if not queryset.ordered:
         raise ValueError("compiled pages take an ordered queryset (a page of an unordered one is arbitrary)")
-    compiler = queryset.query.get_compiler(using=queryset.db)
+    compiler = queryset.query.get_compiler(using=using)
     sql, params = compiler.as_sql()
     if compiler.has_extra_select:
         raise ValueError("compiled pages read only the selected columns")
@@ -91,12 +92,12 @@ def compiled_page(
     way every time (the caller's `key` names the function); it is called with stand-ins
     the first time a shape is met, and never again for it."""
     connection = connections[using]
-    shape = tuple((name, "parameter" if _is_parameter(value) else value) for name, value in sorted(values.items()))
+    shape = tuple((name, type(value) if _is_parameter(value) else value) for name, value in sorted(values.items()))
     cache_key = (using, connection.vendor, key, shape)
     compiled = _compiled.get(cache_key)
     if compiled is None:
         stand_ins = {name: _stand_in(name, value) for name, value in values.items() if _is_parameter(value)}
-        compiled = _compile(build(values | stand_ins), stand_ins)
+        compiled = _compile(build(values | stand_ins), stand_ins, using=using)
         if len(_compiled) >= _COMPILED_MAX:
             _compiled.clear()
         _compiled[cache_key] = compiled
