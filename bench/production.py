@@ -165,6 +165,10 @@ def shapes_compare(
     return runs
 
 
+def _cpu_ms(result: dict) -> float | None:
+    return None if result["server_cpu"] is None else result["server_cpu"] / result["rps"] * 1000
+
+
 def production_main(args) -> int:
     """The three endpoints on both shapes, each with its ratios to `/auth/me` on the same
     server (per round, and their median over the rounds) and to one daphne process
@@ -204,6 +208,13 @@ def production_main(args) -> int:
                 f"{r['method']} {r['path']} {s:.0%}" for r, s in zip(endpoints, round_shares, strict=True)
             )
             print(f"round {index}, share of /auth/me: {listed}")
+        for index, results in enumerate(rounds, 1):
+            # The servers' own CPU per request: what the rates say, without the load generator
+            # and the machine's other work (Redis is not counted).
+            costs = [_cpu_ms(r) for r in results]
+            if None not in costs:
+                listed = ", ".join(f"{r['path']} {cost:.2f}" for r, cost in zip(results, costs, strict=True))
+                print(f"round {index}, server CPU ms a request: {listed}")
         if len(rounds) > 1:
             listed = ", ".join(
                 f"{r['method']} {r['path']} {median(column):.0%}"
