@@ -132,34 +132,49 @@ def evaluate_fixture() -> tuple[str, dict]:
     return bench_token(username=username_for(100, 50), migrate=False), {}
 
 
-def shapes_compare(*, token: str, duration: int, warmup: int, connections: int, workers: int | None, pin: bool):
-    """`GET /auth/me`, `GET /risk/limits` and `POST /risk/evaluate` (100 x 50) on one
-    daphne process, then through nginx + gunicorn; returns {shape: [results]}."""
+def shapes_compare(
+    *, token: str, duration: int, warmup: int, connections: int, workers: int | None, pin: bool, repeats: int = 1
+):
+    """`GET /auth/me` (the bench user), `GET /risk/limits` and `POST /risk/evaluate` (the
+    100 x 50 user: its 50 limits, its book) on one daphne process, then through nginx +
+    gunicorn; `repeats` rounds of the three on each server, one after the other, so each
+    round's shares compare endpoints measured within seconds of each other (other load on
+    the machine moves between rounds). Returns {shape: [[results of a round], ...]}."""
     from bench.server import running_server
     from bench.wrk import measure
 
     with redis_running():  # the fixture's configuration change is announced through Redis
-        evaluate_token, evaluate_body = evaluate_fixture()
+        book_token, evaluate_body = evaluate_fixture()
     runs = {}
 
-    def three(server) -> list[dict]:
+    def rounds(server) -> list[list[dict]]:
         common = {"server": server, "duration": duration, "warmup": warmup, "connections": connections}
         return [
-            measure("/api/v1/auth/me", token=token, **common),
-            measure("/api/v1/risk/limits", token=token, **common),
-            measure("/api/v1/risk/evaluate", method="POST", body=evaluate_body, token=evaluate_token, **common),
+            [
+                measure("/api/v1/auth/me", token=token, **common),
+                measure("/api/v1/risk/limits", token=book_token, **common),
+                measure("/api/v1/risk/evaluate", method="POST", body=evaluate_body, token=book_token, **common),
+            ]
+            for _ in range(repeats)
         ]
 
     with running_server(pin=pin) as server:
-        runs[server.describe()] = three(server)
+        runs[server.describe()] = rounds(server)
     with running_production(workers=workers) as server:
-        runs[server.describe()] = three(server)
+        runs[server.describe()] = rounds(server)
     return runs
+
+
+def _cpu_ms(result: dict) -> float | None:
+    return None if result["server_cpu"] is None else result["server_cpu"] / result["rps"] * 1000
 
 
 def production_main(args) -> int:
     """The three endpoints on both shapes, each with its ratios to `/auth/me` on the same
-    server and to one daphne process (bench.production)."""
+    server (per round, and their median over the rounds) and to one daphne process
+    (bench.production)."""
+    from statistics import median
+
     from bench.environment import bench_token, load_average
     from bench.wrk import format_table
 
@@ -176,18 +191,42 @@ def production_main(args) -> int:
             connections=args.connections,
             workers=args.workers,
             pin=not args.no_pin,
+            repeats=args.repeats,
         )
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     print(f"load average {load_average()} after the run")
-    daphne, production = runs.values()
-    for name, results in runs.items():
+    medians = {}
+    for name, rounds in runs.items():
         print(f"\n{name}")
-        print(format_table(results))
-        me = results[0]["rps"]
-        print("share of /auth/me: " + ", ".join(f"{r['method']} {r['path']} {r['rps'] / me:.0%}" for r in results[1:]))
+        print(format_table([result for results in rounds for result in results]))
+        shares = [[r["rps"] / results[0]["rps"] for r in results[1:]] for results in rounds]
+        for index, round_shares in enumerate(shares, 1):
+            endpoints = rounds[0][1:]
+            listed = ", ".join(
+                f"{r['method']} {r['path']} {s:.0%}" for r, s in zip(endpoints, round_shares, strict=True)
+            )
+            print(f"round {index}, share of /auth/me: {listed}")
+        for index, results in enumerate(rounds, 1):
+            # The servers' own CPU per request: what the rates say, without the load generator
+            # and the machine's other work (Redis is not counted).
+            costs = [_cpu_ms(r) for r in results]
+            if None not in costs:
+                listed = ", ".join(f"{r['path']} {cost:.2f}" for r, cost in zip(results, costs, strict=True))
+                print(f"round {index}, server CPU ms a request: {listed}")
+        if len(rounds) > 1:
+            listed = ", ".join(
+                f"{r['method']} {r['path']} {median(column):.0%}"
+                for r, column in zip(rounds[0][1:], zip(*shares, strict=True), strict=True)
+            )
+            print(f"median share of /auth/me over {len(rounds)} rounds: {listed}")
+        medians[name] = [median(r["rps"] for r in column) for column in zip(*rounds, strict=True)]
     print()
-    for before, after in zip(daphne, production, strict=True):
-        print(f"production / daphne, {after['method']} {after['path']}: {after['rps'] / before['rps']:.2f}x")
+    daphne, production = medians.values()
+    endpoints = next(iter(runs.values()))[0]
+    for endpoint, before, after in zip(endpoints, daphne, production, strict=True):
+        print(
+            f"production / daphne, {endpoint['method']} {endpoint['path']}: {after / before:.2f}x (median requests/s)"
+        )
     return 0

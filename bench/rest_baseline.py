@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="gunicorn workers (default: WEB_CONCURRENCY or cores)"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="with --production: rounds of the three endpoints per server (default 1)"
+    )
     args = parser.parse_args(argv)
     if args.production:
         from bench.production import production_main

@@ -54,14 +54,19 @@ class Server:
 
     def cpu_seconds(self) -> float | None:
         """CPU seconds used so far by the server's processes and their children."""
-        total = 0.0
-        for process in self.processes or [self.process]:
-            for pid in _tree(process.pid):
-                seconds = _cpu_seconds(pid)
-                if seconds is None:
-                    return None
-                total += seconds
-        return total
+        seconds = [tree_cpu_seconds(process.pid) for process in self.processes or [self.process]]
+        return None if None in seconds else sum(seconds)
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used so far by process `pid` and its descendants (None off Linux)."""
+    total = 0.0
+    for member in _tree(pid):
+        seconds = _cpu_seconds(member)
+        if seconds is None:
+            return None
+        total += seconds
+    return total
 
 
 def _tree(pid: int) -> list[int]:

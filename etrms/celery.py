@@ -42,6 +42,11 @@ app.conf.update(
     beat_sync_every=1,
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
+    # Celery's Django fixup closes every database connection before and after each task
+    # unless this is set: a pool process then reconnected for every job (PostgreSQL's
+    # connect, SQLite's PRAGMAs and functions). It keeps its connection instead, checked
+    # at each task's start like a web request's (jobs.worker), recycled every N tasks.
+    CELERY_DB_REUSE_MAX=1000,
 )
 app.autodiscover_tasks()
 

@@ -14,3 +14,13 @@ class StrictBooleanFilter(django_filters.TypedChoiceFilter):
         kwargs.setdefault("choices", [(text, text) for text in (*TRUE_TEXTS, *FALSE_TEXTS)])
         kwargs.setdefault("coerce", lambda text: text in TRUE_TEXTS)
         super().__init__(*args, **kwargs)
+
+
+def filters_apply(filterset_class, queryset, values: dict):
+    """`queryset` narrowed by the FilterSet's filters with `values`, its validated
+    parameters (`etrms.api.pagination.query_filter_values`), as the FilterSet itself
+    filters (empty values leave a filter out)."""
+    filters = filterset_class(queryset=queryset).filters
+    for name, value in values.items():
+        queryset = filters[name].filter(queryset, value)
+    return queryset

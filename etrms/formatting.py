@@ -71,8 +71,8 @@ def iso_utc(value: datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        if value.tzinfo is None:  # SQLite's text: UTC already, nothing to convert
+            return f"{value.isoformat()}Z"
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -3,7 +3,9 @@
 from django.db.models import QuerySet
 
 from etrms.errors import NotFound
+from etrms.filters import filters_apply
 from etrms.roles import visible_to
+from risk.filters import LimitFilter
 from risk.models import CircuitBreaker, ExchangeConfig, LadderTrip, RiskAlert, RiskLimit, SymbolConfig
 
 
@@ -11,10 +13,11 @@ def _of_user(queryset: QuerySet, user_id) -> QuerySet:
     return queryset if user_id is None else queryset.filter(user_id=user_id)
 
 
-def limit_list(*, viewer, user_id=None) -> QuerySet:
-    """The limits `viewer` sees (of `user_id` when given), newest first; the list's
-    filters: `risk.filters.LimitFilter`."""
-    return _of_user(visible_to(RiskLimit.objects.all(), viewer), user_id).order_by("-created_at", "-id")
+def limit_list(*, viewer, user_id=None, filters: dict | None = None) -> QuerySet:
+    """The limits `viewer` sees (of `user_id` when given), narrowed by `filters` (the
+    validated parameters of `risk.filters.LimitFilter`), newest first."""
+    queryset = _of_user(visible_to(RiskLimit.objects.all(), viewer), user_id).order_by("-created_at", "-id")
+    return filters_apply(LimitFilter, queryset, filters) if filters else queryset
 
 
 def limit_get(*, viewer, limit_id) -> RiskLimit:

@@ -8,8 +8,12 @@ parameter given twice is a 400.
 An offset past the databases' 64-bit OFFSET is capped like `limit` (an empty page, as any
 offset past the end gives), not sent to the database, which fails on it (a 500)."""
 
+from collections.abc import Callable
+
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+
+from etrms.filters import filters_apply
 
 MAX_LIMIT = 1000
 # OFFSET is a signed 64-bit integer in SQLite and PostgreSQL; LIMIT + OFFSET must fit too.
@@ -57,22 +61,30 @@ def page(queryset, *, limit: int, offset: int) -> list:
     return list(queryset[offset : offset + limit])
 
 
+def query_filter_values(filterset_class, request, *, defaults: dict | None = None) -> dict:
+    """The list's FilterSet parameters (each given once; `defaults` for those not
+    given), validated: {filter name: cleaned value}, empty values meaning "not
+    filtered"; {} when none is given. An invalid value is a 400 naming the parameter."""
+    raw = {**(defaults or {}), **_given_once(request, filterset_class.base_filters)}
+    if not raw:
+        return {}
+    filterset = filterset_class(data=raw)
+    if not filterset.is_valid():
+        raise ValidationError({key: list(messages) for key, messages in filterset.errors.items()})
+    return dict(filterset.form.cleaned_data)
+
+
 def query_filter(filterset_class, queryset, request, *, defaults: dict | None = None):
     """`queryset` narrowed by the list's FilterSet from the request's query parameters
     (each given once; `defaults` for those not given); an invalid value is a 400
     naming the parameter."""
-    raw = {**(defaults or {}), **_given_once(request, filterset_class.base_filters)}
-    if not raw:
-        return queryset
-    filterset = filterset_class(data=raw, queryset=queryset)
-    if not filterset.is_valid():
-        raise ValidationError({key: list(messages) for key, messages in filterset.errors.items()})
-    return filterset.qs
+    values = query_filter_values(filterset_class, request, defaults=defaults)
+    return filters_apply(filterset_class, queryset, values) if values else queryset
 
 
-def page_count(queryset, rows: list, *, limit: int, offset: int) -> int:
+def page_count(count: Callable[[], int], rows: list, *, limit: int, offset: int) -> int:
     """The total behind a page: without a query when the page is the last one (short,
-    or empty at offset 0); a full page or one past the end asks the database."""
+    or empty at offset 0); a full page or one past the end asks `count()`."""
     if (rows and len(rows) < limit) or (offset == 0 and not rows):
         return offset + len(rows)
-    return queryset.count()
+    return count()

@@ -33,3 +33,14 @@ def test_json_numbers_converts_decimals_inside_dicts_and_lists_once():
 
 def test_iso_utc_writes_z():
     assert iso_utc(datetime(2026, 3, 2, 12, 0, tzinfo=UTC)) == "2026-03-02T12:00:00Z"
+
+
+def test_iso_utc_reads_the_databases_text_of_a_timestamp():
+    # SQLite keeps naive UTC text (microseconds only when there are some), PostgreSQL
+    # writes its offset; both come out as the datetime itself would.
+    assert iso_utc("2026-12-01 14:18:31.344096") == "2026-12-01T14:18:31.344096Z"
+    assert iso_utc("2026-12-01 14:18:31") == "2026-12-01T14:18:31Z"
+    assert iso_utc("2026-12-01 14:18:31.344+00") == "2026-12-01T14:18:31.344000Z"
+    assert iso_utc("2026-12-01 16:18:31+02") == "2026-12-01T14:18:31Z"
+    moment = datetime(2026, 12, 1, 14, 18, 31, 5, tzinfo=UTC)
+    assert iso_utc(str(moment.replace(tzinfo=None))) == iso_utc(moment)

@@ -56,6 +56,36 @@ def test_job_runs_to_completed_and_counts_on_its_worker(celery_worker, trader_cl
     assert 0 < mine["success_rate"] <= 100
 
 
+def _database_handles(pid: int) -> set:
+    """The database connections process `pid` holds open now: its handles on the
+    SQLite file, or its sockets to the PostgreSQL server."""
+    from django.db import connection
+
+    process = psutil.Process(pid)
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return {(f.fd, f.path) for f in process.open_files() if f.path == str(settings_dict["NAME"])}
+    port = int(settings_dict.get("PORT") or 5432)
+    return {c.laddr for c in process.net_connections(kind="inet") if c.raddr and c.raddr.port == port}
+
+
+def test_a_pool_process_keeps_its_database_connection_between_jobs(celery_worker, trader_client):
+    """It runs one job at a time on one thread (as a gunicorn worker serves one request):
+    reconnecting for every job cost a no-op job more than half its time on SQLite."""
+
+    def run_pings(count: int) -> int:
+        ids = [enqueue(trader_client, name="ping") for _ in range(count)]
+        jobs = [wait_for(lambda job_id=job_id: finished(job_id), message="ping to finish") for job_id in ids]
+        assert {job.status for job in jobs} == {JobStatus.COMPLETED}
+        (pid,) = {job.result["pid"] for job in jobs}  # the session worker has one pool process
+        return pid
+
+    pid = run_pings(3)
+    kept = wait_for(lambda: _database_handles(pid), message="the pool process's connection, after its jobs")
+    assert run_pings(3) == pid
+    assert _database_handles(pid) == kept  # the same connection, not a new one
+
+
 def test_failures_retry_with_backoff_then_dead_letter(celery_worker, officer_client):
     job_id = enqueue(officer_client, name="fail", args={"error": "exchange said no"}, max_retries=2)
     job = wait_for(lambda: finished(job_id), message="failing job to be dead-lettered")

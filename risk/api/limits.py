@@ -1,6 +1,8 @@
 """Phase 4 risk limits: `/risk/limits` (list, create) and `/risk/limits/{id}` (get,
 put, patch, delete). Bare objects, decimal strings."""
 
+import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
@@ -8,14 +10,16 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 
 from etrms.api.inputs import PositiveDecimalField, StrictSerializer, SymbolField
-from etrms.api.pagination import PageQuery, page, page_count, query_filter, query_validate
+from etrms.api.pagination import PageQuery, page_count, query_filter_values, query_validate
 from etrms.api.permissions import user_filter
 from etrms.api.responses import bare
 from etrms.api.schema import decimal_pattern, string_in
+from etrms.compiled_queries import compiled_page
 from etrms.roles import is_risk_officer
 from risk.api.common import RiskApi
 from risk.api.limit_changes import pending_out  # issue 15: four eyes
-from risk.api.outputs import LIMIT_LIST_FIELDS, LIMIT_LIST_TEXT, as_text, limit_out
+from risk.api.limits_output import LIMIT_ROW_COLUMNS, LIMIT_ROW_TEXT, laddered_limit_ids, limit_item_out, limits_out
+from risk.api.outputs import as_text
 from risk.constants import MAX_LADDER_STEPS, SYMBOL_LIMIT_TYPES, THRESHOLD_CEILINGS, LadderAction, LimitType
 from risk.filters import LimitFilter
 from risk.models import MONEY, LimitChange
@@ -122,6 +126,25 @@ class LimitCreateInput(LimitInput):
     user_id = serializers.UUIDField(required=False, allow_null=True)
 
 
+@dataclass(frozen=True)
+class _Viewer:
+    """What `visible_to` reads of the caller: its id and role."""
+
+    pk: uuid.UUID
+    is_risk_officer: bool
+    is_authenticated: bool = True
+
+
+def _limit_rows(values: dict):
+    """The list's rows (`LIMIT_ROW`) for `values`: the caller (`viewer_id`,
+    `officer`), `user_id` (None: all it sees) and LimitFilter's validated parameters.
+    Compiled once per shape (`etrms.compiled_queries`); the caller's values fill it."""
+    filters = {name: values[name] for name in LimitFilter.base_filters if name in values}
+    viewer = _Viewer(pk=values["viewer_id"], is_risk_officer=values["officer"])
+    queryset = limit_list(viewer=viewer, user_id=values["user_id"], filters=filters)
+    return as_text(queryset, *LIMIT_ROW_TEXT).values_list(*LIMIT_ROW_COLUMNS)
+
+
 class LimitListCreateApi(RiskApi):
     @extend_schema(
         parameters=[
@@ -137,18 +160,19 @@ class LimitListCreateApi(RiskApi):
     def get(self, request):
         query = query_validate(PageQuery, request)
         officer = is_risk_officer(request.user)
-        queryset = limit_list(viewer=request.user, user_id=user_filter(request, query.get("user_id")))
-        queryset = query_filter(LimitFilter, queryset, request)
-        rows = page(
-            as_text(queryset, *LIMIT_LIST_TEXT).values(*LIMIT_LIST_FIELDS),
-            limit=query["limit"],
-            offset=query["offset"],
-        )
-        latches = ladder_latches_get(limit_ids=[row["id_text"] for row in rows if row["ladder"]])
+        values = {
+            "viewer_id": uuid.UUID(str(request.user.pk)),
+            "officer": officer,
+            "user_id": user_filter(request, query.get("user_id")),
+            **query_filter_values(LimitFilter, request),
+        }
+        limit, offset = query["limit"], query["offset"]
+        rows = compiled_page("risk.limits", _limit_rows, values, limit=limit, offset=offset)
+        latches = ladder_latches_get(limit_ids=laddered_limit_ids(rows))
         return bare(
             {
-                "limits": [limit_out(row, with_user=officer, latches=latches) for row in rows],
-                "count": page_count(queryset, rows, limit=query["limit"], offset=query["offset"]),
+                "limits": limits_out(rows, with_user=officer, latches=latches),
+                "count": page_count(lambda: _limit_rows(values).count(), rows, limit=limit, offset=offset),
             }
         )
 
@@ -161,7 +185,7 @@ class LimitListCreateApi(RiskApi):
         data = LimitCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         limit = limit_create(actor=request.user, **data.validated_data)
-        return bare(limit_out(limit, with_user=True, latches={}), status=status.HTTP_201_CREATED)
+        return bare(limit_item_out(limit, with_user=True, latches={}), status=status.HTTP_201_CREATED)
 
 
 # Four eyes (issue 15): a loosening by an officer answers 202 with the pending change.
@@ -173,7 +197,7 @@ class LimitDetailApi(RiskApi):
         if isinstance(limit, LimitChange):  # four eyes held a loosening back
             return bare(pending_out(limit), status=status.HTTP_202_ACCEPTED)
         latches = ladder_latches_get(limit_ids=[limit.pk])
-        return bare(limit_out(limit, with_user=is_risk_officer(request.user), latches=latches))
+        return bare(limit_item_out(limit, with_user=is_risk_officer(request.user), latches=latches))
 
     def get(self, request, limit_id):
         return self._item(request, limit_get(viewer=request.user, limit_id=limit_id))

@@ -1,9 +1,12 @@
 """Phase 4 risk limits: shapes, validation, filters, paging, ownership and the
 officer-set rules of SPEC §3."""
 
+import uuid
+from decimal import Decimal
+
 import pytest
 
-from risk.models import RiskLimit
+from risk.models import LadderTrip, RiskLimit
 from risk.tests.factories import RiskLimitFactory
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +220,79 @@ def test_officer_lists_everyone_with_user_ids(officer_client, trader, make_user,
     assert {item["user_id"] for item in body["limits"]} == {str(trader.pk), str(other.pk)}
     only = officer_client.get(f"{URL}?user_id={trader.pk}").json()
     assert only["count"] == 15 and {item["user_id"] for item in only["limits"]} == {str(trader.pk)}
+
+
+def test_the_list_read_once_compiled_serves_each_caller_their_own_rows(
+    trader_client, trader, officer_client, make_user, api_client_for
+):
+    """The list's SQL is compiled once per shape (etrms.compiled_queries); every call
+    runs it with its own user and filters: never the rows of the call that compiled it."""
+    other = make_user()
+    other_client = api_client_for(other)
+    mine = RiskLimitFactory(user=trader, symbol="BTCUSDT")
+    theirs = RiskLimitFactory(user=other, symbol="ETHUSDT")
+    RiskLimitFactory(user=other, symbol="SOLUSDT")
+
+    def ids(client, query=""):
+        response = client.get(f"{URL}?{query}")
+        assert response.status_code == 200, response.content
+        return [item["id"] for item in response.json()["limits"]]
+
+    for _ in range(2):  # the second round reads shapes compiled in the first
+        assert ids(trader_client) == [str(mine.pk)]
+        assert len(ids(other_client)) == 2 and str(mine.pk) not in ids(other_client)
+        assert ids(trader_client, "symbol=BTCUSDT") == [str(mine.pk)]
+        assert ids(other_client, "symbol=BTCUSDT") == []
+        assert ids(other_client, "symbol=ETHUSDT") == [str(theirs.pk)]
+        assert ids(trader_client, "symbol=ETHUSDT") == []
+        assert ids(officer_client, f"user_id={trader.pk}") == [str(mine.pk)]
+        assert len(ids(officer_client, f"user_id={other.pk}")) == 2
+        assert len(ids(officer_client)) == 3
+        assert ids(trader_client, f"user_id={trader.pk}&limit_type=position_size&enabled=true") == [str(mine.pk)]
+        assert ids(other_client, f"user_id={other.pk}&limit_type=position_size&enabled=false") == []
+
+
+@pytest.mark.parametrize("as_officer", [False, True])
+def test_a_list_item_is_the_limit_as_its_own_endpoint_shows_it(
+    trader_client, officer_client, trader, officer, as_officer
+):
+    """The list reads rows as text and formats them in one loop; the item endpoints
+    format the model instance: the same limit looks the same in both, ladder latches,
+    officer-set flag, nulls and full precision included."""
+    laddered = RiskLimitFactory(
+        user=trader,
+        symbol=None,
+        limit_type="total_exposure",
+        threshold_value=Decimal("1234567.12345678"),
+        warning_value=None,
+        ladder=[{"at_pct": "50", "do": "alert"}, {"at_pct": "80", "do": "cancel_orders"}],
+    )
+    LadderTrip.objects.create(
+        limit=laddered,
+        user=trader,
+        latch_key=f"ladder:{laddered.pk}:*:50",
+        limit_type="total_exposure",
+        threshold=laddered.threshold_value,
+        at_pct=Decimal("50"),
+        action="alert",
+        dry_run=True,
+        client_order_id=uuid.uuid4().hex[:32],
+    )
+    RiskLimitFactory(user=trader, set_by=officer, symbol="ETHUSDT", enabled=False)
+    RiskLimitFactory(
+        user=trader, limit_type="leverage", symbol=None, threshold_value=Decimal("3.5"), warning_value=Decimal("2.75")
+    )
+    client = officer_client if as_officer else trader_client
+    listed = client.get(f"{URL}?user_id={trader.pk}").json()["limits"]
+    assert len(listed) == 3
+    for item in listed:
+        assert item == client.get(f"{URL}/{item['id']}").json()
+    by_id = {item["id"]: item for item in listed}
+    shown = by_id[str(laddered.pk)]
+    assert shown["threshold_value"] == "1234567.12345678" and shown["warning_value"] is None
+    assert [len(step["latched"]) for step in shown["ladder"]] == [1, 0]
+    assert [item["officer_set"] for item in listed].count(True) == 1
+    assert ("user_id" in shown) is as_officer
 
 
 # --- item ----------------------------------------------------------------------------------
