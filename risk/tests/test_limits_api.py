@@ -295,6 +295,39 @@ def test_a_list_item_is_the_limit_as_its_own_endpoint_shows_it(
     assert ("user_id" in shown) is as_officer
 
 
+def test_the_list_shows_each_limit_as_it_is_now_after_every_change(trader_client, officer_client, trader):
+    """A limit's output is kept per database row (risk.api.limits_output): a change is a
+    new row, shown at once; the officer's view (with `user_id`) is kept apart."""
+    limit = RiskLimitFactory(user=trader, threshold_value=Decimal("10000"), warning_value=Decimal("8000"))
+
+    def listed(client):
+        (item,) = client.get(f"{URL}?user_id={trader.pk}").json()["limits"]
+        return item
+
+    for _ in range(2):
+        assert listed(trader_client)["threshold_value"] == "10000.00" and "user_id" not in listed(trader_client)
+    assert listed(officer_client)["user_id"] == str(trader.pk)
+    changes = [
+        {"threshold_value": "9000"},
+        {"warning_value": None},
+        {"enabled": False},
+        {"ladder": [{"at_pct": 50, "do": "alert"}]},
+        {"ladder": None},
+    ]
+    for change in changes:
+        response = trader_client.patch(f"{URL}/{limit.pk}", change, format="json")
+        assert response.status_code == 200, response.content
+        assert listed(trader_client) == response.json()
+        assert listed(officer_client) == officer_client.get(f"{URL}/{limit.pk}").json()
+    final = listed(trader_client)
+    assert (final["threshold_value"], final["warning_value"], final["enabled"], final["ladder"]) == (
+        "9000.00",
+        None,
+        False,
+        [],
+    )
+
+
 # --- item ----------------------------------------------------------------------------------
 def test_get_put_patch_delete(trader_client, trader):
     limit = RiskLimitFactory(user=trader)
