@@ -4,21 +4,7 @@ ETRMS shapes (JSON numbers). Plain functions over rows, so lists cost one query.
 from decimal import Decimal
 
 from etrms.formatting import decimal_str, iso_utc, number
-from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, RiskLimit, SymbolConfig
-
-LIMIT_FIELDS = (
-    "id",
-    "user_id",
-    "symbol",
-    "limit_type",
-    "threshold_value",
-    "warning_value",
-    "enabled",
-    "set_by_id",
-    "created_at",
-    "updated_at",
-    "ladder",
-)
+from risk.models import CircuitBreaker, ExchangeConfig, GlobalConfig, RiskAlert, SymbolConfig
 
 
 def as_text(queryset, *fields):
@@ -28,18 +14,6 @@ def as_text(queryset, *fields):
     from django.db.models.functions import Cast
 
     return queryset.annotate(**{f"{field}_text": Cast(field, output_field=CharField()) for field in fields})
-
-
-LIMIT_LIST_TEXT = ("id", "user_id", "set_by_id", "created_at", "updated_at")
-LIMIT_LIST_FIELDS = (
-    "symbol",
-    "limit_type",
-    "threshold_value",
-    "warning_value",
-    "enabled",
-    "ladder",
-    *(f"{field}_text" for field in LIMIT_LIST_TEXT),
-)
 
 
 def uuid_text(value) -> str | None:
@@ -73,31 +47,6 @@ def ladder_out(steps: list, latches: dict) -> list[dict]:
         }
         for step in steps or ()
     ]
-
-
-def limit_out(limit: RiskLimit | dict, *, with_user: bool, latches: dict | None = None) -> dict:
-    """A Phase 4 limit; `with_user` adds `user_id` (officers' views, and create).
-    `latches` ({limit id text: {at_pct: [LadderTrip]}}) marks the ladder steps latched."""
-    if isinstance(limit, dict):  # a list row: ids and times as database text
-        row = {name: limit[f"{name}_text"] for name in LIMIT_LIST_TEXT} | limit
-    else:
-        row = {name: getattr(limit, name) for name in LIMIT_FIELDS}
-    user_id, set_by_id = uuid_text(row["user_id"]), uuid_text(row["set_by_id"])
-    data = {"id": uuid_text(row["id"])}
-    if with_user:
-        data["user_id"] = user_id
-    data.update(
-        symbol=row["symbol"],
-        limit_type=row["limit_type"],
-        threshold_value=decimal_str(row["threshold_value"]),
-        warning_value=decimal_str(row["warning_value"]),
-        enabled=row["enabled"],
-        officer_set=set_by_id is not None and set_by_id != user_id,
-        created_at=iso_utc(row["created_at"]),
-        updated_at=iso_utc(row["updated_at"]),
-        ladder=ladder_out(row["ladder"], (latches or {}).get(data["id"], {})),
-    )
-    return data
 
 
 ALERT_FIELDS = (
