@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger("accounts.events")
@@ -27,7 +28,7 @@ positions_changed_listeners: list[Callable] = []
 
 # Other processes hear of changes here (the feed's in-memory risk index reloads those
 # users): {"user_ids": [...], "exchange", "symbols": [...]}.
-POSITIONS_CHANNEL = "etrms:accounts:positions"
+POSITIONS_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "accounts:positions"
 
 
 def on_positions_changed(listener: Callable) -> Callable:

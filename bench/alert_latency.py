@@ -119,11 +119,13 @@ async def run(args) -> dict:
     import redis.asyncio as aioredis
     from django.conf import settings
 
+    from risk.publish import REDIS_ALERTS_CHANNEL
+
     published: list = []  # tick -> PUBLISH on etrms:alerts, the feed's share
     published_at: dict = {}
     delivery: list = []  # PUBLISH -> received on a socket, the WebSocket layer's share
     direct = aioredis.Redis.from_url(settings.REDIS_PLATFORM_URL).pubsub(ignore_subscribe_messages=True)
-    await direct.subscribe("etrms:alerts")
+    await direct.subscribe(REDIS_ALERTS_CHANNEL)
 
     async def read_published():
         async for message in direct.listen():

@@ -183,8 +183,10 @@ async def paced(feed, *, rate: int, seconds: float, crossings: int, user_id: str
     import redis.asyncio
     from django.conf import settings
 
+    from risk.publish import REDIS_ALERTS_CHANNEL
+
     subscriber = redis.asyncio.Redis.from_url(settings.REDIS_PLATFORM_URL).pubsub()
-    await subscriber.subscribe("etrms:alerts")
+    await subscriber.subscribe(REDIS_ALERTS_CHANNEL)
     sent: dict = {}  # alert type -> monotonic send time of the crossing tick waiting for it
     latencies: list = []
 

@@ -6,7 +6,7 @@ for a unix socket (SPEC stack facts).
 """
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -14,14 +14,20 @@ class RedisLocation:
     scheme: str  # redis, rediss or unix
     netloc: str  # user:password@host:port (empty for unix)
     path: str  # socket path for unix
+    db: int = 0  # the first database named by the URL: /N, or ?db=N for a unix socket
 
     @classmethod
     def parse(cls, url: str) -> "RedisLocation":
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(f"REDIS_URL must be redis://, rediss:// or unix://, got {parts.scheme!r}")
-        path = parts.path if parts.scheme == "unix" else ""
-        return cls(scheme=parts.scheme, netloc=parts.netloc, path=path)
+        if parts.scheme == "unix":
+            path, db = parts.path, parse_qs(parts.query).get("db", ["0"])[0]
+        else:
+            path, db = "", parts.path.strip("/") or "0"
+        if not db.isdigit():
+            raise ValueError(f"REDIS_URL's database must be a number, got {db!r}")
+        return cls(scheme=parts.scheme, netloc=parts.netloc, path=path, db=int(db))
 
     @property
     def is_unix(self) -> bool:

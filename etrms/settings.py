@@ -190,12 +190,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 EMBEDDED_REDIS = "REDIS_URL" not in env
 REDIS = RedisLocation.parse(env.str("REDIS_URL", default=f"unix://{EMBEDDED_REDIS_SOCKET}"))
-# On a shared REDIS_URL, pytest-xdist worker gwN takes databases 5N to 5N+4 (16 by default: gw0-gw2).
-_REDIS_DB_BASE = 5 * int(TEST_WORKER.removeprefix("gw") or 0)
+# Five databases from the one REDIS_URL names (0 when it names none); on a shared REDIS_URL,
+# pytest-xdist worker gwN takes the five after the 5N first (16 by default: gw0-gw2).
+_REDIS_DB_BASE = REDIS.db + 5 * int(TEST_WORKER.removeprefix("gw") or 0)
 REDIS_DB_BROKER, REDIS_DB_RESULTS, REDIS_DB_CACHE, REDIS_DB_CHANNELS, REDIS_DB_PLATFORM = (
     _REDIS_DB_BASE + n for n in range(5)
 )
 REDIS_PLATFORM_URL = REDIS.url(REDIS_DB_PLATFORM)
+# Pub/sub channels belong to the server, not to a database: two deployments (or test
+# workers) on one server keep apart by this prefix of every channel name.
+REDIS_PUBSUB_PREFIX = "etrms:" if _REDIS_DB_BASE == 0 else f"etrms:db{_REDIS_DB_BASE}:"
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=500)
 
 # SPEC §8's cache types (realtime/cache.py): one alias each, own key prefix and TTL, so

@@ -13,10 +13,12 @@ Prices and quantities are decimal strings; `change_24h` is percent.
 import json
 from datetime import datetime
 
+from django.conf import settings
+
 from etrms.formatting import decimal_str
 
-TICKER_CHANNEL = "etrms:market:ticker"
-TRADES_CHANNEL = "etrms:market:trades"
+TICKER_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "market:ticker"
+TRADES_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "market:trades"
 
 
 def iso_z(moment: datetime) -> str:

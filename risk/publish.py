@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 
+from django.conf import settings
 from django.db import transaction
 
 from etrms.formatting import epoch_seconds, iso_utc
@@ -25,7 +26,7 @@ from risk.models import RiskAlert
 
 logger = logging.getLogger(__name__)
 
-REDIS_ALERTS_CHANNEL = "etrms:alerts"
+REDIS_ALERTS_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "alerts"
 # Alert types whose `type` and `condition_name` are their own name.
 SELF_NAMED_TYPES = (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE, AlertType.KILL_SWITCH)
 # Metadata keys that ETRMS's `context` carries as numbers for limit alerts.

@@ -30,7 +30,7 @@ from etrms.errors import InvalidInput
 
 MONITORING_TASK_NAME = "accounts.monitoring.sync"
 MONITORING_JOB = "sync_all_portfolios"
-MONITORING_CHANNEL = "etrms:accounts:monitoring"
+MONITORING_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "accounts:monitoring"
 FEED_STATUS_KEY = "etrms:feed:status"
 
 logger = logging.getLogger("accounts.monitoring")

@@ -28,6 +28,7 @@ print(json.dumps({
     "broker": settings.CELERY_BROKER_URL,
     "results": settings.CELERY_RESULT_BACKEND,
     "platform": settings.REDIS_PLATFORM_URL,
+    "alerts_channel": __import__("risk.publish").publish.REDIS_ALERTS_CHANNEL,
     "embedded": settings.EMBEDDED_REDIS,
     "debug": settings.DEBUG,
     "secure_cookies": settings.SESSION_COOKIE_SECURE,
@@ -59,6 +60,7 @@ def test_embedded_defaults(tmp_path):
     assert resolved["broker"] == f"redis+socket://{socket}?virtual_host=0"
     assert resolved["results"] == f"redis+socket://{socket}?virtual_host=1"
     assert resolved["platform"] == f"unix://{socket}?db=4"
+    assert resolved["alerts_channel"] == "etrms:alerts"
     assert resolved["rates"]["risk"] == "60/min" and resolved["rates"]["cache"] == "120/min"
     assert resolved["rates"]["jobs"] == "60/min" and resolved["rates"]["default"] == "120/min"
     # The dev secret is generated once under var/ and kept.
@@ -95,6 +97,20 @@ def test_environment_settings(tmp_path):
     assert resolved["channels"] == ["redis://cache.internal:6380/3"]
     assert resolved["broker"] == "redis://cache.internal:6380/0"
     assert resolved["rates"]["risk"] == "30/min"
+
+
+def test_redis_url_database_number_is_honoured_and_names_the_pubsub_channels(tmp_path):
+    """Scenario: two deployments (or two test runs) share one Redis server, the second with
+    REDIS_URL=.../7. Its five databases are 7-11, and its pub/sub channels, which belong
+    to the server and not to a database, carry its own prefix, so neither hears the other."""
+    tcp = probe(tmp_path, REDIS_URL="redis://cache.internal:6380/7")
+    assert tcp["broker"] == "redis://cache.internal:6380/7" and tcp["results"] == "redis://cache.internal:6380/8"
+    assert tcp["cache"] == "redis://cache.internal:6380/9" and tcp["channels"] == ["redis://cache.internal:6380/10"]
+    assert tcp["platform"] == "redis://cache.internal:6380/11"
+    assert tcp["alerts_channel"] == "etrms:db7:alerts"
+    unix = probe(tmp_path, REDIS_URL="unix:///run/redis.sock?db=5")
+    assert unix["broker"] == "redis+socket:///run/redis.sock?virtual_host=5"
+    assert unix["platform"] == "unix:///run/redis.sock?db=9" and unix["alerts_channel"] == "etrms:db5:alerts"
 
 
 def test_the_web_process_pools_postgresql_connections(tmp_path):

@@ -31,6 +31,9 @@ logger = logging.getLogger("realtime.ws")
 
 MARKET_STREAMS = {"ticker": TICKER_CHANNEL, "trades": TRADES_CHANNEL}
 _CHANNEL_OF = {TICKER_CHANNEL.encode(): "ticker", TRADES_CHANNEL.encode(): "trades"}
+_ALERTS, _POSITIONS, _CONTROL = (
+    name.encode() for name in (REDIS_ALERTS_CHANNEL, POSITIONS_CHANNEL, registry.CONTROL_CHANNEL)
+)
 _MIN_ROUND_SECONDS = 0.2
 
 
@@ -117,11 +120,11 @@ class HubFanout:
         market = _CHANNEL_OF.get(channel)
         if market is not None:
             self.on_market(market, data)
-        elif channel == b"etrms:alerts":
+        elif channel == _ALERTS:
             self.on_alert(data)
-        elif channel == POSITIONS_CHANNEL.encode():
+        elif channel == _POSITIONS:
             self.on_positions(data)
-        elif channel == registry.CONTROL_CHANNEL.encode():
+        elif channel == _CONTROL:
             self.on_control(data)
 
     async def _listen_loop(self) -> None:

@@ -22,12 +22,14 @@ import logging
 import time
 import uuid
 
+from django.conf import settings
+
 from etrms.redis_client import platform_redis
 
 logger = logging.getLogger("realtime.ws")
 
 PROCS_KEY = "etrms:ws:procs"
-CONTROL_CHANNEL = "etrms:ws:control"
+CONTROL_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "ws:control"
 REPLY_TTL_SECONDS = 10
 BROADCAST_WAIT_SECONDS = 2.0
 

@@ -8,6 +8,7 @@ re-evaluate their owners at once, so the alerts follow the new thresholds.
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from etrms.outage import REDIS_ERRORS, degraded
@@ -16,7 +17,7 @@ from etrms.redis_client import platform_redis
 logger = logging.getLogger(__name__)
 
 INDEX_VERSION_KEY = "risk:index:version"
-INDEX_CHANNEL = "etrms:risk:index"
+INDEX_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "risk:index"
 
 # Called after commit with the users whose limits changed (the evaluation service
 # registers itself here; kept as a registry so this module imports nothing heavy).
