@@ -64,7 +64,7 @@ async def feed_running():
 
     client = redis.asyncio.Redis.from_url(settings.REDIS_PLATFORM_URL, max_connections=16)
     listener = redis.asyncio.Redis.from_url(settings.REDIS_PLATFORM_URL, max_connections=2)
-    feed = Feed(redis_client=client, listener_client=listener)
+    feed = Feed(redis_client=client, listener_client=listener, owns_process=True)  # as run_feed
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
     await asyncio.wait_for(feed.listening.wait(), timeout=60)

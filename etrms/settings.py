@@ -299,6 +299,9 @@ PAPER_TAKER_FEE = env.str("PAPER_TAKER_FEE", default="0.0004")
 # A mark that moves more than this share from the last one is held until a second tick
 # confirms it (SPEC §5), so one bad print never closes a position.
 FEED_MAX_MARK_JUMP = env.float("FEED_MAX_MARK_JUMP", default=0.10)
+# Open positions a tick batch of the feed moves at most (whole markets, the oldest first;
+# a tick that may cross a level goes before them): a crossing waits for one such batch.
+FEED_BATCH_POSITIONS = env.int("FEED_BATCH_POSITIONS", default=200)
 # The feed process's GIL switch interval (realtime.feed.service.feed_process_tune).
 FEED_SWITCH_INTERVAL_SECONDS = env.float("FEED_SWITCH_INTERVAL_SECONDS", default=0.0005)
 # Sync interval when the risk configuration does not give one.

@@ -4,7 +4,6 @@ metrics ports (etrms.metrics); one log line per database outage, not one traceba
 requeued job message."""
 
 import logging
-import os
 
 from celery.exceptions import Reject
 from celery.signals import (
@@ -15,9 +14,10 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 
 from etrms import metrics
+from etrms.kept_connections import connections_keep
 
 _supervisor = None
 
@@ -49,20 +49,13 @@ class RequeuedForOutage(logging.Filter):
         return not (isinstance(exc, Reject) and isinstance(exc.reason, DatabaseUnavailable))
 
 
-# As etrms/wsgi.py keeps a gunicorn worker's connection.
-KEPT_CONNECTION_SECONDS = 600
-
-
 @worker_init.connect
 def keep_database_connections(sender, **kwargs) -> None:
     """Before the pool starts, so its processes inherit it: a pool process runs one task
     at a time on one thread, as a gunicorn worker serves one request, so it keeps its
-    database connection between tasks (`CONN_MAX_AGE`, unless the environment sets it;
-    Celery's fixup no longer closes it: CELERY_DB_REUSE_MAX in etrms.celery). SQLite's
-    default keeps none (under daphne each request's thread would keep one);
-    reconnecting for every job cost 3 ms of a 5 ms no-op job there."""
-    if "CONN_MAX_AGE" not in os.environ:
-        connections["default"].settings_dict["CONN_MAX_AGE"] = KEPT_CONNECTION_SECONDS
+    database connection between tasks (Celery's fixup no longer closes it:
+    CELERY_DB_REUSE_MAX in etrms.celery)."""
+    connections_keep()
 
 
 @task_prerun.connect

@@ -85,9 +85,12 @@ def marks_write(positions: list) -> None:
     # Names from the model, quoted by the backend; every value is a parameter.
     sql = f"UPDATE {quote(Position._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
     moment = Position._meta.get_field("mark_updated_at")
+    prepared = {}  # a batch moves many positions at one moment: its text is made once
     rows = []
     for position in positions:
-        at = moment.get_db_prep_save(position.mark_updated_at, connection)
+        at = prepared.get(position.mark_updated_at)
+        if at is None:
+            at = prepared[position.mark_updated_at] = moment.get_db_prep_save(position.mark_updated_at, connection)
         rows.append(
             [
                 position.mark_price,

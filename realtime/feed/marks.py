@@ -3,6 +3,7 @@ one is held until a second tick confirms it, so one bad print never closes a
 position; and ticks that come faster than evaluation are conflated per market."""
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -35,47 +36,85 @@ class MarkBatch:
     """The marks waiting for evaluation: the latest per market (conflated: latest wins)
     plus the lowest and highest price seen since the last drain, so price alerts see
     every crossing however many ticks were conflated. Bounded by the number of
-    markets, never by the tick rate."""
+    markets, never by the tick rate.
+
+    A drain takes the markets whose mark may cross a level (`urgent`: outside the risk
+    index's quiet prices) first, else the markets waiting longest up to a budget: a
+    crossing waits for one short batch, not for the whole desk's. Urgent and ordinary
+    drains alternate while both wait, so neither starves."""
 
     def __init__(self, *, recent_trades: int = 20):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
         self.tickers: dict = {}  # {(exchange, symbol): the latest Ticker} for the caches
         self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
         self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
+        self.urgent: dict = {}  # {market: None}, in arrival order: markets of `latest` to evaluate first
+        self.urgent_last = False  # the last drain took the urgent markets
         self.ready = asyncio.Event()
         self.conflated = 0
         self.recent_trades = recent_trades
 
-    def put(self, market, *, price: Decimal, mark: Decimal | None, at, ticker=None) -> None:
+    def put(self, market, *, price: Decimal, mark: Decimal | None, at, ticker=None, urgent: bool = False) -> None:
         """A tick of `market` at `price`, with the mark the guard accepted (None: held)."""
         if ticker is not None:
             self.tickers[market] = ticker
         if mark is not None:
-            if market in self.latest:
-                self.conflated += 1
-            self.latest[market] = (mark, at)
+            self._latest_put(market, mark, at, urgent)
         low, high, _ = self.ranges.get(market, (price, price, at))
         self.ranges[market] = (min(low, price), max(high, price), at)
         self.ready.set()
 
-    def mark_put(self, market, *, mark: Decimal, at) -> None:
+    def mark_put(self, market, *, mark: Decimal, at, urgent: bool = False) -> None:
         """A mark from the venue's own mark prices (not a trade price: no price alert)."""
+        self._latest_put(market, mark, at, urgent)
+        self.ready.set()
+
+    def _latest_put(self, market, mark: Decimal, at, urgent: bool) -> None:
         if market in self.latest:
             self.conflated += 1
         self.latest[market] = (mark, at)
-        self.ready.set()
+        if urgent:
+            self.urgent[market] = None
 
     def trades_put(self, market, trades: list) -> None:
         kept = self.trades.setdefault(market, [])
         kept.extend(trades)
         del kept[: -self.recent_trades]
 
-    def drain(self) -> "Drained":
-        """What came since the last drain."""
-        drained = Drained(latest=self.latest, ranges=self.ranges, tickers=self.tickers, trades=self.trades)
-        self.latest, self.ranges, self.tickers, self.trades = {}, {}, {}, {}
-        self.ready.clear()
+    def drain(self, *, budget: int | None = None, weight=None) -> "Drained":
+        """What came since the last drain: the urgent markets first, then the markets
+        waiting longest, until their `weight(market)` adds up to `budget` (everything
+        without a budget). Tickers and trades go whole: the caches keep only the latest."""
+        take_urgent = bool(self.urgent) and not self.urgent_last
+        if budget is None:
+            latest, ranges = self.latest, self.ranges
+            self.latest, self.ranges, self.urgent = {}, {}, {}
+        else:
+            markets = _within(self.urgent if take_urgent else itertools.chain(self.ranges, self.latest), budget, weight)
+            latest = {market: self.latest.pop(market) for market in markets if market in self.latest}
+            ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
+            for market in latest.keys() & self.urgent.keys():
+                del self.urgent[market]
+        self.urgent_last = take_urgent
+        drained = Drained(latest=latest, ranges=ranges, tickers=self.tickers, trades=self.trades)
+        self.tickers, self.trades = {}, {}
+        if not self.latest and not self.ranges:
+            self.ready.clear()
         return drained
+
+
+def _within(markets, budget: int, weight) -> dict:
+    """The first of `markets` (in order, once each) until their weights reach `budget`;
+    at least one."""
+    taken, spent = {}, 0
+    for market in markets:
+        if market in taken:
+            continue
+        if taken and spent >= budget:
+            break
+        taken[market] = None
+        spent += weight(market)
+    return taken
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 On every tick, with nothing per subscriber:
 1. the tick is PUBLISHed once on its Redis stream (`realtime.streams`), the frames of an
-   event-loop turn in one script call (`PUBLISH_MANY`);
+   event-loop turn in one script call (`realtime.feed.outbox`);
 2. the mark guard accepts the mark (or holds a jump until a second tick confirms it)
    and the tick joins the next batch, conflated per market (latest wins), keeping the
    lowest and highest price since the last batch for price alerts.
@@ -26,8 +26,10 @@ Every loop survives a Redis or database outage: it logs once, waits, and resumes
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -42,10 +44,12 @@ from django.utils import timezone
 from accounts.events import POSITIONS_CHANNEL
 from accounts.selectors import monitored_markets
 from accounts.services.monitoring import MONITORING_CHANNEL, feed_status_write
+from etrms.kept_connections import connections_keep
 from etrms.metrics import FEED_BATCHES, FEED_LAG, FEED_TICKS
 from realtime.feed.caches import CachesWriter
 from realtime.feed.deadman import DeadMansSwitch
 from realtime.feed.marks import MarkBatch, MarkGuard
+from realtime.feed.outbox import Outbox
 from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.price_alert_index import price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
@@ -53,49 +57,34 @@ from realtime.ws.demand import demanded_markets, markets_merge
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
 from risk.services.hooks import INDEX_CHANNEL, index_version
 from risk.services.index import RiskIndex, index_activate
+from risk.services.index_writes import MARKS_CHUNK
 
 logger = logging.getLogger("realtime.feed")
 
 PERSIST_SECONDS = 1.0
 SWEEP_SECONDS = 2.0
+SWEEP_USERS = 10  # users a turn of the sweep evaluates (a full one took 53 ms for 100)
 MARKETS_RELOAD_SECONDS = 10.0
 STATUS_SECONDS = 1.0
 SHUTDOWN_STEP_SECONDS = 10.0
-OUTBOX_LIMIT = 20_000  # frames waiting for Redis; the oldest go first when it is down
-# A loop turn's frames go out in one EVALSHA that PUBLISHes each of them: still one
-# PUBLISH a tick on Redis, but one short command for the client to pack and parse, the
-# frames of a channel joined by newlines (JSON text never holds a raw one). redis-py's
-# asyncio client spends ~0.1 ms of Python on a command, and packs argument by argument:
-# at 5,000 ticks/s that was half a core, taken from the evaluation thread under the GIL.
-PUBLISH_MANY = """
-for i = 1, #ARGV, 2 do
-  for frame in string.gmatch(ARGV[i + 1], "[^\\n]+") do redis.call("PUBLISH", ARGV[i], frame) end
-end
-"""
-PUBLISH_CHUNK = 500  # frames a call: a script blocks Redis while it runs
 
 
 def feed_process_tune() -> None:
-    """Tune the process the feed runs in (its own). Its database thread gives up the GIL
+    """Tune the process the feed runs in (its own). Its database thread keeps its
+    connection between batches (`etrms.kept_connections`). It gives up the GIL
     on every query and Redis call and then waits for the event loop, busy with ticks,
     to hand it back, by default after 5 ms; a switch interval of 0.5 ms
     (FEED_SWITCH_INTERVAL_SECONDS) hands it back sooner. bench/alert_latency.py, same
     loaded machine, runs in turn: tick -> alert published p50 15.5 vs 17-22 ms, p99 59
     vs 100 ms."""
     sys.setswitchinterval(settings.FEED_SWITCH_INTERVAL_SECONDS)
-
-
-def _publish_args(items: list) -> list:
-    """PUBLISH_MANY's arguments for (channel, frame) pairs: each channel, then its frames
-    in order joined by newlines."""
-    by_channel: dict = {}
-    for channel, frame in items:
-        by_channel.setdefault(channel, []).append(frame)
-    return [part for channel, frames in by_channel.items() for part in (channel, "\n".join(frames))]
+    connections_keep()
 
 
 class Feed:
-    def __init__(self, *, redis_client, listener_client, max_mark_jump: Decimal | None = None):
+    def __init__(
+        self, *, redis_client, listener_client, max_mark_jump: Decimal | None = None, owns_process: bool = False
+    ):
         self.redis = redis_client  # redis.asyncio clients on the platform database: commands,
         self.listener = listener_client  # and subscriptions (no read timeout)
         jump = max_mark_jump if max_mark_jump is not None else Decimal(str(settings.FEED_MAX_MARK_JUMP))
@@ -106,8 +95,7 @@ class Feed:
         self.index: RiskIndex | None = None
         self.venues: dict[str, VenueStreams] = {}
         self.closing: set = set()  # venues being closed
-        self.outbox: list = []
-        self.outbox_ready = asyncio.Event()
+        self.outbox = Outbox()
         self.reload_users: set = set()
         self.markets_dirty = asyncio.Event()
         self.listening = asyncio.Event()  # set while subscribed to other processes' changes
@@ -115,6 +103,7 @@ class Feed:
         self.started_at = time.time()
         self._failing: set = set()
         self.dead_mans_switch = DeadMansSwitch()  # the venues' countdownCancelAll (realtime.feed.deadman)
+        self.owns_process = owns_process  # run_feed: the process is the feed's alone
 
     # --- the worker thread ----------------------------------------------------------------
     async def db(self, function, *args, executor=None, **kwargs):
@@ -138,22 +127,24 @@ class Feed:
             logger.warning("Feed: %s failed, retrying: %s", what, error)
 
     # --- ticks ------------------------------------------------------------------------------
-    def _publish(self, channel: str, frame: str) -> None:
-        if len(self.outbox) >= OUTBOX_LIMIT:
-            del self.outbox[: len(self.outbox) // 2]
-        self.outbox.append((channel, frame))
-        self.outbox_ready.set()
-
     async def on_ticker(self, exchange: str, ticker) -> None:
         """One ticker update of `exchange`. Its last price marks positions unless the
         venue publishes mark prices of its own (then `on_marks` does)."""
         self.ticks += 1
         FEED_TICKS.inc()
-        self._publish(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
+        self.outbox.put(TICKER_CHANNEL, ticker_frame(exchange=exchange, ticker=ticker))
         market = (exchange, ticker.symbol)
         venue = self.venues.get(exchange)
         mark = None if venue is not None and venue.has_mark_prices else self.guard.accept(market, ticker.last)
-        self.batch.put(market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker)
+        self.batch.put(
+            market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker, urgent=self._urgent(market, mark)
+        )
+
+    def _urgent(self, market, mark) -> bool:
+        """Whether `mark` is outside the quiet prices of `market` (RiskIndex.quiet): it may
+        cross a level, so its batch goes first."""
+        quiet = self.index.quiet.get(market) if mark is not None and self.index is not None else None
+        return quiet is not None and not quiet[0] < float(mark) < quiet[1]
 
     async def on_marks(self, exchange: str, marks: dict) -> None:
         """The venue's own mark prices ({symbol: accounts.exchanges.Mark})."""
@@ -161,28 +152,18 @@ class Feed:
             market = (exchange, symbol)
             accepted = self.guard.accept(market, mark.price)
             if accepted is not None:
-                self.batch.mark_put(market, mark=accepted, at=mark.received_at)
+                self.batch.mark_put(market, mark=accepted, at=mark.received_at, urgent=self._urgent(market, accepted))
 
     async def on_trades(self, exchange: str, trades: list) -> None:
         for trade in trades:
-            self._publish(TRADES_CHANNEL, trade_frame(exchange=exchange, trade=trade))
+            self.outbox.put(TRADES_CHANNEL, trade_frame(exchange=exchange, trade=trade))
         if trades:
             self.batch.trades_put((exchange, trades[0].symbol), trades)
 
     # --- loops ------------------------------------------------------------------------------
-    async def _outbox_loop(self) -> None:
-        publish_many = self.redis.register_script(PUBLISH_MANY)
-        while True:
-            await self.outbox_ready.wait()
-            self.outbox_ready.clear()
-            items, self.outbox = self.outbox, []
-            try:
-                for start in range(0, len(items), PUBLISH_CHUNK):
-                    await publish_many(args=_publish_args(items[start : start + PUBLISH_CHUNK]))
-                self._ok("publishing ticks")
-            except Exception as error:  # ticks are ephemeral: drop them, keep going
-                self._failed("publishing ticks", error)
-                await asyncio.sleep(1)
+    def _positions_in(self, market) -> int:
+        """A market's weight in a batch: its open positions, and one for its other work."""
+        return 1 + len(self.index.by_market.get(market, ()))
 
     def _evaluate(self, drained) -> None:
         by_exchange: dict = {}
@@ -199,7 +180,7 @@ class Feed:
     async def _evaluation_loop(self) -> None:
         while True:
             await self.batch.ready.wait()
-            drained = self.batch.drain()
+            drained = self.batch.drain(budget=settings.FEED_BATCH_POSITIONS, weight=self._positions_in)
             self.caches.put(drained)
             try:
                 await self.db(self._evaluate, drained)
@@ -215,18 +196,26 @@ class Feed:
                 await asyncio.sleep(1)
 
     async def _persist(self) -> None:
-        """Write the marks the index moved, a chunk per turn of the database thread (tick
-        batches queued meanwhile run between chunks), then its drawdown peaks."""
-        while await self.db(self.index.marks_persist):
-            pass
-        await self.db(self.index.peaks_flush)
+        """Write the marks the index moved until now, a chunk per turn of the database
+        thread (tick batches queued meanwhile run between chunks), then its drawdown
+        peaks. Marks moved during the round wait for the next one: a round never chases
+        the stream."""
+        for _ in range(math.ceil(len(self.index.held.marks) / MARKS_CHUNK)):
+            if not await self.db(self.index.held.marks_persist):
+                break
+        await self.db(self.index.held.peaks_flush)
 
-    def _housekeeping(self, sweep: bool) -> None:
+    def _reload(self) -> None:
         users, self.reload_users = self.reload_users, set()
         if users:
             self.index.states_reload(list(users))
-        if sweep:
-            self.index.sweep(now=timezone.now())
+
+    async def _sweep(self) -> None:
+        """The index's sweep, `SWEEP_USERS` users a turn of the database thread."""
+        now = timezone.now()
+        users = await self.db(self.index.sweep_due, now=now)
+        for start in range(0, len(users), SWEEP_USERS):
+            await self.db(self.index.evaluate, set(users[start : start + SWEEP_USERS]), now=now)
 
     async def _timer_loop(self) -> None:
         last_sweep = 0.0
@@ -234,9 +223,9 @@ class Feed:
             await asyncio.sleep(PERSIST_SECONDS)
             try:
                 await self._persist()
-                sweep = time.monotonic() - last_sweep >= SWEEP_SECONDS
-                await self.db(self._housekeeping, sweep)
-                if sweep:
+                await self.db(self._reload)
+                if time.monotonic() - last_sweep >= SWEEP_SECONDS:
+                    await self._sweep()
                     last_sweep = time.monotonic()
                 self._ok("persisting marks")
             except Exception as error:
@@ -361,11 +350,16 @@ class Feed:
                 await asyncio.sleep(2)
         self._ok("loading the risk index")
         index_activate(self.index)
+        if self.owns_process:
+            # The index lives as long as the process: the cyclic collector no longer walks
+            # it. A full collection walked it all, stopping every thread 60-75 ms
+            # (bench/feed.py), and a crossing tick waited for it.
+            gc.freeze()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
         loops = [
-            self._outbox_loop(),
+            self.outbox.run(self.redis, ok=self._ok, failed=self._failed),
             self._evaluation_loop(),
             self.caches.run(self.db, ok=self._ok, failed=self._failed),
             self._timer_loop(),

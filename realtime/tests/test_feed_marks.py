@@ -33,3 +33,48 @@ def test_batch_conflates_marks_and_keeps_the_range_of_every_price():
     assert drained.ranges[M][:2] == (D(90), D(130))  # a held print still counts for price alerts
     assert batch.conflated == 2 and not batch.ready.is_set()
     assert batch.drain().latest == {}
+
+
+def weight_of(markets: dict):
+    return lambda market: markets.get(market, 1)
+
+
+def test_a_crossing_tick_is_drained_before_the_markets_waiting_longer():
+    """Scenario: ten markets of 20 positions wait (a batch takes 40 positions); a tick of
+    an eleventh market may cross a level (urgent). The next drain is that market alone;
+    then the oldest waiting markets go, 40 positions at a time, in arrival order."""
+    batch = MarkBatch()
+    markets = {("paper", f"S{n}USDT"): 20 for n in range(10)}
+    for market in markets:
+        batch.put(market, price=D(100), mark=D(100), at=1)
+    hot = ("paper", "HOTUSDT")
+    batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
+    assert list(batch.drain(budget=40, weight=weight_of(markets)).latest) == [hot]
+    assert list(batch.drain(budget=40, weight=weight_of(markets)).latest) == list(markets)[:2]
+    assert list(batch.drain(budget=40, weight=weight_of(markets)).latest) == list(markets)[2:4]
+    assert batch.ready.is_set()
+    while batch.ready.is_set():
+        batch.drain(budget=40, weight=weight_of(markets))
+    assert not batch.latest and not batch.ranges and not batch.urgent
+
+
+def test_urgent_and_ordinary_drains_alternate_so_neither_starves():
+    batch = MarkBatch()
+    quiet, busy = ("paper", "QUIETUSDT"), ("paper", "BUSYUSDT")
+    batch.put(quiet, price=D(100), mark=D(100), at=1)
+    batch.put(busy, price=D(100), mark=D(100), at=1, urgent=True)
+    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
+    batch.put(busy, price=D(101), mark=D(101), at=2, urgent=True)  # urgent again at once
+    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [quiet]  # the waiting market's turn
+    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
+    assert not batch.ready.is_set()
+
+
+def test_a_market_is_never_split_and_one_heavier_than_the_budget_still_goes():
+    batch = MarkBatch()
+    whale, minnow = ("paper", "BTCUSDT"), ("paper", "ETHUSDT")
+    batch.put(whale, price=D(100), mark=None, at=1)  # a held mark: only its range waits
+    batch.put(minnow, price=D(5), mark=D(5), at=1)
+    drained = batch.drain(budget=10, weight=weight_of({whale: 500}))
+    assert drained.ranges.keys() == {whale} and drained.latest == {}
+    assert batch.drain(budget=10, weight=weight_of({whale: 500})).latest == {minnow: (D(5), 1)}

@@ -11,8 +11,8 @@ theirs can change inside it) with the same steps as every other path:
 resolve, a breaker to trip, a latch to release). A tick that changes nothing costs no
 query. Drawdown peaks rise in memory
 at once and are persisted at most once a second (and with every other write); the
-marks it moved are persisted from its memory (`marks_persist`), in chunks, by the
-caller's clock.
+marks it moved are persisted from its memory (`held.marks_persist`), in chunks, by
+the caller's clock (`risk.services.index_writes`).
 
 It reloads limits, configuration and breakers when `risk:index:version` moves (one
 Redis GET per tick batch, or none while a listener announces the version), and a
@@ -25,33 +25,30 @@ fills).
 """
 
 import dataclasses
-import itertools
 import logging
 import threading
 import time
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.selectors.books import accounts_load, positions_load
-from accounts.services.marks import marks_write, position_mark_apply
+from accounts.services.marks import position_mark_apply
 from etrms.outage import REDIS_ERRORS, OutageLog
 from risk.publish import announcements_deferred
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
-from risk.services.evaluation import compute, outcome_apply, peaks_persist
-from risk.services.index_bands import band_after_peak, bands_of, due_of, past_peak
+from risk.services.evaluation import compute, outcome_apply
+from risk.services.index_bands import band_after_peak, bands_of, due_of, market_quiet, past_peak
 from risk.services.index_desk import desk_compute, desk_levels
+from risk.services.index_writes import HeldWrites, peaks_merged
 from risk.services.open_state import open_states_load
 from risk.services.outcome import OpenState, outcome_decide
 from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_load
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
-PEAK_PERSIST_SECONDS = 1.0
-MARKS_CHUNK = 250  # rows a marks_persist call writes: one short write transaction
 FULL_SWEEP_SECONDS = 30.0
 
 _active_index = None
@@ -80,10 +77,13 @@ class RiskIndex:
         self.desk = DeskTotals()
         self.states: dict = {}  # {user_id: OpenState}
         self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
-        self.peaks_dirty: dict = {}  # {limit_id: {account_id: peak}} kept in memory, not yet persisted
-        self.peaks_persisted_at = 0.0  # monotonic seconds
-        self.marks_dirty: dict = {}  # {position_id: PositionView} marks moved, not yet persisted
+        self.held = HeldWrites(self.lock)  # marks and drawdown peaks not yet persisted
         self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
+        # {(exchange, symbol): (low, high)}: the prices inside every band of the market's
+        # positions (index_bands.market_quiet), read by the feed's event loop to take a tick
+        # outside them first; a market without an entry is evaluated in its turn.
+        self.quiet: dict = {}
+        self.quiet_stale: set = set()  # markets whose bands changed since
         self.due: dict = {}  # {user_id: when time alone may change the user's decision}
         self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
         self.evaluations = 0
@@ -119,6 +119,24 @@ class RiskIndex:
             for position in book.positions:
                 self.by_market.setdefault((position.exchange, position.symbol), []).append(position)
         self.desk = desk_compute(self.books.values())
+        self.quiet_stale.update(self.by_market, self.quiet)
+
+    def _quiet_drop(self, positions) -> None:
+        """The bands of `positions` changed: their markets' quiet prices are recomputed
+        (`_quiet_refresh`) and, until then, no longer taken first."""
+        for position in positions:
+            market = (position.exchange, position.symbol)
+            self.quiet.pop(market, None)
+            self.quiet_stale.add(market)
+
+    def _quiet_refresh(self) -> None:
+        stale, self.quiet_stale = self.quiet_stale, set()
+        for market in stale:
+            positions = self.by_market.get(market)
+            if positions:
+                self.quiet[market] = market_quiet(positions, self.bands)
+            else:
+                self.quiet.pop(market, None)
 
     def _states_load(self, user_ids: list, *, streaks: bool = True) -> None:
         """What is open and latched for `user_ids`, and their streak inputs (which read
@@ -152,22 +170,30 @@ class RiskIndex:
                 self._unband(user_id)
 
     def _unband(self, user_id) -> None:
-        for position in self.books[user_id].positions:
+        positions = self.books[user_id].positions
+        for position in positions:
             self.bands.pop(position.id, None)
+        self._quiet_drop(positions)
         self.due.pop(user_id, None)
 
     def sweep(self, *, now: datetime | None = None) -> dict:
         """What time alone changes (stale marks of a silent venue, time-based breakers,
-        cooldowns running out): evaluate the users whose due time has come or whose
-        positions have no band yet, and every user with a book once per
-        FULL_SWEEP_SECONDS (a safety net, not a source of decisions)."""
+        cooldowns running out): evaluate the users `sweep_due` names."""
         now = now or timezone.now()
+        with self.lock:
+            return self.evaluate(set(self.sweep_due(now=now)), now=now)
+
+    def sweep_due(self, *, now: datetime) -> list:
+        """The users a sweep evaluates: whose due time has come or whose positions have
+        no band yet, and every user with a book once per FULL_SWEEP_SECONDS (a safety
+        net, not a source of decisions). The feed evaluates them a few at a time, so a
+        crossing tick never waits for the whole desk."""
         with self.lock:
             self.refresh_if_changed(verify=True)
             everyone = time.monotonic() - self.swept_at >= FULL_SWEEP_SECONDS
             if everyone:
                 self.swept_at = time.monotonic()
-            users = {
+            return [
                 user_id
                 for user_id, book in self.books.items()
                 if (book.positions or book.accounts)
@@ -176,17 +202,16 @@ class RiskIndex:
                     or (user_id in self.due and self.due[user_id] <= now)
                     or any(position.id not in self.bands for position in book.positions)
                 )
-            }
-            return self.evaluate(users, now=now)
+            ]
 
     def _limits_reload(self) -> None:
         """Enabled limits from the database, with the drawdown peaks this index holds and
         has not persisted yet (a peak never goes back)."""
         self.limits = {}
         for limit in limits_load():
-            dirty = self.peaks_dirty.get(limit.id)
+            dirty = self.held.peaks.get(limit.id)
             if dirty:
-                limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, dirty))
+                limit = dataclasses.replace(limit, equity_peaks=peaks_merged(limit.equity_peaks, dirty))
             self.limits.setdefault(limit.user_id, []).append(limit)
 
     def refresh_if_changed(self, *, verify: bool = False) -> bool:
@@ -213,6 +238,8 @@ class RiskIndex:
             # officer's re-arm) move the version too: what is open is read again.
             self._states_load(list(self.books))
             self.bands, self.due = {}, {}  # new levels: every user's next tick evaluates it
+            self.quiet_stale.update(self.quiet)
+            self.quiet = {}
         return True
 
     # --- events ---------------------------------------------------------------------------
@@ -226,7 +253,7 @@ class RiskIndex:
                 if user_id in self.books:
                     self._unband(user_id)
                     for position in self.books[user_id].positions:  # the rows just read win
-                        self.marks_dirty.pop(position.id, None)
+                        self.held.marks.pop(position.id, None)
                 self.books[user_id] = Book(user_id=user_id)
             accounts = accounts_load(user_id__in=ids)
             for account in accounts.values():
@@ -268,12 +295,13 @@ class RiskIndex:
                         self.desk.equity += delta_upnl
                         self.desk.daily_pnl += delta_upnl
                     moved.add(position.user_id)
-                    self.marks_dirty[position.id] = position
+                    self.held.marks[position.id] = position
                     band = self.bands.get(position.id)
                     if band is None or not band.contains(level):
                         users.add(position.user_id)
                     elif past_peak(band, position, level):
                         self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
+                        self._quiet_drop((position,))
             users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
             if desk_levels(self.desk, self.config) != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
@@ -284,7 +312,7 @@ class RiskIndex:
             except REDIS_ERRORS as error:
                 self.samples_outage.failed(error)
             volatile = self._volatile_holders(exchange, prices_by_symbol, at)  # judged with this batch's samples
-            self.evaluate(volatile, now=at)
+            self.evaluate(volatile, now=at)  # also refreshes the quiet prices of markets whose bands changed
             return users | volatile
 
     def _volatile_holders(self, exchange: str, symbols, at: datetime) -> set:
@@ -338,11 +366,13 @@ class RiskIndex:
                     computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)
                 )
             )
+            self._quiet_drop(computed.book.positions)
             due = due_of(computed, decision, state=state, config=config, now=now)
             if due is not None:
                 self.due[user_id] = due
-        if self.peaks_dirty and (written or time.monotonic() - self.peaks_persisted_at >= PEAK_PERSIST_SECONDS):
-            self.peaks_flush()
+        if self.held.peaks_due(written=bool(written)):
+            self.held.peaks_flush()
+        self._quiet_refresh()
         return written
 
     def _peaks_adopt(self, user_id, updates: dict) -> None:
@@ -352,48 +382,7 @@ class RiskIndex:
         for limit in self.limits.get(user_id, []):
             rises = updates.get(limit.id)
             if rises:
-                self.peaks_dirty[limit.id] = _peaks_merged(self.peaks_dirty.get(limit.id, {}), rises)
-                limit = dataclasses.replace(limit, equity_peaks=_peaks_merged(limit.equity_peaks, rises))
+                self.held.peaks_rise(limit.id, rises)
+                limit = dataclasses.replace(limit, equity_peaks=peaks_merged(limit.equity_peaks, rises))
             limits.append(limit)
         self.limits[user_id] = limits
-
-    def marks_persist(self, limit: int = MARKS_CHUNK) -> int:
-        """Write up to `limit` of the marks moved since they were last persisted, from
-        memory (no read: `accounts.services.marks.marks_write` leaves a row that closed
-        or took a newer mark meanwhile). Returns how many wait still: the caller calls
-        again, letting other work of its thread (tick batches) run between chunks."""
-        with self.lock:
-            chunk = [self.marks_dirty.pop(key) for key in list(itertools.islice(self.marks_dirty, limit))]
-        try:
-            with transaction.atomic():
-                marks_write(chunk)
-        except Exception:
-            with self.lock:  # kept for the next round, unless a newer move replaced them
-                for position in chunk:
-                    self.marks_dirty.setdefault(position.id, position)
-            raise
-        return len(self.marks_dirty)
-
-    def peaks_flush(self) -> None:
-        """Persist the drawdown peaks held in memory (at most once a second while they
-        rise, with every other write, and when the feed stops)."""
-        dirty, self.peaks_dirty = self.peaks_dirty, {}
-        self.peaks_persisted_at = time.monotonic()
-        try:
-            peaks_persist(
-                {limit_id: {key: Decimal(value) for key, value in peaks.items()} for limit_id, peaks in dirty.items()}
-            )
-        except Exception:
-            logger.exception("Risk index: could not persist drawdown peaks; keeping them for the next flush")
-            for limit_id, peaks in dirty.items():
-                self.peaks_dirty[limit_id] = _peaks_merged(self.peaks_dirty.get(limit_id, {}), peaks)
-
-
-def _peaks_merged(peaks: dict, rises: dict) -> dict:
-    """{account_id: peak text}: the higher of each."""
-    merged = dict(peaks)
-    for key, value in rises.items():
-        current = merged.get(key)
-        if current is None or Decimal(value) > Decimal(current):
-            merged[key] = format(Decimal(value), "f")
-    return merged

@@ -270,6 +270,25 @@ def past_peak(band: Band, position, price: float) -> bool:
     return band.peak is not None and (price > band.peak if position.direction > 0 else price < band.peak)
 
 
+def market_quiet(positions: list, bands: dict) -> tuple[float, float]:
+    """(low, high): a mark of the market strictly between them is inside the band of
+    each of its `positions` and past none of their peaks, so it cannot change an
+    evaluation. Positions with no band yet, or evaluated on every tick, bound nothing:
+    their ticks are evaluated in their turn."""
+    low, high = -math.inf, math.inf
+    for position in positions:
+        band = bands.get(position.id)
+        if band is None or band.low >= band.high:
+            continue
+        low, high = max(low, band.low), min(high, band.high)
+        if band.peak is not None:
+            if position.direction > 0:
+                high = min(high, band.peak)
+            else:
+                low = max(low, band.peak)
+    return low, high
+
+
 def due_of(computed, decision, *, state, config, now: datetime) -> datetime | None:
     """When time alone may change this user's decision: a held hit's or ladder step's
     cooldown ends, an

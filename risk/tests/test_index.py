@@ -163,9 +163,9 @@ def test_marks_are_persisted_from_memory_in_chunks_and_never_overwrite_a_newer_m
     type(other).objects.filter(pk=other.pk).update(mark_price=D(12), mark_updated_at=synced_at)
     type(closing).objects.filter(pk=closing.pk).update(closed_at=synced_at)
 
-    assert index.marks_persist(limit=2) == 1  # two rows written, one waits
-    assert index.marks_persist(limit=2) == 0
-    assert index.marks_persist() == 0  # nothing moved since
+    assert index.held.marks_persist(limit=2) == 1  # two rows written, one waits
+    assert index.held.marks_persist(limit=2) == 0
+    assert index.held.marks_persist() == 0  # nothing moved since
     btc = desk.positions.get(symbol="BTCUSDT")
     assert (btc.mark_price, btc.notional, btc.unrealized_pnl, btc.mark_updated_at) == (D(101), D(101), D(1), at)
     other.refresh_from_db()

@@ -19,6 +19,7 @@ from risk.services import assess, prices
 from risk.services.config import global_config_get
 from risk.services.evaluation import compute
 from risk.services.index import RiskIndex
+from risk.services.index_bands import past_peak
 from risk.services.outcome import outcome_decide
 from risk.tests import books
 from risk.tests.factories import CircuitBreakerFactory, RiskLimitFactory
@@ -88,6 +89,29 @@ def test_a_tick_inside_the_bands_evaluates_nobody_and_one_past_a_level_its_owner
     assert index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("112")}) == {trader.pk}
 
 
+def test_the_quiet_prices_of_a_market_end_at_its_positions_nearest_level(trader, make_user):
+    """Scenario: BTC long 1 @ 100 with a position_size warning at 120 and a limit at 150;
+    another holder of BTC long 1 @ 100 with a limit at 135. After a tick at 110 the feed
+    may let 111-119 wait their turn behind other markets, but a tick at 121 must go
+    first: the market's quiet prices end just below 120. Once 130 crossed the warning,
+    the other holder's 135 is the nearest level."""
+    books.position(books.account(trader), "BTCUSDT", "long", size="1", entry="100")
+    RiskLimitFactory(user=trader, threshold_value=D(150), warning_value=D(120))
+    other = make_user()
+    books.position(books.account(other), "BTCUSDT", "long", size="1", entry="100")
+    RiskLimitFactory(user=other, threshold_value=D(135), warning_value=None)
+    index = RiskIndex().load()
+    assert index.quiet == {}  # nobody evaluated yet: no tick waits for a band it lacks
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(110)})
+    low, high = index.quiet[("paper", "BTCUSDT")]
+    assert low < 111 and 119 < high < 120
+    assert index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)}) == {trader.pk}
+    low, high = index.quiet[("paper", "BTCUSDT")]
+    assert low < 130 and 134 < high < 135
+    index.states_reload([other.pk])  # a change made elsewhere: no tick waits until its bands are back
+    assert ("paper", "BTCUSDT") not in index.quiet
+
+
 ticks = st.lists(
     st.tuples(
         st.sampled_from(["BTCUSDT", "ETHUSDT"]),
@@ -109,7 +133,14 @@ def test_no_tick_sequence_leaves_a_crossing_the_bands_let_pass(trader, moves):
         for symbol, step in moves:
             now += timedelta(milliseconds=10)
             base = D(100) if symbol == "BTCUSDT" else D(50)
-            index.apply_marks(exchange="paper", prices_by_symbol={symbol: base * (1 + D(step) / 200)}, at=now)
+            price = base * (1 + D(step) / 200)
+            low, high = index.quiet.get(("paper", symbol), (None, None))
+            if low is not None and low < float(price) < high:  # the feed lets such a tick wait its turn:
+                for position in index.by_market[("paper", symbol)]:  # it is inside every band there
+                    band = index.bands.get(position.id)
+                    if band is not None and band.low < band.high:  # (the rest evaluate on every tick)
+                        assert band.contains(float(price)) and not past_peak(band, position, float(price))
+            index.apply_marks(exchange="paper", prices_by_symbol={symbol: price}, at=now)
             assert not _pending_writes(index, trader.pk, now), (symbol, step)
         transaction.set_rollback(True)
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        feed = Feed(redis_client=client, listener_client=listener)
+        feed = Feed(redis_client=client, listener_client=listener, owns_process=True)
         try:
             await feed.run(stop)
         finally:

@@ -1,0 +1,78 @@
+"""A tick that may cross a level goes before the desk's other ticks (SPEC §11: tick ->
+alert p99 <= 20 ms): the feed asks the risk index's quiet prices on every tick and
+drains such a market first, in a batch of its own."""
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from accounts.exchanges.base import Ticker
+from realtime.feed.service import Feed
+from risk.models import RiskAlert
+from risk.services.config import global_config_get
+from risk.services.index import RiskIndex
+from risk.tests import books
+from risk.tests.factories import RiskLimitFactory
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+OTHERS = [f"S{n:02d}USDT" for n in range(30)]
+
+
+def ticker(symbol: str, price) -> Ticker:
+    return Ticker(symbol, D(price), None, None, None, None, None, None, None, None, datetime.now(UTC))
+
+
+@pytest.fixture
+def desk(trader, make_user):
+    """The trader holds BTC (position_size warning at 120, limit at 150); ten other users
+    hold 30 other markets, 10 positions each (300)."""
+    config = global_config_get()
+    for name in ("max_total_exposure", "max_leverage", "max_drawdown_pct", "daily_loss_limit", "max_margin_ratio"):
+        setattr(config, name, None)
+    config.save()
+    books.position(books.account(trader), "BTCUSDT", "long", size="1", entry="100")
+    RiskLimitFactory(user=trader, threshold_value=D(150), warning_value=D(120))
+    for _ in range(10):
+        other = books.account(make_user())
+        for symbol in OTHERS:
+            books.position(other, symbol, "long", size="1", entry="100")
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={symbol: D(100) for symbol in ["BTCUSDT", *OTHERS]})
+    return index
+
+
+@override_settings(FEED_BATCH_POSITIONS=50)
+def test_a_crossing_tick_behind_the_whole_desk_is_evaluated_in_the_next_batch(trader, desk):
+    """Scenario: 30 markets of 10 positions tick (six batches of 50 positions), then BTC
+    ticks at 121, past the trader's warning at 120. The next batch is BTC alone and
+    raises the warning; the 30 markets follow in arrival order."""
+    feed = Feed(redis_client=None, listener_client=None)
+    feed.index = desk
+
+    async def ticks():
+        for symbol in OTHERS:
+            await feed.on_ticker("paper", ticker(symbol, "100.5"))
+        await feed.on_ticker("paper", ticker("BTCUSDT", "121"))
+
+    asyncio.run(ticks())
+    first = feed.batch.drain(budget=50, weight=feed._positions_in)
+    assert list(first.latest) == [("paper", "BTCUSDT")]
+    feed._evaluate(first)
+    assert RiskAlert.objects.filter(user=trader, alert_type="position_size_warning").exists()
+
+    rest = []
+    while feed.batch.ready.is_set():
+        rest += list(feed.batch.drain(budget=50, weight=feed._positions_in).latest)
+    assert rest == [("paper", symbol) for symbol in OTHERS]
+
+
+def test_a_tick_inside_the_quiet_prices_waits_its_turn(desk):
+    feed = Feed(redis_client=None, listener_client=None)
+    feed.index = desk
+    asyncio.run(feed.on_ticker("paper", ticker("BTCUSDT", "119")))
+    assert feed.batch.urgent == {} and ("paper", "BTCUSDT") in feed.batch.latest
