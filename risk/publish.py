@@ -1,7 +1,7 @@
 """Alert publishing: the one place risk services push alerts out of the process.
 
 Each new or changed alert is published after its transaction commits with one Redis
-PUBLISH on `etrms:alerts` as `{"user_id", "alert": <payload>}`: the fan-out path of
+PUBLISH on `etrms:alerts` as `{"user_id", "alert": <payload>, "origin"}`: the fan-out path of
 SPEC §11 (one SUBSCRIBE per daphne process, addressed to the user's sockets by
 `realtime.ws.hub`; no channel-layer `group_send` on the tick -> alert path).
 
@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -27,6 +28,9 @@ from risk.models import RiskAlert
 logger = logging.getLogger(__name__)
 
 REDIS_ALERTS_CHANNEL = settings.REDIS_PUBSUB_PREFIX + "alerts"
+# Names this process in what it publishes: a listener that wrote the alert itself (the
+# feed's index re-reads what is open once its writes are out) skips its own.
+PROCESS_ORIGIN = uuid.uuid4().hex
 # Alert types whose `type` and `condition_name` are their own name.
 SELF_NAMED_TYPES = (AlertType.DATA_STALE, AlertType.PRICE_ALERT, AlertType.TRADING_STATE, AlertType.KILL_SWITCH)
 # Metadata keys that ETRMS's `context` carries as numbers for limit alerts.
@@ -80,7 +84,9 @@ def alert_payload(alert: RiskAlert) -> dict:
 
 def _send(user_id, payload: dict) -> None:
     try:
-        platform_redis().publish(REDIS_ALERTS_CHANNEL, json.dumps({"user_id": str(user_id), "alert": payload}))
+        platform_redis().publish(
+            REDIS_ALERTS_CHANNEL, json.dumps({"user_id": str(user_id), "alert": payload, "origin": PROCESS_ORIGIN})
+        )
     except REDIS_ERRORS as exc:
         degraded(logger, f"Alert {payload['id']}: not published", exc)
     except Exception:

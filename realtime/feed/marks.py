@@ -4,6 +4,7 @@ position; and ticks that come faster than evaluation are conflated per market.""
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,16 +41,18 @@ class MarkBatch:
 
     A drain takes the markets whose mark may cross a level (`urgent`: outside the risk
     index's quiet prices) first, else the markets waiting longest up to a budget: a
-    crossing waits for one short batch, not for the whole desk's. Urgent and ordinary
-    drains alternate while both wait, so neither starves."""
+    crossing waits for one short batch, not for the whole desk's. Ordinary markets wait
+    at most `ordinary_wait` seconds behind urgent ones, so a flood of urgent ticks (the
+    whole desk moving at once) never starves them."""
 
-    def __init__(self, *, recent_trades: int = 20):
+    def __init__(self, *, recent_trades: int = 20, ordinary_wait: float = 0.05):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
         self.tickers: dict = {}  # {(exchange, symbol): the latest Ticker} for the caches
         self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
         self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
         self.urgent: dict = {}  # {market: None}, in arrival order: markets of `latest` to evaluate first
-        self.urgent_last = False  # the last drain took the urgent markets
+        self.ordinary_wait = ordinary_wait
+        self.ordinary_at = time.monotonic()  # when the last ordinary drain was taken
         self.ready = asyncio.Event()
         self.conflated = 0
         self.recent_trades = recent_trades
@@ -85,7 +88,12 @@ class MarkBatch:
         """What came since the last drain: the urgent markets first, then the markets
         waiting longest, until their `weight(market)` adds up to `budget` (everything
         without a budget). Tickers and trades go whole: the caches keep only the latest."""
-        take_urgent = bool(self.urgent) and not self.urgent_last
+        now = time.monotonic()
+        waiting = self.latest.keys() | self.ranges.keys()
+        ordinary_due = now - self.ordinary_at >= self.ordinary_wait and not waiting <= self.urgent.keys()
+        take_urgent = bool(self.urgent) and not ordinary_due
+        if not take_urgent:
+            self.ordinary_at = now
         if budget is None:
             latest, ranges = self.latest, self.ranges
             self.latest, self.ranges, self.urgent = {}, {}, {}
@@ -95,7 +103,6 @@ class MarkBatch:
             ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
             for market in latest.keys() & self.urgent.keys():
                 del self.urgent[market]
-        self.urgent_last = take_urgent
         drained = Drained(latest=latest, ranges=ranges, tickers=self.tickers, trades=self.trades)
         self.tickers, self.trades = {}, {}
         if not self.latest and not self.ranges:

@@ -54,6 +54,7 @@ from realtime.feed.venues import VenueStreams, iso_from_unix
 from realtime.services.price_alert_index import price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
 from realtime.ws.demand import demanded_markets, markets_merge
+from risk.publish import PROCESS_ORIGIN
 from risk.publish import REDIS_ALERTS_CHANNEL as ALERTS_CHANNEL
 from risk.services.hooks import INDEX_CHANNEL, index_version
 from risk.services.index import RiskIndex, index_activate
@@ -313,8 +314,8 @@ class Feed:
             venue = self.venues.get(body["exchange"])
             if venue is None or not set(body["symbols"]) <= set(venue.status.symbols):
                 self.markets_dirty.set()  # a position in a symbol the feed does not stream yet
-        elif channel == ALERTS_CHANNEL and body.get("user_id"):
-            self.reload_users.add(uuid.UUID(str(body["user_id"])))
+        elif channel == ALERTS_CHANNEL and body.get("user_id") and body.get("origin") != PROCESS_ORIGIN:
+            self.reload_users.add(uuid.UUID(str(body["user_id"])))  # not its own: re-read already
 
     def status(self) -> dict:
         now = time.time()

@@ -58,14 +58,20 @@ def test_a_crossing_tick_is_drained_before_the_markets_waiting_longer():
     assert not batch.latest and not batch.ranges and not batch.urgent
 
 
-def test_urgent_and_ordinary_drains_alternate_so_neither_starves():
-    batch = MarkBatch()
+def test_ordinary_markets_wait_behind_urgent_ones_at_most_ordinary_wait():
+    """Scenario: one market's every tick may cross a level (urgent), another's none. The
+    urgent one goes first as long as it keeps coming, until the other has waited
+    `ordinary_wait`; then the other goes, and the urgent one after it."""
+    batch = MarkBatch(ordinary_wait=60)
     quiet, busy = ("paper", "QUIETUSDT"), ("paper", "BUSYUSDT")
     batch.put(quiet, price=D(100), mark=D(100), at=1)
     batch.put(busy, price=D(100), mark=D(100), at=1, urgent=True)
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
-    batch.put(busy, price=D(101), mark=D(101), at=2, urgent=True)  # urgent again at once
-    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [quiet]  # the waiting market's turn
+    batch.put(busy, price=D(101), mark=D(101), at=2, urgent=True)
+    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
+    batch.ordinary_at -= 61  # a minute of urgent ticks later
+    batch.put(busy, price=D(102), mark=D(102), at=3, urgent=True)
+    assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [quiet]
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
     assert not batch.ready.is_set()
 

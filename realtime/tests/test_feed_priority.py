@@ -76,3 +76,22 @@ def test_a_tick_inside_the_quiet_prices_waits_its_turn(desk):
     feed.index = desk
     asyncio.run(feed.on_ticker("paper", ticker("BTCUSDT", "119")))
     assert feed.batch.urgent == {} and ("paper", "BTCUSDT") in feed.batch.latest
+
+
+def test_the_feed_rereads_a_user_for_another_process_alert_but_not_for_its_own(trader):
+    """The index re-reads what is open once its own writes are out; the echo of its own
+    alert on `etrms:alerts` would unband the user again (the next tick then waited for
+    a full evaluation instead of going first)."""
+    import json
+
+    from risk.publish import PROCESS_ORIGIN, REDIS_ALERTS_CHANNEL
+
+    feed = Feed(redis_client=None, listener_client=None)
+
+    def message(origin):
+        return json.dumps({"user_id": str(trader.pk), "alert": {"id": 1}, "origin": origin}).encode()
+
+    asyncio.run(feed._message(REDIS_ALERTS_CHANNEL.encode(), message(PROCESS_ORIGIN)))
+    assert feed.reload_users == set()
+    asyncio.run(feed._message(REDIS_ALERTS_CHANNEL.encode(), message("another-process")))
+    assert feed.reload_users == {trader.pk}

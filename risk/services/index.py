@@ -40,7 +40,7 @@ from risk.publish import announcements_deferred
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply
-from risk.services.index_bands import band_after_peak, bands_of, due_of, market_quiet, past_peak
+from risk.services.index_bands import NOTHING_QUIET, band_after_peak, bands_of, due_of, market_quiet, past_peak
 from risk.services.index_desk import desk_compute, desk_levels
 from risk.services.index_writes import HeldWrites, peaks_merged
 from risk.services.open_state import open_states_load
@@ -81,7 +81,7 @@ class RiskIndex:
         self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
         # {(exchange, symbol): (low, high)}: the prices inside every band of the market's
         # positions (index_bands.market_quiet), read by the feed's event loop to take a tick
-        # outside them first; a market without an entry is evaluated in its turn.
+        # outside them first; a market without an entry (none evaluated yet) in its turn.
         self.quiet: dict = {}
         self.quiet_stale: set = set()  # markets whose bands changed since
         self.due: dict = {}  # {user_id: when time alone may change the user's decision}
@@ -122,11 +122,11 @@ class RiskIndex:
         self.quiet_stale.update(self.by_market, self.quiet)
 
     def _quiet_drop(self, positions) -> None:
-        """The bands of `positions` changed: their markets' quiet prices are recomputed
-        (`_quiet_refresh`) and, until then, no longer taken first."""
+        """The bands of `positions` are gone or moved: their markets' quiet prices are
+        recomputed (`_quiet_refresh`) and, until then, none: every tick of them goes first."""
         for position in positions:
             market = (position.exchange, position.symbol)
-            self.quiet.pop(market, None)
+            self.quiet[market] = NOTHING_QUIET
             self.quiet_stale.add(market)
 
     def _quiet_refresh(self) -> None:
@@ -169,11 +169,17 @@ class RiskIndex:
             for user_id in ids:
                 self._unband(user_id)
 
-    def _unband(self, user_id) -> None:
+    def _unband(self, user_id, *, deciding: bool = False) -> None:
+        """Forget the user's bands: their next tick evaluates them. While an evaluation
+        `deciding` them runs, their markets keep their quiet prices until it ends: a
+        sweep evaluating every holder made each tick of the desk go first meanwhile."""
         positions = self.books[user_id].positions
         for position in positions:
             self.bands.pop(position.id, None)
-        self._quiet_drop(positions)
+        if deciding:
+            self.quiet_stale.update((position.exchange, position.symbol) for position in positions)
+        else:
+            self._quiet_drop(positions)
         self.due.pop(user_id, None)
 
     def sweep(self, *, now: datetime | None = None) -> dict:
@@ -338,7 +344,7 @@ class RiskIndex:
         with announcements_deferred():  # listeners after every user's alerts are out
             for book in books:
                 user_id = book.user_id
-                self._unband(user_id)  # until this evaluation has decided
+                self._unband(user_id, deciding=True)  # until this evaluation has decided
                 self.evaluations += 1
                 state = self.states.get(user_id) or OpenState()
                 closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))

@@ -40,6 +40,7 @@ from risk.constants import ConditionType, LimitType
 from risk.services.outcome import StepHit
 
 EVERY_TICK = (math.inf, -math.inf, None)  # a band no price is inside
+NOTHING_QUIET = (math.inf, -math.inf)  # a market's quiet prices no mark is inside
 ROUNDING = 1e-9
 # Desk caps: their values are the whole desk's, followed by `RiskIndex._desk_levels`.
 DESK_CAP_KEYS = (
@@ -273,12 +274,15 @@ def past_peak(band: Band, position, price: float) -> bool:
 def market_quiet(positions: list, bands: dict) -> tuple[float, float]:
     """(low, high): a mark of the market strictly between them is inside the band of
     each of its `positions` and past none of their peaks, so it cannot change an
-    evaluation. Positions with no band yet, or evaluated on every tick, bound nothing:
-    their ticks are evaluated in their turn."""
+    evaluation. A position with no band yet (its next tick evaluates it, whatever it
+    is) leaves nothing quiet; one evaluated on every tick bounds nothing: its ticks are
+    evaluated in their turn (it would make every tick of the market go first)."""
     low, high = -math.inf, math.inf
     for position in positions:
         band = bands.get(position.id)
-        if band is None or band.low >= band.high:
+        if band is None:
+            return NOTHING_QUIET
+        if band.low >= band.high:
             continue
         low, high = max(low, band.low), min(high, band.high)
         if band.peak is not None:

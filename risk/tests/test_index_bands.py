@@ -108,8 +108,12 @@ def test_the_quiet_prices_of_a_market_end_at_its_positions_nearest_level(trader,
     assert index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)}) == {trader.pk}
     low, high = index.quiet[("paper", "BTCUSDT")]
     assert low < 130 and 134 < high < 135
-    index.states_reload([other.pk])  # a change made elsewhere: no tick waits until its bands are back
-    assert ("paper", "BTCUSDT") not in index.quiet
+    index.states_reload([other.pk])  # a change made elsewhere: every tick goes first until bands are back
+    index.evaluate({trader.pk})  # even when another holder's evaluation refreshes the market
+    low, high = index.quiet[("paper", "BTCUSDT")]
+    assert not low < 130 < high and not low < 100 < high
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)})
+    assert index.quiet[("paper", "BTCUSDT")][0] < 130 < index.quiet[("paper", "BTCUSDT")][1]
 
 
 ticks = st.lists(
