@@ -61,6 +61,8 @@ def browser(monkeypatch):
 
 def logged_in(browser, base_url: str, username: str, *, width: int = 1280, height: int = 900):
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.console_errors = []  # what the browser's console reported as errors (a 404 included)
+    page.on("console", lambda message: page.console_errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{base_url}/")
     page.wait_for_url("**/login/?next=/")
     page.fill("#id_username", username)
@@ -103,6 +105,8 @@ def test_officer_page_loads_from_rest_and_acknowledges_and_a_trader_sees_only_th
     item.locator("button.ack").click()
     page.wait_for_selector(f"#alerts li[data-id='{alert.pk}'][data-status=acknowledged]", timeout=5000)
     screenshot(page, "dashboard-officer-rest")
+    # Nothing else failed to load (live_server speaks no WebSocket: that handshake fails here).
+    assert [error for error in page.console_errors if not error.startswith("WebSocket connection")] == []
     listed = api_client_for(officer).get(f"/api/v1/risk/alerts?user_id={alice.pk}").json()["alerts"]
     assert [a["status"] for a in listed if a["id"] == str(alert.pk)] == ["acknowledged"]
     assert RiskAlert.objects.get(pk=alert.pk).acknowledged_by_id == officer.pk
