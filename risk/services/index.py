@@ -307,7 +307,7 @@ class RiskIndex:
                         users.add(position.user_id)
                     elif past_peak(band, position, level):
                         self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
-                        self._quiet_drop((position,))
+                        self.quiet_stale.add((exchange, symbol))  # refreshed when this batch's evaluation ends
             users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
             if desk_levels(self.desk, self.config) != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
@@ -372,7 +372,9 @@ class RiskIndex:
                     computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)
                 )
             )
-            self._quiet_drop(computed.book.positions)
+            # New bands: the markets' quiet prices follow when this evaluation ends (until
+            # then the earlier ones stand: marking them empty made every tick go first).
+            self.quiet_stale.update((position.exchange, position.symbol) for position in computed.book.positions)
             due = due_of(computed, decision, state=state, config=config, now=now)
             if due is not None:
                 self.due[user_id] = due
