@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from etrms.logging import logging_config
 from etrms.redis_urls import RedisLocation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -407,29 +408,4 @@ WHITENOISE_USE_FINDERS = True
 # --- Logging: one line per event, JSON in production, always with the request id ------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"context": {"()": "etrms.logging.RequestContextFilter"}},
-    "formatters": {
-        "json": {
-            "()": "etrms.logging.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        },
-        "text": {
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s user=%(user_id)s] %(message)s",
-        },
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.server": {"level": "WARNING"},
-        # The request log of etrms.api.request_context replaces Django's own 4xx lines.
-        "django.request": {"level": "ERROR"},
-        "daphne": {"level": "WARNING"},
-        # ccxt logs every request with its API key header at DEBUG: never below WARNING.
-        "ccxt": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
