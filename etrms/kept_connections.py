@@ -22,5 +22,6 @@ def connections_keep() -> None:
     """Keep this process's database connections for `KEPT_CONNECTION_SECONDS`, unless the
     environment sets `CONN_MAX_AGE`. Call it before the threads that use the database
     start (they share the settings it changes)."""
-    if "CONN_MAX_AGE" not in os.environ:
-        connections["default"].settings_dict["CONN_MAX_AGE"] = KEPT_CONNECTION_SECONDS
+    settings_dict = connections["default"].settings_dict
+    if "CONN_MAX_AGE" not in os.environ and "pool" not in settings_dict.get("OPTIONS", {}):
+        settings_dict["CONN_MAX_AGE"] = KEPT_CONNECTION_SECONDS  # (a pool keeps them its own way)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from realtime.services.market_data import market_caches_put
 
 WRITE_EVERY_SECONDS = 0.25
+RECENT_TRADES = 20  # the newest trades of a market kept between writes
 
 
 class CachesWriter:
@@ -21,11 +22,12 @@ class CachesWriter:
         self.ready = asyncio.Event()
 
     def put(self, drained) -> None:
-        """A batch's tickers and trades (`marks.Drained`); a market's earlier trades stay
-        until newer ones come."""
+        """A batch's tickers and trades (`marks.Drained`), merged with what waits: the
+        newest RECENT_TRADES of a market's trades since the last write."""
         for market, ticker in drained.tickers.items():
             previous = self.pending.get(market)
-            self.pending[market] = (ticker, drained.trades.get(market) or (previous[1] if previous else None))
+            trades = [*(previous[1] or [] if previous else []), *drained.trades.get(market, [])]
+            self.pending[market] = (ticker, trades[-RECENT_TRADES:] or None)
         if self.pending:
             self.ready.set()
 

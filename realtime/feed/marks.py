@@ -3,7 +3,6 @@ one is held until a second tick confirms it, so one bad print never closes a
 position; and ticks that come faster than evaluation are conflated per market."""
 
 import asyncio
-import itertools
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,18 +40,20 @@ class MarkBatch:
 
     A drain takes the markets whose mark may cross a level (`urgent`: outside the risk
     index's quiet prices) first, else the markets waiting longest up to a budget: a
-    crossing waits for one short batch, not for the whole desk's. Ordinary markets wait
-    at most `ordinary_wait` seconds behind urgent ones, so a flood of urgent ticks (the
-    whole desk moving at once) never starves them."""
+    crossing waits for one short batch, not for the whole desk's. No market waits more
+    than `ordinary_wait` seconds behind urgent ones: once the one waiting longest is that
+    old, drains take the markets in arrival order until none is, so a flood of urgent
+    ticks (a broad rally: every position at its peak) never starves the rest, whose
+    crossings no price can flag (desk caps, volatility, time)."""
 
     def __init__(self, *, recent_trades: int = 20, ordinary_wait: float = 0.05):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
         self.tickers: dict = {}  # {(exchange, symbol): the latest Ticker} for the caches
         self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
         self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
+        self.waiting: dict = {}  # {market: monotonic time of its first tick since drained}, oldest first
         self.urgent: dict = {}  # {market: None}, in arrival order: markets of `latest` to evaluate first
         self.ordinary_wait = ordinary_wait
-        self.ordinary_at = time.monotonic()  # when the last ordinary drain was taken
         self.ready = asyncio.Event()
         self.conflated = 0
         self.recent_trades = recent_trades
@@ -65,12 +66,12 @@ class MarkBatch:
             self._latest_put(market, mark, at, urgent)
         low, high, _ = self.ranges.get(market, (price, price, at))
         self.ranges[market] = (min(low, price), max(high, price), at)
-        self.ready.set()
+        self._arrived(market)
 
     def mark_put(self, market, *, mark: Decimal, at, urgent: bool = False) -> None:
         """A mark from the venue's own mark prices (not a trade price: no price alert)."""
         self._latest_put(market, mark, at, urgent)
-        self.ready.set()
+        self._arrived(market)
 
     def _latest_put(self, market, mark: Decimal, at, urgent: bool) -> None:
         if market in self.latest:
@@ -78,6 +79,11 @@ class MarkBatch:
         self.latest[market] = (mark, at)
         if urgent:
             self.urgent[market] = None
+
+    def _arrived(self, market) -> None:
+        if market not in self.waiting:
+            self.waiting[market] = time.monotonic()
+        self.ready.set()
 
     def trades_put(self, market, trades: list) -> None:
         kept = self.trades.setdefault(market, [])
@@ -88,35 +94,35 @@ class MarkBatch:
         """What came since the last drain: the urgent markets first, then the markets
         waiting longest, until their `weight(market)` adds up to `budget` (everything
         without a budget). Tickers and trades go whole: the caches keep only the latest."""
-        now = time.monotonic()
-        waiting = self.latest.keys() | self.ranges.keys()
-        ordinary_due = now - self.ordinary_at >= self.ordinary_wait and not waiting <= self.urgent.keys()
-        take_urgent = bool(self.urgent) and not ordinary_due
-        if not take_urgent:
-            self.ordinary_at = now
         if budget is None:
-            latest, ranges = self.latest, self.ranges
-            self.latest, self.ranges, self.urgent = {}, {}, {}
+            markets = self.waiting
+        elif self.urgent and not self._ordinary_due():
+            markets = _within(self.urgent, budget, weight)
         else:
-            markets = _within(self.urgent if take_urgent else itertools.chain(self.ranges, self.latest), budget, weight)
-            latest = {market: self.latest.pop(market) for market in markets if market in self.latest}
-            ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
-            for market in latest.keys() & self.urgent.keys():
-                del self.urgent[market]
+            markets = _within(self.waiting, budget, weight)
+        latest = {market: self.latest.pop(market) for market in markets if market in self.latest}
+        ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
+        for market in list(markets):
+            self.waiting.pop(market, None)
+            self.urgent.pop(market, None)
         drained = Drained(latest=latest, ranges=ranges, tickers=self.tickers, trades=self.trades)
         self.tickers, self.trades = {}, {}
-        if not self.latest and not self.ranges:
+        if not self.waiting:
             self.ready.clear()
         return drained
 
+    def _ordinary_due(self) -> bool:
+        """Whether the market waiting longest without being urgent has waited `ordinary_wait`."""
+        for market, since in self.waiting.items():
+            if market not in self.urgent:
+                return time.monotonic() - since >= self.ordinary_wait
+        return False
+
 
 def _within(markets, budget: int, weight) -> dict:
-    """The first of `markets` (in order, once each) until their weights reach `budget`;
-    at least one."""
+    """The first of `markets` (in order) until their weights reach `budget`; at least one."""
     taken, spent = {}, 0
     for market in markets:
-        if market in taken:
-            continue
         if taken and spent >= budget:
             break
         taken[market] = None

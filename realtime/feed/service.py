@@ -171,9 +171,11 @@ class Feed:
         for (exchange, symbol), (mark, at) in drained.latest.items():
             by_exchange.setdefault(exchange, {})[symbol] = (mark, at)
         for exchange, marks in by_exchange.items():
-            at = max(moment for _, moment in marks.values())
             self.index.apply_marks(
-                exchange=exchange, prices_by_symbol={symbol: mark for symbol, (mark, _) in marks.items()}, at=at
+                exchange=exchange,
+                prices_by_symbol={symbol: mark for symbol, (mark, _) in marks.items()},
+                moments={symbol: moment for symbol, (_, moment) in marks.items()},
+                at=max(moment for _, moment in marks.values()),
             )
         for (exchange, symbol), (low, high, at) in drained.ranges.items():
             price_alerts_check_range(exchange=exchange, symbol=symbol, low=low, high=high, at=at)
@@ -196,14 +198,14 @@ class Feed:
                 logger.debug("evaluation failure", exc_info=True)
                 await asyncio.sleep(1)
 
-    async def _persist(self) -> None:
+    async def _persist(self, *, until_empty: bool = False) -> None:
         """Write the marks the index moved until now, a chunk per turn of the database
         thread (tick batches queued meanwhile run between chunks), then its drawdown
         peaks. Marks moved during the round wait for the next one: a round never chases
-        the stream."""
-        for _ in range(math.ceil(len(self.index.held.marks) / MARKS_CHUNK)):
-            if not await self.db(self.index.held.marks_persist):
-                break
+        the stream (`until_empty`: at shutdown, when no tick comes any more)."""
+        rounds = math.inf if until_empty else math.ceil(len(self.index.held.marks) / MARKS_CHUNK)
+        while rounds > 0 and await self.db(self.index.held.marks_persist):
+            rounds -= 1
         await self.db(self.index.held.peaks_flush)
 
     def _reload(self) -> None:
@@ -212,11 +214,11 @@ class Feed:
             self.index.states_reload(list(users))
 
     async def _sweep(self) -> None:
-        """The index's sweep, `SWEEP_USERS` users a turn of the database thread."""
-        now = timezone.now()
-        users = await self.db(self.index.sweep_due, now=now)
+        """The index's sweep, `SWEEP_USERS` users a turn of the database thread, each turn
+        at its own time."""
+        users = await self.db(self.index.sweep_due, now=timezone.now())
         for start in range(0, len(users), SWEEP_USERS):
-            await self.db(self.index.evaluate, set(users[start : start + SWEEP_USERS]), now=now)
+            await self.db(self.index.sweep_turn, users[start : start + SWEEP_USERS])
 
     async def _timer_loop(self) -> None:
         last_sweep = 0.0
@@ -355,6 +357,7 @@ class Feed:
             # The index lives as long as the process: the cyclic collector no longer walks
             # it. A full collection walked it all, stopping every thread 60-75 ms
             # (bench/feed.py), and a crossing tick waited for it.
+            gc.collect()  # a load retried after an outage leaves tracebacks' cycles: not frozen
             gc.freeze()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -387,8 +390,10 @@ class Feed:
             await asyncio.wait_for(closing, timeout=SHUTDOWN_STEP_SECONDS)
         except TimeoutError:
             logger.warning("Feed: a venue did not close within %s s", SHUTDOWN_STEP_SECONDS)
-        try:
-            await asyncio.wait_for(self._persist(), timeout=SHUTDOWN_STEP_SECONDS)
+        try:  # the ticks still waiting, then every mark moved
+            if self.batch.waiting:
+                await asyncio.wait_for(self.db(self._evaluate, self.batch.drain()), timeout=SHUTDOWN_STEP_SECONDS)
+            await asyncio.wait_for(self._persist(until_empty=True), timeout=SHUTDOWN_STEP_SECONDS)
         except Exception as error:
             logger.warning("Feed: the last marks were not persisted: %s", error)
         index_activate(None)

@@ -69,7 +69,7 @@ def test_ordinary_markets_wait_behind_urgent_ones_at_most_ordinary_wait():
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
     batch.put(busy, price=D(101), mark=D(101), at=2, urgent=True)
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
-    batch.ordinary_at -= 61  # a minute of urgent ticks later
+    batch.waiting[quiet] -= 61  # a minute of urgent ticks later
     batch.put(busy, price=D(102), mark=D(102), at=3, urgent=True)
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [quiet]
     assert list(batch.drain(budget=1, weight=weight_of({})).latest) == [busy]
@@ -84,3 +84,21 @@ def test_a_market_is_never_split_and_one_heavier_than_the_budget_still_goes():
     drained = batch.drain(budget=10, weight=weight_of({whale: 500}))
     assert drained.ranges.keys() == {whale} and drained.latest == {}
     assert batch.drain(budget=10, weight=weight_of({whale: 500})).latest == {minnow: (D(5), 1)}
+
+
+def test_once_a_market_has_waited_ordinary_wait_drains_go_in_arrival_order_until_none_has():
+    """Scenario (a broad rally: urgent ticks on every batch): ten ordinary markets of 20
+    positions have waited a second; one market ticks urgently before every drain. The
+    next five drains (40 positions each) take the ten in arrival order, not one drain's
+    worth every 50 ms; then the urgent market goes."""
+    batch = MarkBatch(ordinary_wait=0.05)
+    ordinary = [("paper", f"S{n}USDT") for n in range(10)]
+    for market in ordinary:
+        batch.put(market, price=D(100), mark=D(100), at=1)
+        batch.waiting[market] -= 1  # a second ago
+    hot = ("paper", "HOTUSDT")
+    drained = []
+    for _ in range(6):
+        batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
+        drained += list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest)
+    assert drained == [*ordinary, hot]

@@ -23,8 +23,8 @@ D = Decimal
 OTHERS = [f"S{n:02d}USDT" for n in range(30)]
 
 
-def ticker(symbol: str, price) -> Ticker:
-    return Ticker(symbol, D(price), None, None, None, None, None, None, None, None, datetime.now(UTC))
+def ticker(symbol: str, price, at: datetime | None = None) -> Ticker:
+    return Ticker(symbol, D(price), None, None, None, None, None, None, None, None, at or datetime.now(UTC))
 
 
 @pytest.fixture
@@ -95,3 +95,27 @@ def test_the_feed_rereads_a_user_for_another_process_alert_but_not_for_its_own(t
     assert feed.reload_users == set()
     asyncio.run(feed._message(REDIS_ALERTS_CHANNEL.encode(), message("another-process")))
     assert feed.reload_users == {trader.pk}
+
+
+def test_a_market_ticking_alone_is_not_held_back_by_another_venue_clock(trader, desk):
+    """Scenario (venues' clocks differ between symbols): BTC at 116 stamped t+10 ms and an
+    ETH tick stamped t+60 ms are evaluated in one batch; then BTC ticks at 121 stamped
+    t+40 ms, past the trader's warning at 120, and goes alone. Its mark moves and the
+    warning is raised: BTC's positions carry BTC's own time, not the batch's latest."""
+    from datetime import timedelta
+
+    t = datetime.now(UTC)
+    feed = Feed(redis_client=None, listener_client=None)
+    feed.index = desk
+
+    async def ticks(*items):
+        for symbol, price, offset in items:
+            await feed.on_ticker("paper", ticker(symbol, price, t + timedelta(milliseconds=offset)))
+
+    asyncio.run(ticks(("BTCUSDT", "116", 10), ("S00USDT", "100.1", 60)))
+    feed._evaluate(feed.batch.drain(budget=1000, weight=feed._positions_in))
+    asyncio.run(ticks(("S00USDT", "100.2", 70), ("BTCUSDT", "121", 40)))
+    first = feed.batch.drain(budget=1000, weight=feed._positions_in)
+    assert list(first.latest) == [("paper", "BTCUSDT")]
+    feed._evaluate(first)
+    assert RiskAlert.objects.filter(user=trader, alert_type="position_size_warning").exists()

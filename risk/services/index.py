@@ -40,7 +40,7 @@ from risk.publish import announcements_deferred
 from risk.services import assess, hooks, prices
 from risk.services.breaker_inputs import price_ranges_load, streak_inputs_load
 from risk.services.evaluation import compute, outcome_apply
-from risk.services.index_bands import NOTHING_QUIET, band_after_peak, bands_of, due_of, market_quiet, past_peak
+from risk.services.index_bands import QuietPrices, band_after_peak, bands_of, due_of, past_peak
 from risk.services.index_desk import desk_compute, desk_levels
 from risk.services.index_writes import HeldWrites, peaks_merged
 from risk.services.open_state import open_states_load
@@ -79,11 +79,8 @@ class RiskIndex:
         self.streaks: dict = {}  # {user_id: (closed_trades, cutoffs)} for consecutive_losses
         self.held = HeldWrites(self.lock)  # marks and drawdown peaks not yet persisted
         self.bands: dict = {}  # {position_id: index_bands.Band}: no band, evaluate on its next tick
-        # {(exchange, symbol): (low, high)}: the prices inside every band of the market's
-        # positions (index_bands.market_quiet), read by the feed's event loop to take a tick
-        # outside them first; a market without an entry (none evaluated yet) in its turn.
-        self.quiet: dict = {}
-        self.quiet_stale: set = set()  # markets whose bands changed since
+        self.quiet = QuietPrices()  # per market, where no tick can change an evaluation
+        self.states_unsure: set = set()  # users whose writes were interrupted (`_states_recover`)
         self.due: dict = {}  # {user_id: when time alone may change the user's decision}
         self.swept_at = float("-inf")  # monotonic seconds of the last sweep of everyone
         self.evaluations = 0
@@ -114,29 +111,13 @@ class RiskIndex:
         return book
 
     def _reindex(self) -> None:
-        self.by_market = {}
+        by_market: dict = {}  # built apart: the feed's event loop reads it meanwhile
         for book in self.books.values():
             for position in book.positions:
-                self.by_market.setdefault((position.exchange, position.symbol), []).append(position)
+                by_market.setdefault((position.exchange, position.symbol), []).append(position)
+        self.by_market = by_market
         self.desk = desk_compute(self.books.values())
-        self.quiet_stale.update(self.by_market, self.quiet)
-
-    def _quiet_drop(self, positions) -> None:
-        """The bands of `positions` are gone or moved: their markets' quiet prices are
-        recomputed (`_quiet_refresh`) and, until then, none: every tick of them goes first."""
-        for position in positions:
-            market = (position.exchange, position.symbol)
-            self.quiet[market] = NOTHING_QUIET
-            self.quiet_stale.add(market)
-
-    def _quiet_refresh(self) -> None:
-        stale, self.quiet_stale = self.quiet_stale, set()
-        for market in stale:
-            positions = self.by_market.get(market)
-            if positions:
-                self.quiet[market] = market_quiet(positions, self.bands)
-            else:
-                self.quiet.pop(market, None)
+        self.quiet.stale.update(self.by_market, self.quiet)
 
     def _states_load(self, user_ids: list, *, streaks: bool = True) -> None:
         """What is open and latched for `user_ids`, and their streak inputs (which read
@@ -177,9 +158,9 @@ class RiskIndex:
         for position in positions:
             self.bands.pop(position.id, None)
         if deciding:
-            self.quiet_stale.update((position.exchange, position.symbol) for position in positions)
+            self.quiet.follow(positions)
         else:
-            self._quiet_drop(positions)
+            self.quiet.drop(positions)
         self.due.pop(user_id, None)
 
     def sweep(self, *, now: datetime | None = None) -> dict:
@@ -188,6 +169,11 @@ class RiskIndex:
         now = now or timezone.now()
         with self.lock:
             return self.evaluate(set(self.sweep_due(now=now)), now=now)
+
+    def sweep_turn(self, user_ids: list) -> dict:
+        """One turn of a sweep the feed spreads over its thread: `user_ids`, now."""
+        with self.lock:
+            return self.evaluate(set(user_ids), now=timezone.now())
 
     def sweep_due(self, *, now: datetime) -> list:
         """The users a sweep evaluates: whose due time has come or whose positions have
@@ -244,8 +230,7 @@ class RiskIndex:
             # officer's re-arm) move the version too: what is open is read again.
             self._states_load(list(self.books))
             self.bands, self.due = {}, {}  # new levels: every user's next tick evaluates it
-            self.quiet_stale.update(self.quiet)
-            self.quiet = {}
+            self.quiet.reset(self.by_market)
         return True
 
     # --- events ---------------------------------------------------------------------------
@@ -270,12 +255,18 @@ class RiskIndex:
             self._states_load(ids)
             self.evaluate(set(ids))
 
-    def apply_marks(self, *, exchange: str, prices_by_symbol: dict, at: datetime | None = None) -> set:
+    def apply_marks(
+        self, *, exchange: str, prices_by_symbol: dict, at: datetime | None = None, moments: dict | None = None
+    ) -> set:
         """Ticks of the feed: move the marks of every open position on `exchange` in
         these symbols, then evaluate the users a mark moved past a level of (out of its
         band), whose due time came, who hold a market a volatility breaker could trip
-        on, or everyone when a desk cap changed level. Returns the users evaluated."""
+        on, or everyone when a desk cap changed level. Returns the users evaluated.
+        `moments` ({symbol: when}) stamps each market's marks with its own tick's time
+        (else `at`): a mark is never moved by a tick older than the one it carries, and
+        venues' clocks differ between symbols. `at` is the evaluation's time."""
         at = at or timezone.now()
+        moments = moments or {}
         with self.lock:
             self.refresh_if_changed()
             desk_before = desk_levels(self.desk, self.config)
@@ -284,10 +275,11 @@ class RiskIndex:
             for symbol, price in prices_by_symbol.items():
                 price = Decimal(price)
                 level = float(price)
-                samples.append((exchange, symbol, price, at.timestamp()))
+                moment = moments.get(symbol, at)
+                samples.append((exchange, symbol, price, moment.timestamp()))
                 for position in self.by_market.get((exchange, symbol), ()):
                     old_signed, old_abs, old_upnl = position.signed_notional, position.notional, position.unrealized_pnl
-                    if not position_mark_apply(position, price=price, at=at):
+                    if not position_mark_apply(position, price=price, at=moment):
                         continue
                     self.desk.symbol_net[symbol] = (
                         self.desk.symbol_net.get(symbol, ZERO) - old_signed + position.signed_notional
@@ -307,7 +299,7 @@ class RiskIndex:
                         users.add(position.user_id)
                     elif past_peak(band, position, level):
                         self.bands[position.id] = band_after_peak(band, position, breakers=self.config.breakers)
-                        self.quiet_stale.add((exchange, symbol))  # refreshed when this batch's evaluation ends
+                        self.quiet.follow((position,))  # refreshed when this batch's evaluation ends
             users |= {user_id for user_id in moved if user_id in self.due and self.due[user_id] <= at}
             if desk_levels(self.desk, self.config) != desk_before:
                 users |= {user_id for user_id, book in self.books.items() if book.positions or book.accounts}
@@ -335,36 +327,44 @@ class RiskIndex:
         only for users whose decision writes something. Returns {user_id:
         EvaluationResult} for those written."""
         now = now or timezone.now()
-        written, decided = {}, []
+        self._states_recover()
+        written, decided, applying = {}, [], []
         config = self.config
         books = [self.books[user_id] for user_id in user_ids if user_id in self.books]
         # The volatility ranges of every market these users hold, in one Redis call.
         everyone = Book(user_id=None, positions=[position for book in books for position in book.positions])
         price_ranges = price_ranges_load(book=everyone, config=config, now=now)
-        with announcements_deferred():  # listeners after every user's alerts are out
-            for book in books:
-                user_id = book.user_id
-                self._unband(user_id, deciding=True)  # until this evaluation has decided
-                self.evaluations += 1
-                state = self.states.get(user_id) or OpenState()
-                closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
-                inputs = assess.BreakerInputs(
-                    closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges
-                )
-                limits = self.limits.get(user_id, [])
-                computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)
-                decision = outcome_decide(computed=computed, state=state, config=config, now=now)
-                if decision.peaks:
-                    self._peaks_adopt(user_id, decision.peaks)
-                if decision.writes_state:
-                    self.writes += 1
-                    written[user_id] = outcome_apply(
-                        computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
+        try:
+            with announcements_deferred():  # listeners after every user's alerts are out
+                for book in books:
+                    user_id = book.user_id
+                    self._unband(user_id, deciding=True)  # until this evaluation has decided
+                    self.evaluations += 1
+                    state = self.states.get(user_id) or OpenState()
+                    closed_trades, cutoffs = self.streaks.get(user_id, ({}, {}))
+                    inputs = assess.BreakerInputs(
+                        closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges
                     )
-                decided.append((computed, decision, state))
-        # What is open is read again once for every user written, after all of them are
-        # written and published: one user's reload never delays the next one's alert.
-        self._states_load(list(written), streaks=False)
+                    limits = self.limits.get(user_id, [])
+                    computed = compute(book=book, limits=limits, config=config, desk=self.desk, now=now, inputs=inputs)
+                    decision = outcome_decide(computed=computed, state=state, config=config, now=now)
+                    if decision.peaks:
+                        self._peaks_adopt(user_id, decision.peaks)
+                    if decision.writes_state:
+                        self.writes += 1
+                        applying.append(user_id)
+                        written[user_id] = outcome_apply(
+                            computed, decision, state, config=config, now=now, persist_peaks=False, report_latched=False
+                        )
+                    decided.append((computed, decision, state))
+            # What is open is read again once for every user written, after all of them are
+            # written and published: one user's reload never delays the next one's alert.
+            self._states_load(list(written), streaks=False)
+        except Exception:
+            # Each alert commits on its own: some of these users' writes may be in the
+            # database while what is open in memory is from before them.
+            self.states_unsure.update(applying)
+            raise
         for computed, decision, state in decided:
             user_id = computed.book.user_id
             self.bands.update(
@@ -372,16 +372,24 @@ class RiskIndex:
                     computed, limits=self.limits.get(user_id, []), config=config, state=self.states.get(user_id, state)
                 )
             )
-            # New bands: the markets' quiet prices follow when this evaluation ends (until
-            # then the earlier ones stand: marking them empty made every tick go first).
-            self.quiet_stale.update((position.exchange, position.symbol) for position in computed.book.positions)
+            # New bands: the quiet prices follow when this evaluation ends (until then the
+            # earlier ones stand: marking them empty made every tick go first).
+            self.quiet.follow(computed.book.positions)
             due = due_of(computed, decision, state=state, config=config, now=now)
             if due is not None:
                 self.due[user_id] = due
         if self.held.peaks_due(written=bool(written)):
             self.held.peaks_flush()
-        self._quiet_refresh()
+        self.quiet.refresh(self.by_market, self.bands)
         return written
+
+    def _states_recover(self) -> None:
+        """Read again what is open for the users whose writes an exception interrupted
+        (the echo of their alerts on `etrms:alerts` did it before; the feed skips the
+        echo of its own now), before any of them is evaluated again."""
+        if self.states_unsure:
+            self._states_load([user_id for user_id in self.states_unsure if user_id in self.books])
+            self.states_unsure.clear()
 
     def _peaks_adopt(self, user_id, updates: dict) -> None:
         """Keep every rise of a drawdown peak in memory at once (B6: the value is never

@@ -316,3 +316,41 @@ def due_of(computed, decision, *, state, config, now: datetime) -> datetime | No
                 moments.append(now.replace(second=0, microsecond=0) + timedelta(minutes=1))
             moments.append(position.opened_at + timedelta(seconds=float(breaker.threshold)))
     return min((moment for moment in moments if moment > now), default=None)
+
+
+class QuietPrices(dict):
+    """{(exchange, symbol): (low, high)}: each market's `market_quiet` prices, kept by the
+    risk index's thread and read, without a lock, by the feed's event loop to take a tick
+    outside them first (a market without an entry, none evaluated yet, in its turn).
+    Markets whose bands change are `stale` until `refresh` (at the end of an evaluation);
+    meanwhile their earlier prices stand (`follow`) or none do (`drop`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stale: set = set()
+
+    def follow(self, positions) -> None:
+        """New bands for `positions`: their markets' prices are recomputed at `refresh`."""
+        self.stale.update((position.exchange, position.symbol) for position in positions)
+
+    def drop(self, positions) -> None:
+        """The bands of `positions` are gone: until `refresh`, every tick of their markets
+        goes first."""
+        for position in positions:
+            self[(position.exchange, position.symbol)] = NOTHING_QUIET
+        self.follow(positions)
+
+    def reset(self, markets) -> None:
+        """Every band is gone: every tick goes first until `refresh`."""
+        self.clear()
+        self.update(dict.fromkeys(markets, NOTHING_QUIET))
+        self.stale.update(markets)
+
+    def refresh(self, by_market: dict, bands: dict) -> None:
+        stale, self.stale = self.stale, set()
+        for market in stale:
+            positions = by_market.get(market)
+            if positions:
+                self[market] = market_quiet(positions, bands)
+            else:
+                self.pop(market, None)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.services.marks import positions_marks_update
@@ -201,3 +202,26 @@ def test_users_crossing_on_one_tick_are_written_first_and_reread_once(
     with django_assert_max_num_queries(2 * QUERIES_TO_WRITE_AN_ALERT + QUERIES_TO_REREAD_WHAT_IS_OPEN):
         index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(130)})
     assert open_alert_types(trader) == open_alert_types(other) == ["position_size_warning"]
+
+
+def test_writes_interrupted_by_an_error_are_read_again_before_the_user_is_next_evaluated(trader, desk, monkeypatch):
+    """Scenario: a tick at 130 writes the trader's warning, then the database fails as the
+    index reads back what is open. Nothing may be written twice: before the trader's
+    next evaluation the index reads the open warning, so the tick at 131 writes nothing.
+    (The feed no longer hears the echo of its own alerts, which did this re-read.)"""
+    index = RiskIndex().load()
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("110")})
+    reload = index._states_load
+
+    def failing(user_ids, **kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(index, "_states_load", failing)
+    with pytest.raises(DatabaseError):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("130")})
+    assert open_alert_types(trader) == ["position_size_warning"] and index.states_unsure == {trader.pk}
+    monkeypatch.setattr(index, "_states_load", reload)
+    writes = index.writes
+    index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D("131")})
+    assert index.writes == writes and index.states_unsure == set()
+    assert open_alert_types(trader) == ["position_size_warning"]
