@@ -52,7 +52,7 @@ class MarkBatch:
         self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
         self.ranges: dict = {}  # {(exchange, symbol): (low, high, at of the extreme last seen)}
         self.waiting: dict = {}  # {market: monotonic time of its first tick since drained}, oldest first
-        self.urgent: dict = {}  # {market: None}, in arrival order: markets of `latest` to evaluate first
+        self.urgent: dict = {}  # {market: None}, in arrival order: waiting markets to evaluate first
         self.ordinary_wait = ordinary_wait
         self.ready = asyncio.Event()
         self.conflated = 0
@@ -63,26 +63,26 @@ class MarkBatch:
         if ticker is not None:
             self.tickers[market] = ticker
         if mark is not None:
-            self._latest_put(market, mark, at, urgent)
+            self._latest_put(market, mark, at)
         low, high, _ = self.ranges.get(market, (price, price, at))
         self.ranges[market] = (min(low, price), max(high, price), at)
-        self._arrived(market)
+        self._arrived(market, urgent)
 
     def mark_put(self, market, *, mark: Decimal, at, urgent: bool = False) -> None:
         """A mark from the venue's own mark prices (not a trade price: no price alert)."""
-        self._latest_put(market, mark, at, urgent)
-        self._arrived(market)
+        self._latest_put(market, mark, at)
+        self._arrived(market, urgent)
 
-    def _latest_put(self, market, mark: Decimal, at, urgent: bool) -> None:
+    def _latest_put(self, market, mark: Decimal, at) -> None:
         if market in self.latest:
             self.conflated += 1
         self.latest[market] = (mark, at)
-        if urgent:
-            self.urgent[market] = None
 
-    def _arrived(self, market) -> None:
+    def _arrived(self, market, urgent: bool) -> None:
         if market not in self.waiting:
             self.waiting[market] = time.monotonic()
+        if urgent:
+            self.urgent[market] = None
         self.ready.set()
 
     def trades_put(self, market, trades: list) -> None:

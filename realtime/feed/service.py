@@ -51,7 +51,7 @@ from realtime.feed.deadman import DeadMansSwitch
 from realtime.feed.marks import MarkBatch, MarkGuard
 from realtime.feed.outbox import Outbox
 from realtime.feed.venues import VenueStreams, iso_from_unix
-from realtime.services.price_alert_index import price_alerts_check_range
+from realtime.services.price_alert_index import price_alert_index, price_alerts_check_range
 from realtime.streams import TICKER_CHANNEL, TRADES_CHANNEL, ticker_frame, trade_frame
 from realtime.ws.demand import demanded_markets, markets_merge
 from risk.publish import PROCESS_ORIGIN
@@ -91,6 +91,7 @@ class Feed:
         jump = max_mark_jump if max_mark_jump is not None else Decimal(str(settings.FEED_MAX_MARK_JUMP))
         self.guard = MarkGuard(jump)
         self.batch = MarkBatch()
+        self.price_alerts = price_alert_index()  # its targets make a tick urgent too
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-db")
         self.caches = CachesWriter()
         self.index: RiskIndex | None = None
@@ -137,9 +138,8 @@ class Feed:
         market = (exchange, ticker.symbol)
         venue = self.venues.get(exchange)
         mark = None if venue is not None and venue.has_mark_prices else self.guard.accept(market, ticker.last)
-        self.batch.put(
-            market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker, urgent=self._urgent(market, mark)
-        )
+        urgent = self._urgent(market, mark) or self.price_alerts.reached(market, ticker.last)
+        self.batch.put(market, price=ticker.last, mark=mark, at=ticker.timestamp, ticker=ticker, urgent=urgent)
 
     def _urgent(self, market, mark) -> bool:
         """Whether `mark` is outside the quiet prices of `market` (RiskIndex.quiet): it may

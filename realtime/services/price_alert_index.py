@@ -107,6 +107,18 @@ class PriceAlertIndex:
             del side.below[below_start:]
             return [(alert, price) for alert_id, price in hits if (alert := self._alerts.pop(alert_id, None))]
 
+    def reached(self, market, price: Decimal) -> bool:
+        """Whether `price` reaches a target of `market` (exchange, symbol): the feed's event
+        loop asks it on every tick to take such a tick first. No lock and no I/O: a hint,
+        `crossed` decides."""
+        side = self._markets.get(market)
+        if side is None:
+            return False
+        try:
+            return bool(side.above and side.above[0][0] <= price) or bool(side.below and side.below[-1][0] >= price)
+        except IndexError:  # `crossed` emptied a list meanwhile
+            return False
+
     def __len__(self) -> int:
         return len(self._alerts)
 

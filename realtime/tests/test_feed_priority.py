@@ -119,3 +119,27 @@ def test_a_market_ticking_alone_is_not_held_back_by_another_venue_clock(trader, 
     assert list(first.latest) == [("paper", "BTCUSDT")]
     feed._evaluate(first)
     assert RiskAlert.objects.filter(user=trader, alert_type="position_size_warning").exists()
+
+
+def test_a_tick_reaching_a_price_alert_target_goes_first(trader, desk):
+    """Scenario: the trader's price alert on SOL above 150; 30 markets wait, then SOL
+    ticks at 150.5 (nobody holds SOL: no band says anything). The next batch is SOL
+    alone, and the alert fires."""
+    from realtime.models import PriceAlert
+    from realtime.services.price_alert_index import price_alert_index
+
+    PriceAlert.objects.create(user=trader, exchange="paper", symbol="SOLUSDT", condition="above", target_price=D(150))
+    price_alert_index().reload()
+    feed = Feed(redis_client=None, listener_client=None)
+    feed.index = desk
+
+    async def ticks():
+        for symbol in OTHERS:
+            await feed.on_ticker("paper", ticker(symbol, "100.5"))
+        await feed.on_ticker("paper", ticker("SOLUSDT", "150.5"))
+
+    asyncio.run(ticks())
+    first = feed.batch.drain(budget=50, weight=feed._positions_in)
+    assert list(first.ranges) == [("paper", "SOLUSDT")]
+    feed._evaluate(first)
+    assert PriceAlert.objects.get().status == "triggered"
