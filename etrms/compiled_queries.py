@@ -108,12 +108,28 @@ def compiled_page(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not compiled.converters:
+    return rows_converted(rows, compiled.converters, connection)
+
+
+def column_converters(expressions, connection) -> tuple:
+    """Django's converters of the columns `expressions` select, as the compiler finds
+    them: (column index, converters, expression) for each column that has any."""
+    converters = []
+    for index, expression in enumerate(expressions):
+        convs = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if convs:
+            converters.append((index, tuple(convs), expression))
+    return tuple(converters)
+
+
+def rows_converted(rows: list, converters: tuple, connection) -> list[tuple]:
+    """`rows` as the ORM would read them: each column through its converters."""
+    if not converters:
         return rows
     converted = []
     for row in rows:
         row = list(row)
-        for index, convs, expression in compiled.converters:
+        for index, convs, expression in converters:
             value = row[index]
             for convert in convs:
                 value = convert(value, expression, connection)

@@ -8,7 +8,8 @@ task hands the message back to the broker (jobs.tasks); the row stays the truth.
 
 Every transition is a single conditional UPDATE on (id, attempt, status), so a message
 delivered twice, or a late worker whose job was already recovered elsewhere, changes
-nothing.
+nothing. The start (which also reads the row) and the completion are compiled once
+(jobs.services.statements): a no-op job costs its worker two statements.
 """
 
 import json
@@ -27,9 +28,10 @@ from django.utils import timezone
 from etrms.logging import user_id_var
 from etrms.metrics import JOB_DURATION, JOBS_FINISHED
 from etrms.outage import DATABASE_ERRORS, OutageLog
-from jobs.models import NOT_STARTED, Job, JobStatus
+from jobs.models import Job, JobStatus
 from jobs.registry import handler_get
 from jobs.services.heartbeats import worker_count_job
+from jobs.services.statements import job_complete, job_start
 
 logger = logging.getLogger("jobs.execution")
 # In each pool process: an outage is logged when it starts and when it ends.
@@ -83,9 +85,7 @@ def job_execute(*, job_id: str, attempt: int, worker: str) -> str | None:
     close_old_connections()
     now = timezone.now()
     try:
-        started = Job.objects.filter(pk=job_id, attempt=attempt, status__in=NOT_STARTED, run_at__isnull=True).update(
-            status=JobStatus.PROCESSING, started_at=now, worker=worker, worker_pid=os.getpid()
-        )
+        job = job_start(job_id=job_id, attempt=attempt, now=now, worker=worker, worker_pid=os.getpid())
     except DATABASE_ERRORS as exc:
         _start_outage.failed(exc)
         close_old_connections()
@@ -93,10 +93,9 @@ def job_execute(*, job_id: str, attempt: int, worker: str) -> str | None:
         time.sleep(settings.JOB_DATABASE_RETRY_SECONDS)
         raise DatabaseUnavailable(job_id) from exc
     _start_outage.ok()
-    if not started:
+    if job is None:
         logger.info("job %s attempt %s not started: cancelled, done or superseded", job_id, attempt)
         return None
-    job = Job.objects.get(pk=job_id)
     token = user_id_var.set(str(job.user_id) if job.user_id else "-")
     began = time.perf_counter()
     try:
@@ -113,10 +112,8 @@ def job_execute(*, job_id: str, attempt: int, worker: str) -> str | None:
         logger.warning("job %s (%s) failed: %s", job_id, job.name, exc)
         succeeded = False
     else:
-        updated = Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.PROCESSING).update(
-            status=JobStatus.COMPLETED, result=result, error="", completed_at=timezone.now()
-        )
-        status = JobStatus.COMPLETED if updated else None
+        completed = job_complete(job_id=job_id, attempt=attempt, result=result, now=timezone.now())
+        status = JobStatus.COMPLETED if completed else None
         succeeded = True
     finally:
         user_id_var.reset(token)
