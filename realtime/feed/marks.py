@@ -32,6 +32,9 @@ class MarkGuard:
         return None
 
 
+ORDINARY_TURNS = 5  # batches of the markets waiting longest per `ordinary_wait`, at least
+
+
 class MarkBatch:
     """The marks waiting for evaluation: the latest per market (conflated: latest wins)
     plus the lowest and highest price seen since the last drain, so price alerts see
@@ -40,11 +43,12 @@ class MarkBatch:
 
     A drain takes the markets whose mark may cross a level (`urgent`: outside the risk
     index's quiet prices) first, else the markets waiting longest up to a budget: a
-    crossing waits for one short batch, not for the whole desk's. No market waits more
-    than `ordinary_wait` seconds behind urgent ones: once the one waiting longest is that
-    old, drains take the markets in arrival order until none is, so a flood of urgent
-    ticks (a broad rally: every position at its peak) never starves the rest, whose
-    crossings no price can flag (desk caps, volatility, time)."""
+    crossing waits for one short batch, not for the whole desk's. Once a market has
+    waited `ordinary_wait` seconds behind urgent ones, the markets waiting longest get a
+    batch every `ordinary_wait / ORDINARY_TURNS` seconds until none has: a flood of
+    urgent ticks (a broad rally: every position at its peak) never starves the rest,
+    whose crossings no price can flag (desk caps, volatility, time), and a crossing
+    waits for at most one of their batches."""
 
     def __init__(self, *, recent_trades: int = 20, ordinary_wait: float = 0.05):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
@@ -54,6 +58,7 @@ class MarkBatch:
         self.waiting: dict = {}  # {market: monotonic time of its first tick since drained}, oldest first
         self.urgent: dict = {}  # {market: None}, in arrival order: waiting markets to evaluate first
         self.ordinary_wait = ordinary_wait
+        self.ordinary_at = 0.0  # monotonic time of the last drain of the markets waiting longest
         self.ready = asyncio.Event()
         self.conflated = 0
         self.recent_trades = recent_trades
@@ -94,9 +99,15 @@ class MarkBatch:
         """What came since the last drain: the urgent markets first, then the markets
         waiting longest, until their `weight(market)` adds up to `budget` (everything
         without a budget). Tickers and trades go whole: the caches keep only the latest."""
+        now = time.monotonic()
+        take_urgent = bool(self.urgent) and (
+            now - self.ordinary_at < self.ordinary_wait / ORDINARY_TURNS or not self._ordinary_due(now)
+        )
+        if not take_urgent:
+            self.ordinary_at = now
         if budget is None:
             markets = self.waiting
-        elif self.urgent and not self._ordinary_due():
+        elif take_urgent:
             markets = _within(self.urgent, budget, weight)
         else:
             markets = _within(self.waiting, budget, weight)
@@ -111,11 +122,11 @@ class MarkBatch:
             self.ready.clear()
         return drained
 
-    def _ordinary_due(self) -> bool:
+    def _ordinary_due(self, now: float) -> bool:
         """Whether the market waiting longest without being urgent has waited `ordinary_wait`."""
         for market, since in self.waiting.items():
             if market not in self.urgent:
-                return time.monotonic() - since >= self.ordinary_wait
+                return now - since >= self.ordinary_wait
         return False
 
 

@@ -86,19 +86,22 @@ def test_a_market_is_never_split_and_one_heavier_than_the_budget_still_goes():
     assert batch.drain(budget=10, weight=weight_of({whale: 500})).latest == {minnow: (D(5), 1)}
 
 
-def test_once_a_market_has_waited_ordinary_wait_drains_go_in_arrival_order_until_none_has():
+def test_once_a_market_has_waited_ordinary_wait_it_gets_a_batch_every_tenth_of_it():
     """Scenario (a broad rally: urgent ticks on every batch): ten ordinary markets of 20
-    positions have waited a second; one market ticks urgently before every drain. The
-    next five drains (40 positions each) take the ten in arrival order, not one drain's
-    worth every 50 ms; then the urgent market goes."""
+    positions have waited a second; one market ticks urgently before every drain, and a
+    drain takes 2 ms. The ten go two a batch every 10 ms (`ordinary_wait` / 5, not one
+    batch every 50 ms), the urgent market in every batch between, so it never waits
+    behind more than one of theirs."""
     batch = MarkBatch(ordinary_wait=0.05)
     ordinary = [("paper", f"S{n}USDT") for n in range(10)]
     for market in ordinary:
         batch.put(market, price=D(100), mark=D(100), at=1)
         batch.waiting[market] -= 1  # a second ago
     hot = ("paper", "HOTUSDT")
-    drained = []
-    for _ in range(6):
+    drains = []
+    for _ in range(25):
         batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
-        drained += list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest)
-    assert drained == [*ordinary, hot]
+        drains.append(list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest))
+        batch.ordinary_at -= 0.002  # the drain's 2 ms
+    assert drains[0::5] == [ordinary[n : n + 2] for n in range(0, 10, 2)]
+    assert all(drain == [hot] for n, drain in enumerate(drains) if n % 5)
