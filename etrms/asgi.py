@@ -43,10 +43,10 @@ application = ProtocolTypeRouter(
 
 # Everything imported so far (Django, the apps, Channels, Twisted) lives as long as the
 # process: the cyclic collector no longer walks it. A full collection walked it all
-# every second or two under a thousand sockets, stopping every delivery 50-113 ms; and
-# young collections every 20,000 allocations instead of 700 make the full ones rare
-# (bench/ws_fanout.py, 1,000 subscribers at 20,000 messages/s: p99 tick age 139-154 ms
-# before, 81 ms with the freeze alone, 42-43 ms with both; the bare broadcast server 38).
+# every second or two under a thousand sockets, stopping every delivery 50-113 ms
+# (bench/ws_fanout.py, 1,000 subscribers at 20,000 messages/s: p99 tick age 139-156 ms
+# before, 74-81 ms after; the bare broadcast server 38). Raising the young generation's
+# threshold as well (20,000) halved that again but left a stalled client's socket open
+# long after its close (test_ws_daphne's stalled client, 3 runs in 5): not done.
 gc.collect()  # what startup left as garbage is not frozen with the rest
 gc.freeze()
-gc.set_threshold(20_000, 20, 20)

@@ -189,10 +189,9 @@ def test_the_daphne_process_keeps_its_startup_heap_out_of_the_cyclic_collector(t
     """bench/ws_fanout.py: full collections walking Django, Channels and Twisted stopped
     every delivery of a daphne process 50-113 ms, every second or two."""
     base = {"PATH": os.environ["PATH"], "ETRMS_VAR_DIR": str(tmp_path)}
-    script = "import gc, etrms.asgi; print(gc.get_freeze_count(), *gc.get_threshold())"
+    script = "import gc, etrms.asgi; print(gc.get_freeze_count())"
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    frozen, young, *_ = map(int, result.stdout.split()[-4:])
-    assert frozen > 10_000 and young == 20_000
+    assert int(result.stdout.split()[-1]) > 10_000
