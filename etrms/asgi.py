@@ -1,6 +1,5 @@
 """ASGI entry point (daphne): HTTP to Django, /api/v1/ws... to the Channels consumers."""
 
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -40,13 +39,3 @@ application = ProtocolTypeRouter(
         ),
     }
 )
-
-# Everything imported so far (Django, the apps, Channels, Twisted) lives as long as the
-# process: the cyclic collector no longer walks it. A full collection walked it all
-# every second or two under a thousand sockets, stopping every delivery 50-113 ms
-# (bench/ws_fanout.py, 1,000 subscribers at 20,000 messages/s: p99 tick age 139-156 ms
-# before, 74-81 ms after; the bare broadcast server 38). Raising the young generation's
-# threshold as well (20,000) halved that again but left a stalled client's socket open
-# long after its close (test_ws_daphne's stalled client, 3 runs in 5): not done.
-gc.collect()  # what startup left as garbage is not frozen with the rest
-gc.freeze()

@@ -183,15 +183,3 @@ def test_sqlite_runs_in_wal_mode():
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
-
-
-def test_the_daphne_process_keeps_its_startup_heap_out_of_the_cyclic_collector(tmp_path):
-    """bench/ws_fanout.py: full collections walking Django, Channels and Twisted stopped
-    every delivery of a daphne process 50-113 ms, every second or two."""
-    base = {"PATH": os.environ["PATH"], "ETRMS_VAR_DIR": str(tmp_path)}
-    script = "import gc, etrms.asgi; print(gc.get_freeze_count())"
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert int(result.stdout.split()[-1]) > 10_000

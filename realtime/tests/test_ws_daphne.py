@@ -122,7 +122,8 @@ async def test_stalled_client_that_never_reads_does_not_delay_the_others(servers
     pipe = redis.pipeline(transaction=False)
     for n in range(RELIABLE_BUFFER + 5):
         pipe.publish(REDIS_ALERTS_CHANNEL, json.dumps({"user_id": stalled_user, "alert": {"id": str(n)}}))
-    await asyncio.to_thread(pipe.execute)
+    heard = await asyncio.to_thread(pipe.execute)
+    assert min(heard) >= 1, f"alerts nobody subscribed to heard: {sorted(set(heard))}"
     await wait_until(
         lambda: not [item for item in connections(server) if item["user_id"] == stalled_user],
         timeout=30,  # the close, a 2 s abort for a client that never reads it, then the registry
