@@ -9,10 +9,10 @@ keep a cached price at most a quarter of a second behind the stream."""
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+from realtime.feed.marks import RECENT_TRADES
 from realtime.services.market_data import market_caches_put
 
 WRITE_EVERY_SECONDS = 0.25
-RECENT_TRADES = 20  # the newest trades of a market kept between writes
 
 
 class CachesWriter:
@@ -25,9 +25,9 @@ class CachesWriter:
         """A batch's tickers and trades (`marks.Drained`), merged with what waits: the
         newest RECENT_TRADES of a market's trades since the last write."""
         for market, ticker in drained.tickers.items():
-            previous = self.pending.get(market)
-            trades = [*(previous[1] or [] if previous else []), *drained.trades.get(market, [])]
-            self.pending[market] = (ticker, trades[-RECENT_TRADES:] or None)
+            kept = self.pending[market][1] if market in self.pending else None
+            new = drained.trades.get(market)
+            self.pending[market] = (ticker, (kept + new)[-RECENT_TRADES:] if kept and new else new or kept)
         if self.pending:
             self.ready.set()
 

@@ -33,6 +33,7 @@ class MarkGuard:
 
 
 ORDINARY_TURNS = 5  # batches of the markets waiting longest per `ordinary_wait`, at least
+RECENT_TRADES = 20  # a market's newest trades kept for the market-data cache
 
 
 class MarkBatch:
@@ -50,7 +51,7 @@ class MarkBatch:
     whose crossings no price can flag (desk caps, volatility, time), and a crossing
     waits for at most one of their batches."""
 
-    def __init__(self, *, recent_trades: int = 20, ordinary_wait: float = 0.05):
+    def __init__(self, *, recent_trades: int = RECENT_TRADES, ordinary_wait: float = 0.05):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
         self.tickers: dict = {}  # {(exchange, symbol): the latest Ticker} for the caches
         self.trades: dict = {}  # {(exchange, symbol): [Trade], newest last} since the last drain
@@ -99,17 +100,12 @@ class MarkBatch:
         """What came since the last drain: the urgent markets first, then the markets
         waiting longest, until their `weight(market)` adds up to `budget` (everything
         without a budget). Tickers and trades go whole: the caches keep only the latest."""
-        now = time.monotonic()
-        take_urgent = bool(self.urgent) and (
-            now - self.ordinary_at < self.ordinary_wait / ORDINARY_TURNS or not self._ordinary_due(now)
-        )
-        if not take_urgent:
-            self.ordinary_at = now
         if budget is None:
             markets = self.waiting
-        elif take_urgent:
+        elif self._urgent_first():
             markets = _within(self.urgent, budget, weight)
         else:
+            self.ordinary_at = time.monotonic()
             markets = _within(self.waiting, budget, weight)
         latest = {market: self.latest.pop(market) for market in markets if market in self.latest}
         ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
@@ -122,12 +118,17 @@ class MarkBatch:
             self.ready.clear()
         return drained
 
-    def _ordinary_due(self, now: float) -> bool:
-        """Whether the market waiting longest without being urgent has waited `ordinary_wait`."""
-        for market, since in self.waiting.items():
-            if market not in self.urgent:
-                return now - since >= self.ordinary_wait
-        return False
+    def _urgent_first(self) -> bool:
+        """Whether this drain takes the urgent markets: some wait, and either the markets
+        waiting longest had a batch in the last `ordinary_wait / ORDINARY_TURNS` seconds or
+        none of them (not urgent) has waited `ordinary_wait` yet."""
+        if not self.urgent:
+            return False
+        now = time.monotonic()
+        if now - self.ordinary_at < self.ordinary_wait / ORDINARY_TURNS:
+            return True
+        since = next((since for market, since in self.waiting.items() if market not in self.urgent), now)
+        return now - since < self.ordinary_wait
 
 
 def _within(markets, budget: int, weight) -> dict:

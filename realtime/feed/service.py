@@ -226,7 +226,8 @@ class Feed:
             await asyncio.sleep(PERSIST_SECONDS)
             try:
                 await self._persist()
-                await self.db(self._reload)
+                if self.reload_users:
+                    await self.db(self._reload)
                 if time.monotonic() - last_sweep >= SWEEP_SECONDS:
                     await self._sweep()
                     last_sweep = time.monotonic()

@@ -46,20 +46,26 @@ def desk(trader, make_user):
     return index
 
 
+def feed_behind_the_desk(index, symbol: str, price: str) -> Feed:
+    """A feed on `index` whose 30 other markets ticked, then `symbol` at `price`."""
+    feed = Feed(redis_client=None, listener_client=None)
+    feed.index = index
+
+    async def ticks():
+        for other in OTHERS:
+            await feed.on_ticker("paper", ticker(other, "100.5"))
+        await feed.on_ticker("paper", ticker(symbol, price))
+
+    asyncio.run(ticks())
+    return feed
+
+
 @override_settings(FEED_BATCH_POSITIONS=50)
 def test_a_crossing_tick_behind_the_whole_desk_is_evaluated_in_the_next_batch(trader, desk):
     """Scenario: 30 markets of 10 positions tick (six batches of 50 positions), then BTC
     ticks at 121, past the trader's warning at 120. The next batch is BTC alone and
     raises the warning; the 30 markets follow in arrival order."""
-    feed = Feed(redis_client=None, listener_client=None)
-    feed.index = desk
-
-    async def ticks():
-        for symbol in OTHERS:
-            await feed.on_ticker("paper", ticker(symbol, "100.5"))
-        await feed.on_ticker("paper", ticker("BTCUSDT", "121"))
-
-    asyncio.run(ticks())
+    feed = feed_behind_the_desk(desk, "BTCUSDT", "121")
     first = feed.batch.drain(budget=50, weight=feed._positions_in)
     assert list(first.latest) == [("paper", "BTCUSDT")]
     feed._evaluate(first)
@@ -130,15 +136,7 @@ def test_a_tick_reaching_a_price_alert_target_goes_first(trader, desk):
 
     PriceAlert.objects.create(user=trader, exchange="paper", symbol="SOLUSDT", condition="above", target_price=D(150))
     price_alert_index().reload()
-    feed = Feed(redis_client=None, listener_client=None)
-    feed.index = desk
-
-    async def ticks():
-        for symbol in OTHERS:
-            await feed.on_ticker("paper", ticker(symbol, "100.5"))
-        await feed.on_ticker("paper", ticker("SOLUSDT", "150.5"))
-
-    asyncio.run(ticks())
+    feed = feed_behind_the_desk(desk, "SOLUSDT", "150.5")
     first = feed.batch.drain(budget=50, weight=feed._positions_in)
     assert list(first.ranges) == [("paper", "SOLUSDT")]
     feed._evaluate(first)
