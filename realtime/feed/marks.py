@@ -46,10 +46,11 @@ class MarkBatch:
     index's quiet prices) first, else the markets waiting longest up to a budget: a
     crossing waits for one short batch, not for the whole desk's. Once a market has
     waited `ordinary_wait` seconds behind urgent ones, the markets waiting longest get a
-    batch every `ordinary_wait / ORDINARY_TURNS` seconds until none has: a flood of
-    urgent ticks (a broad rally: every position at its peak) never starves the rest,
-    whose crossings no price can flag (desk caps, volatility, time), and a crossing
-    waits for at most one of their batches."""
+    batch every `ordinary_wait / ORDINARY_TURNS` seconds until none has, and never two in
+    a row while urgent markets wait: a flood of urgent ticks (a broad rally: every
+    position at its peak) never starves the rest, whose crossings no price can flag
+    (desk caps, volatility, time), and a crossing waits for at most one of their batches,
+    however long a batch takes (when evaluation falls behind, batches alternate)."""
 
     def __init__(self, *, recent_trades: int = RECENT_TRADES, ordinary_wait: float = 0.05):
         self.latest: dict = {}  # {(exchange, symbol): (price, at)}
@@ -60,6 +61,7 @@ class MarkBatch:
         self.urgent: dict = {}  # {market: None}, in arrival order: waiting markets to evaluate first
         self.ordinary_wait = ordinary_wait
         self.ordinary_at = 0.0  # monotonic time of the last drain of the markets waiting longest
+        self.ordinary_last = False  # whether the last budgeted drain was theirs
         self.ready = asyncio.Event()
         self.conflated = 0
         self.recent_trades = recent_trades
@@ -91,6 +93,14 @@ class MarkBatch:
             self.urgent[market] = None
         self.ready.set()
 
+    def urgent_again(self, urgent) -> None:
+        """Flag the waiting markets whose latest mark `urgent(market, mark)` says may cross
+        a level now: the levels they were judged against at arrival can change meanwhile
+        (a crossing's evaluation writes an alert and its way back becomes a level)."""
+        for market, (mark, _) in self.latest.items():
+            if market not in self.urgent and urgent(market, mark):
+                self.urgent[market] = None
+
     def trades_put(self, market, trades: list) -> None:
         kept = self.trades.setdefault(market, [])
         kept.extend(trades)
@@ -103,9 +113,10 @@ class MarkBatch:
         if budget is None:
             markets = self.waiting
         elif self._urgent_first():
+            self.ordinary_last = False
             markets = _within(self.urgent, budget, weight)
         else:
-            self.ordinary_at = time.monotonic()
+            self.ordinary_at, self.ordinary_last = time.monotonic(), True
             markets = _within(self.waiting, budget, weight)
         latest = {market: self.latest.pop(market) for market in markets if market in self.latest}
         ranges = {market: self.ranges.pop(market) for market in markets if market in self.ranges}
@@ -119,13 +130,14 @@ class MarkBatch:
         return drained
 
     def _urgent_first(self) -> bool:
-        """Whether this drain takes the urgent markets: some wait, and either the markets
-        waiting longest had a batch in the last `ordinary_wait / ORDINARY_TURNS` seconds or
-        none of them (not urgent) has waited `ordinary_wait` yet."""
+        """Whether this drain takes the urgent markets: some wait, and either the last
+        drain was the markets waiting longest, or they had a batch in the last
+        `ordinary_wait / ORDINARY_TURNS` seconds, or none of them (not urgent) has waited
+        `ordinary_wait` yet."""
         if not self.urgent:
             return False
         now = time.monotonic()
-        if now - self.ordinary_at < self.ordinary_wait / ORDINARY_TURNS:
+        if self.ordinary_last or now - self.ordinary_at < self.ordinary_wait / ORDINARY_TURNS:
             return True
         since = next((since for market, since in self.waiting.items() if market not in self.urgent), now)
         return now - since < self.ordinary_wait

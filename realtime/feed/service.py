@@ -187,6 +187,7 @@ class Feed:
             self.caches.put(drained)
             try:
                 await self.db(self._evaluate, drained)
+                self.batch.urgent_again(self._urgent)  # against the quiet prices it left
                 self.batches += 1
                 FEED_BATCHES.inc()
                 stamps = [at for _, at in drained.latest.values() if at is not None]

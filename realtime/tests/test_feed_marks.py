@@ -105,3 +105,28 @@ def test_once_a_market_has_waited_ordinary_wait_it_gets_a_batch_every_tenth_of_i
         batch.ordinary_at -= 0.002  # the drain's 2 ms
     assert drains[0::5] == [ordinary[n : n + 2] for n in range(0, 10, 2)]
     assert all(drain == [hot] for n, drain in enumerate(drains) if n % 5)
+
+
+def test_when_evaluation_falls_behind_a_crossing_still_waits_for_at_most_one_ordinary_batch():
+    """Scenario (a machine too slow for the tick rate): every drain takes 20 ms, longer
+    than `ordinary_wait` / 5, and the ordinary markets have waited a second. A crossing
+    tick arrives before every drain: batches alternate between it and the markets
+    waiting longest (before, every drain was theirs once one had waited 10 ms since
+    their last, and the crossing waited behind all of them)."""
+    batch = MarkBatch(ordinary_wait=0.05)
+    ordinary = [("paper", f"S{n}USDT") for n in range(10)]
+    for market in ordinary:
+        batch.put(market, price=D(100), mark=D(100), at=1)
+        batch.waiting[market] -= 1
+    hot = ("paper", "HOTUSDT")
+    drains = []
+    for _ in range(10):
+        batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
+        drains.append(list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest))
+        batch.ordinary_at -= 0.02  # the drain's 20 ms
+        for market in drains[-1]:
+            if market in ordinary:  # they tick again meanwhile, still waiting longest
+                batch.put(market, price=D(100), mark=D(100), at=3)
+                batch.waiting[market] -= 1
+    assert drains[1::2] == [[hot]] * 5
+    assert all(hot not in drain for drain in drains[0::2])

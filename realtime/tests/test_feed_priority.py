@@ -141,3 +141,27 @@ def test_a_tick_reaching_a_price_alert_target_goes_first(trader, desk):
     assert list(first.ranges) == [("paper", "SOLUSDT")]
     feed._evaluate(first)
     assert PriceAlert.objects.get().status == "triggered"
+
+
+@override_settings(FEED_BATCH_POSITIONS=50)
+def test_the_tick_back_that_came_while_a_crossing_was_written_goes_first(trader, desk):
+    """Scenario (the feed benchmark's crossing and its way back): BTC at 121 passes the
+    trader's warning at 120. While its batch is still being evaluated, the 30 other
+    markets tick and then BTC ticks back at 110: judged at arrival against the quiet
+    prices from before the crossing (which held 110), it was not urgent. Once the
+    batch ends, the new bands put a level between (the warning resolves below 120), and
+    the tick back goes first. Before, it waited behind the six batches of the desk."""
+    feed = feed_behind_the_desk(desk, "BTCUSDT", "121")
+    feed.batch.ordinary_wait = 60  # however long this test's evaluation takes
+    crossing = feed.batch.drain(budget=50, weight=feed._positions_in)
+
+    async def meanwhile():
+        for other in OTHERS:
+            await feed.on_ticker("paper", ticker(other, "100.6"))
+        await feed.on_ticker("paper", ticker("BTCUSDT", "110"))
+
+    asyncio.run(meanwhile())
+    assert ("paper", "BTCUSDT") not in feed.batch.urgent  # the quiet prices from before the crossing
+    feed._evaluate(crossing)
+    feed.batch.urgent_again(feed._urgent)  # as the evaluation loop does after each batch
+    assert list(feed.batch.drain(budget=50, weight=feed._positions_in).latest) == [("paper", "BTCUSDT")]

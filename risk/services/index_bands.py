@@ -285,11 +285,11 @@ def market_quiet(positions: list, bands: dict) -> tuple[float, float]:
         if band.low >= band.high:
             continue
         low, high = max(low, band.low), min(high, band.high)
-        if band.peak is not None:
+        if band.peak is not None:  # a mark at the peak is not past it (`past_peak`): quiet too
             if position.direction > 0:
-                high = min(high, band.peak)
+                high = min(high, math.nextafter(band.peak, math.inf))
             else:
-                low = max(low, band.peak)
+                low = max(low, math.nextafter(band.peak, -math.inf))
     return low, high
 
 

@@ -116,6 +116,22 @@ def test_the_quiet_prices_of_a_market_end_at_its_positions_nearest_level(trader,
     assert index.quiet[("paper", "BTCUSDT")][0] < 130 < index.quiet[("paper", "BTCUSDT")][1]
 
 
+def test_a_mark_back_at_a_positions_peak_is_quiet(trader):
+    """Scenario: BTC long 10 @ 100 under a trailing stop; ticks at 104 then 103 leave its
+    peak at 104. A tick back at exactly 104 is not past the peak (it moves nothing), so
+    it waits its turn; 104.01 moves the peak and goes first. Before, the quiet prices
+    ended strictly below the peak and every tick revisiting it went first (a seventh of
+    the feed benchmark's ticks)."""
+    _desk(trader, drawdown_limit=False)
+    index = RiskIndex().load()
+    for price in ("104", "103"):
+        index.apply_marks(exchange="paper", prices_by_symbol={"BTCUSDT": D(price)})
+    [position] = index.by_market[("paper", "BTCUSDT")]
+    assert index.bands[position.id].peak == 104
+    low, high = index.quiet[("paper", "BTCUSDT")]
+    assert low < 104 < high and not high > 104.01
+
+
 ticks = st.lists(
     st.tuples(
         st.sampled_from(["BTCUSDT", "ETHUSDT"]),
