@@ -3,7 +3,11 @@ the run's Redis and database. Registry clocks are fast (TTL 3 s) so a dead proce
 forgotten in seconds, as it is within 60 s with the defaults."""
 
 import asyncio
+import base64
 import json
+import os
+import socket
+import struct
 import time
 import urllib.request
 import uuid
@@ -133,6 +137,64 @@ async def test_stalled_client_that_never_reads_does_not_delay_the_others(servers
     assert await read_until(7000) < 1.0
     await reader.close()
     await stalled.close()
+
+
+def raw_websocket(server: DaphneProcess, token: str) -> socket.socket:
+    """A WebSocket client on a bare socket with a small receive buffer: it reads the
+    handshake's response, byte by byte, and nothing after it."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (RFC 6455 §5.3) of under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_client_that_stops_reading_then_sends_its_close_is_dropped_within_seconds(servers):
+    """autobahn answers the close frame and calls the WebSocket CLOSED, but its TCP
+    connection waits for a send buffer this client never drains: the server aborts it,
+    so the socket leaves the hub and the registry."""
+    server = servers[0]
+    user = str(uuid.uuid4())
+    sock = await asyncio.to_thread(raw_websocket, server, token_for(user_id=user))
+    reader = await websockets.connect(f"{server.ws_url}?token={token_for()}")
+    try:
+        request = {"action": "subscribe", "channel": "ticker", "symbols": ["BTCUSDT"]}
+        sock.sendall(client_frame(0x1, json.dumps(request).encode()))
+        assert (await subscribe(reader, "ticker", symbols=["BTCUSDT"]))["type"] == "ack"
+        await wait_until(
+            lambda: [item for item in connections(server) if item["user_id"] == user and item["subscriptions"]],
+            what="the raw client subscribed",
+        )
+        redis = platform_redis()
+        for batch in range(3):  # about 12 MB: far more than the socket buffers of a client that reads nothing
+            pipe = redis.pipeline(transaction=False)
+            for n in range(batch * 1000, batch * 1000 + 1000):
+                pipe.publish(TICKER_CHANNEL, padded_tick("BTCUSDT", n))
+            await asyncio.to_thread(pipe.execute)
+            while json.loads(await asyncio.wait_for(reader.recv(), 10))["price"] != str(batch * 1000 + 999):
+                pass
+        sock.sendall(client_frame(0x8, struct.pack("!H", 1000)))
+        await wait_until(
+            lambda: not [item for item in connections(server) if item["user_id"] == user],
+            timeout=10,  # the 2 s abort, then the registry
+            what="the closed client dropped",
+        )
+    finally:
+        sock.close()
+        await reader.close()
 
 
 async def test_thousand_concurrent_connects_none_refused(servers):

@@ -26,7 +26,7 @@ logger = logging.getLogger("realtime.ws")
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_TOO_SLOW = 4008
 CLOSE_BY_OFFICER = 4000
-_ABORT_AFTER_SECONDS = 2.0  # a close frame a stalled client never reads
+_ABORT_AFTER_SECONDS = 2.0  # after a close, for a TCP connection that does not go by itself
 
 
 class Frame:
@@ -58,14 +58,29 @@ class Frame:
 
 class DaphneWriter:
     """Writes pre-framed bytes to daphne's Twisted transport, and learns from it (as its
-    streaming producer) when the client stops reading."""
+    streaming producer) when the client stops reading.
+
+    Whoever closes the WebSocket, its TCP connection goes at most `_ABORT_AFTER_SECONDS`
+    later. autobahn answers a client's close frame with `dropConnection(abort=False)`: its
+    state is CLOSED at once, but Twisted's `loseConnection` waits for the send buffer to
+    drain, which never happens for a client that stopped reading (then sent its close):
+    daphne never saw the disconnect and the socket stayed in the hub and the registry."""
 
     def __init__(self, protocol):
         self.protocol = protocol
         self.transport = protocol.transport
+        self.loop = asyncio.get_running_loop()
         self.paused = False
         self.on_resume = None
         self.producing = True
+        drop = protocol.dropConnection
+
+        def drop_then_abort(abort: bool = False) -> None:
+            drop(abort)
+            if not abort:
+                self._abort_later()
+
+        protocol.dropConnection = drop_then_abort
         # Daphne hands over the HTTP channel's transport on upgrade with that channel still
         # registered as its producer (it would only stop reading the socket): take its place.
         if getattr(self.transport, "producer", None) is not None:
@@ -98,10 +113,15 @@ class DaphneWriter:
     def close(self, code: int, reason: str) -> None:
         if self.open:
             self.protocol.sendClose(code=code, reason=reason)
-        asyncio.get_running_loop().call_later(_ABORT_AFTER_SECONDS, self._abort)
+        self._abort_later()
+
+    def _abort_later(self) -> None:
+        self.loop.call_later(_ABORT_AFTER_SECONDS, self._abort)
 
     def _abort(self) -> None:
-        if self.protocol.state != self.protocol.STATE_CLOSED:
+        # The TCP connection, not the WebSocket's state: CLOSED comes before the TCP
+        # connection goes, and never does while a stalled client's buffer is full.
+        if not self.transport.disconnected:
             self.transport.abortConnection()
 
     def detach(self) -> None:
