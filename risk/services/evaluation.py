@@ -32,6 +32,7 @@ from risk.services.common import collector_held
 from risk.services.ladder import ladder_sync
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
 from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
+from risk.services.request_memo import ASSESSED
 from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_get
 from risk.services.trips import trips_sync
 
@@ -97,15 +98,36 @@ def compute(
     desk: DeskTotals | None,
     now: datetime,
     inputs: assess.BreakerInputs | None,
+    assessed: tuple | None = None,
 ) -> Computed:
-    """Evaluate `book` against `limits`, the desk caps and (with `inputs`) the breakers."""
-    metrics = assess.metrics_compute(book)
-    limit_assessment = assess_limits.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
+    """Evaluate `book` against `limits`, the desk caps and (with `inputs`) the breakers.
+    `assessed`: (metrics, limit assessment) of these very views when the caller kept
+    them (`limits_evaluate`'s answer; nothing in it depends on `now`)."""
+    metrics, limit_assessment = assessed or limits_evaluate(book=book, limits=limits, config=config, desk=desk)
     breaker_assessment = None
     if inputs is not None:
         breaker_assessment = assess.breakers_assess(book=book, config=config, now=now, inputs=inputs)
     wanted = wanted_alerts(limit_assessment.statuses, breaker_assessment.stale if breaker_assessment else None)
     return Computed(book=book, metrics=metrics, limits=limit_assessment, breakers=breaker_assessment, wanted=wanted)
+
+
+def limits_evaluate(
+    *, book: Book, limits: list, config: ConfigView, desk: DeskTotals | None
+) -> tuple[assess.Metrics, assess_limits.LimitAssessment]:
+    """The metrics and the limit and cap statuses: a function of the views alone."""
+    metrics = assess.metrics_compute(book)
+    return metrics, assess_limits.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
+
+
+def _limits_evaluated(*, user_id, book: Book, limits: list, config: ConfigView, desk: DeskTotals | None) -> tuple:
+    """`limits_evaluate`, kept while the views are the very objects it was computed from
+    (request_memo: the same rows give the same views)."""
+    views = (book, limits, config, desk)
+    assessed = ASSESSED.get(user_id, views)
+    if assessed is None:
+        assessed = limits_evaluate(book=book, limits=limits, config=config, desk=desk)
+        ASSESSED.put(user_id, views, assessed)
+    return assessed
 
 
 # --- step 3: apply ------------------------------------------------------------------------
@@ -279,7 +301,10 @@ def _evaluated(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationR
             now=now,
             streaks=assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs),
         )
-    computed = compute(book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs)
+    assessed = _limits_evaluated(user_id=user_id, book=book, limits=loaded.limits, config=config, desk=desk)
+    computed = compute(
+        book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs, assessed=assessed
+    )
     decision = outcome_decide(computed=computed, state=state, config=config, now=now)
     result = outcome_apply(computed, decision, state, config=config, now=now, latched_results=loaded.action_results)
     result.symbol, result.exchange = symbol, exchange

@@ -42,6 +42,7 @@ from risk.models import AlertStatus, BreakerTrip, ConditionType, LadderTrip, Ris
 from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs
 from risk.services.open_state import step_add, trip_add
 from risk.services.outcome import OpenState
+from risk.services.request_memo import BOOKS, LIMITS
 from risk.services.snapshots import LIMIT_TEXT, Book, ConfigView, DeskTotals, limit_view
 
 BOOK_WIDTH = 18
@@ -78,8 +79,9 @@ def book_and_desk_load(
     capped_exchanges = tuple(sorted(e for e, cap in config.exchange_caps.items() if cap is not None))
     if not wants_desk:
         capped_symbols = capped_exchanges = ()
+    shape = ("book", wants_desk, capped_symbols, capped_exchanges)
     rows = compiled_rows(
-        ("book", wants_desk, capped_symbols, capped_exchanges),
+        shape,
         lambda stand_in: book_members(
             stand_in,
             width=BOOK_WIDTH,
@@ -90,6 +92,17 @@ def book_and_desk_load(
         {"user": owner, "day": now.astimezone(UTC).date()},
         width=BOOK_WIDTH,
     )
+    if desk_scope is not None:
+        return _book_and_desk(rows, user_id=user_id, owner=owner, wants_desk=wants_desk, desk_scope=desk_scope)
+    key = (user_id, shape)
+    kept = BOOKS.get(key, rows)  # the same rows parse to the same views (request_memo)
+    if kept is None:
+        kept = _book_and_desk(rows, user_id=user_id, owner=owner, wants_desk=wants_desk, desk_scope=None)
+        BOOKS.put(key, rows, kept)
+    return kept
+
+
+def _book_and_desk(rows: list, *, user_id, owner, wants_desk: bool, desk_scope) -> tuple[Book, DeskTotals | None]:
     parsed = book_rows_parse(rows, owner=owner, desk_sums=wants_desk)
     book = Book(user_id=user_id, positions=parsed.positions, accounts=parsed.accounts)
     if parsed.desk is None or not (book.positions or book.accounts):
@@ -192,7 +205,10 @@ def _state_parse(rows: list, *, user_id, live_since, streak_ids: set) -> Request
     # lowercase hex digits on SQLite, the dashed form on PostgreSQL) sorts as the UUID.
     limit_rows.sort(key=itemgetter(1))
     limit_rows.sort(key=lambda row: text_datetime(row[8]), reverse=True)
-    state.limits = [limit_view(uuid.UUID(row[1]), user_id, *row[2:8]) for row in limit_rows]
+    state.limits = LIMITS.get(user_id, limit_rows)  # the same rows parse to the same views (request_memo)
+    if state.limits is None:
+        state.limits = [limit_view(uuid.UUID(row[1]), user_id, *row[2:8]) for row in limit_rows]
+        LIMITS.put(user_id, limit_rows, state.limits)
     state.closed_trades = closed_trades_parse(trade_rows)
     return state
 
