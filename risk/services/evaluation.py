@@ -10,8 +10,9 @@ Every path runs the same three steps:
 3. `outcome_apply`: write it (alerts, drawdown peaks, trips and ladder steps latched
    and acted on, latches released) and report.
 
-`evaluation_run(user_id=...)` loads one user's book and state in two queries whatever
-its size (risk.services.request_loads) and runs them; the index keeps books and states
+`evaluation_run(user_id=...)` loads one user's book and state in two queries and one
+Redis round trip whatever its size (risk.services.request_loads), reusing what the same
+rows gave the call before (risk.services.request_memo), and runs them; the index keeps books and states
 in memory and runs the same steps on every tick. Calling it twice acts once.
 """
 
@@ -27,13 +28,13 @@ from risk.models import RiskLimit
 from risk.services import assess, assess_limits
 from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
-from risk.services.breaker_inputs import breaker_inputs_load
+from risk.services.breaker_inputs import marks_record
 from risk.services.common import collector_held
 from risk.services.ladder import ladder_sync
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
-from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
+from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs, version_and_ranges
 from risk.services.request_memo import ASSESSED
-from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_get
+from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_cached, config_view_get
 from risk.services.trips import trips_sync
 
 logger = logging.getLogger(__name__)
@@ -286,21 +287,26 @@ def evaluation_run(
 
 def _evaluated(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationResult:
     now = now or timezone.now()
-    config = config_view_get()  # one Redis GET; the database only after a change
-    # Two queries whatever the book's size (risk.services.request_loads).
-    book, desk = book_and_desk_load(user_id=user_id, config=config, now=now)
-    loaded = state_load(user_id=user_id, config=config, now=now)
+    # The configuration cached in this process, checked against the index version in the
+    # Redis round trip that reads the price ranges; read again (and the rows with it) when it moved.
+    config = config_view_cached() or config_view_get()
+    for attempt in range(2):
+        # Two queries whatever the book's size, one Redis round trip (risk.services.request_loads).
+        book, desk = book_and_desk_load(user_id=user_id, config=config, now=now)
+        loaded = state_load(user_id=user_id, config=config, now=now)
+        floors = config.volatility_floors() if breakers else {}
+        if floors:
+            marks_record(book, floors=floors)  # the book's marks count in the ranges read next
+        version, price_ranges = version_and_ranges(book=book, config=config, now=now, breakers=breakers)
+        if version == config.version or attempt:
+            break
+        config = config_view_get()  # moved since it was cached (or Redis is down: the database's)
     state = loaded.open_state
     inputs = None
     if breakers:
         latched_keys = [key for _, key in state.latched]
         closed_trades, cutoffs = streak_inputs(loaded, book=book, latched_keys=latched_keys)
-        inputs = breaker_inputs_load(
-            book=book,
-            config=config,
-            now=now,
-            streaks=assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs),
-        )
+        inputs = assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges)
     assessed = _limits_evaluated(user_id=user_id, book=book, limits=loaded.limits, config=config, desk=desk)
     computed = compute(
         book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs, assessed=assessed

@@ -67,6 +67,28 @@ def test_evaluate_100_positions_50_limits_in_at_most_three_queries(
     assert len(response.json()["circuit_breakers"]) == CircuitBreaker.objects.filter(enabled=True).count()
 
 
+def test_evaluation_of_100_positions_50_limits_makes_one_redis_round_trip(
+    trader, default_breakers, monkeypatch, django_assert_max_num_queries
+):
+    """The configuration's version check and the volatility ranges share one pipeline
+    (the steady state: marks already recorded, no market that could trip)."""
+    from redis.connection import AbstractConnection
+
+    _book_100_by_50(trader)
+    evaluation_run(user_id=trader.pk)  # samples recorded, configuration cached
+    sent = []
+    send = AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        AbstractConnection,
+        "send_packed_command",
+        lambda self, *args, **kwargs: sent.append(1) or send(self, *args, **kwargs),
+    )
+    with django_assert_max_num_queries(2):
+        result = evaluation_run(user_id=trader.pk)
+    assert len(sent) == 1
+    assert result.breakers_evaluated and len(result.statuses) >= 50
+
+
 def _mixed_desk(trader, make_user):
     """Accounts with and without a balance, hedged positions, a symbol and an exchange
     cap, another user's book, closed-trade streaks, limits with drawdown peaks, open,

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import AccountDay, Balance, Position
-from risk.models import AlertStatus, BreakerTrip, CircuitBreaker, RiskLimit
+from risk.models import AlertStatus, BreakerTrip, CircuitBreaker, GlobalConfig, RiskLimit
 from risk.services import request_memo
 from risk.services.evaluation import evaluation_run
 from risk.services.snapshots import config_cache_clear
@@ -119,6 +119,19 @@ def test_a_configuration_change_is_seen(trader, book):
     second = evaluation_run(user_id=trader.pk)
     assert not _reused(first, second)
     assert ("total_exposure", None, "config") in _violations(second)
+
+
+def test_a_configuration_changed_by_another_process_is_seen(trader, book):
+    """This process's cached configuration is checked against the index version on
+    every call: a bump by another process's commit makes it read again."""
+    from etrms.redis_client import platform_redis
+    from risk.services.hooks import INDEX_VERSION_KEY
+
+    first = evaluation_run(user_id=trader.pk)
+    GlobalConfig.objects.filter(pk=GlobalConfig.SINGLETON_PK).update(max_total_exposure=D(50))
+    assert evaluation_run(user_id=trader.pk).metrics is first.metrics  # not announced yet: the cached one
+    platform_redis().incr(INDEX_VERSION_KEY)  # the other process's after-commit bump
+    assert ("total_exposure", None, "config") in _violations(evaluation_run(user_id=trader.pk))
 
 
 def test_a_trip_latched_by_another_process_is_seen(trader, book):
