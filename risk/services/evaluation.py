@@ -261,7 +261,7 @@ def outcome_apply(
         exposed = exposed_after(state, decision, latched_now)
     return EvaluationResult(
         user_id=user_id,
-        risk_level=assess_limits.risk_level_of(computed.limits.statuses, breaker_exposed=exposed),
+        risk_level=computed.limits.risk_level(breaker_exposed=exposed),
         metrics=computed.metrics,
         statuses=computed.limits.statuses,
         config=config,
@@ -298,8 +298,8 @@ def _evaluated(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationR
         if floors:
             marks_record(book, floors=floors)  # the book's marks count in the ranges read next
         version, price_ranges = version_and_ranges(book=book, config=config, now=now, breakers=breakers)
-        if version == config.version or attempt:
-            break
+        if version == config.version or attempt or (version is None and config.version < 0):
+            break  # current, or Redis is down and the configuration was read from the database already
         config = config_view_get()  # moved since it was cached (or Redis is down: the database's)
     state = loaded.open_state
     inputs = None
