@@ -21,14 +21,19 @@ steps) are evaluated from each call's `now` and rows. The views are never writte
 after they are built (the feed's index keeps its own books).
 
 Bounded: at most `USERS_MAX` users and `ROWS_HELD_MAX` rows held, least recently
-used dropped first; a book larger than that is parsed on every call, as before.
+used dropped first. A book (or limit list) of more than `ENTRY_ROWS_MAX` rows is not
+kept: it is parsed on every call, as before. Kept views outlive the call, so the
+garbage collector traverses and promotes them, and every changed row of a large book
+(a moved mark) would pay that on top of the parse: for 10,000 positions it made the
+call after a moved mark slower than no reuse at all (bench/README.md).
 """
 
 import operator
 import threading
 from collections import OrderedDict
 
-ROWS_HELD_MAX = 25_000  # the rows of every kept user together (the largest bench book: 11,005)
+ROWS_HELD_MAX = 25_000  # the rows of every kept user together
+ENTRY_ROWS_MAX = 2_500  # one user's rows at most (a request-sized book: 100 x 50 is 105 + 50)
 USERS_MAX = 512
 
 
@@ -53,7 +58,7 @@ class RowsMemo:
         return kept[1] if same else None
 
     def put(self, key, rows, value) -> None:
-        if len(rows) > ROWS_HELD_MAX:
+        if len(rows) > ENTRY_ROWS_MAX:
             return
         with self._lock:
             previous = self._kept.pop(key, None)

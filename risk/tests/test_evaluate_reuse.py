@@ -168,6 +168,7 @@ def test_midnight_utc_rolls_the_day_over_although_nothing_was_written(trader, bo
 # --- the memo itself ------------------------------------------------------------------------
 def test_the_memo_answers_only_equal_rows_and_stays_bounded(monkeypatch):
     monkeypatch.setattr(request_memo, "ROWS_HELD_MAX", 4)
+    monkeypatch.setattr(request_memo, "ENTRY_ROWS_MAX", 3)
     memo = request_memo.RowsMemo()
     memo.put("a", [("1", "x"), ("2", "y")], "A")
     assert memo.get("a", [("1", "x"), ("2", "y")]) == "A"
@@ -177,8 +178,9 @@ def test_the_memo_answers_only_equal_rows_and_stays_bounded(monkeypatch):
     memo.put("c", [("5",)], "C")  # five rows held: the least recently used ("a") goes
     assert memo.get("a", [("1", "x"), ("2", "y")]) is None
     assert (memo.get("b", [("3",), ("4",)]), memo.get("c", [("5",)])) == ("B", "C")
-    memo.put("d", [("6",)] * 5, "D")  # more than the whole budget: not kept
-    assert memo.get("d", [("6",)] * 5) is None
+    memo.put("d", [("6",)] * 4, "D")  # more than one entry may hold: not kept, the others stay
+    assert memo.get("d", [("6",)] * 4) is None
+    assert memo.get("c", [("5",)]) == "C"
     identity = request_memo.RowsMemo(identity=True)
     views = [object(), object()]
     identity.put("a", views, "A")
