@@ -127,7 +127,7 @@ def _limits_evaluated(*, user_id, book: Book, limits: list, config: ConfigView, 
     assessed = ASSESSED.get(user_id, views)
     if assessed is None:
         assessed = limits_evaluate(book=book, limits=limits, config=config, desk=desk)
-        ASSESSED.put(user_id, views, assessed)
+        ASSESSED.put(user_id, views, assessed, weight=len(book.positions) + len(book.accounts) + len(limits))
     return assessed
 
 

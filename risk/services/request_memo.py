@@ -38,8 +38,8 @@ USERS_MAX = 512
 
 
 class RowsMemo:
-    """{key: (rows, value)}: `get(key, rows)` answers the value made from rows equal
-    to `rows` (with `identity`, the very same objects), else None."""
+    """{key: (rows, value, weight)}: `get(key, rows)` answers the value made from rows
+    equal to `rows` (with `identity`, the very same objects), else None."""
 
     def __init__(self, *, identity: bool = False):
         self._identity = identity
@@ -57,18 +57,20 @@ class RowsMemo:
         same = all(map(operator.is_, kept[0], rows)) if self._identity else kept[0] == rows
         return kept[1] if same else None
 
-    def put(self, key, rows, value) -> None:
-        if len(rows) > ENTRY_ROWS_MAX:
+    def put(self, key, rows, value, *, weight: int | None = None) -> None:
+        """Keep `value` for `rows`; `weight`: the rows it stands for (default: `rows`')."""
+        weight = len(rows) if weight is None else weight
+        if weight > ENTRY_ROWS_MAX:
             return
         with self._lock:
             previous = self._kept.pop(key, None)
             if previous is not None:
-                self._held -= len(previous[0])
-            self._kept[key] = (rows, value)
-            self._held += len(rows)
+                self._held -= previous[2]
+            self._kept[key] = (rows, value, weight)
+            self._held += weight
             while self._held > ROWS_HELD_MAX or len(self._kept) > USERS_MAX:
-                _, (dropped, _) = self._kept.popitem(last=False)
-                self._held -= len(dropped)
+                _, (_, _, dropped) = self._kept.popitem(last=False)
+                self._held -= dropped
 
     def clear(self) -> None:
         with self._lock:

@@ -186,3 +186,5 @@ def test_the_memo_answers_only_equal_rows_and_stays_bounded(monkeypatch):
     identity.put("a", views, "A")
     assert identity.get("a", list(views)) == "A"
     assert identity.get("a", [views[0], object()]) is None
+    identity.put("b", views, "B", weight=4)  # views that stand for more rows than an entry may hold
+    assert identity.get("b", views) is None
