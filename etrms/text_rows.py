@@ -62,13 +62,54 @@ def union_sql(members: list, width: int) -> tuple[str, list]:
 _UUID, _DATETIME, _DATE = UUIDField(), DateTimeField(), DateField()  # built once: a field's __init__ is not free
 
 
-def _forms(value) -> list:
-    """The forms in which the ORM may pass `value` as a query parameter."""
+def _form_makers(value) -> tuple:
+    """How the ORM may pass `value` as a query parameter: as itself, or in one of its
+    text forms (the database's own last)."""
     if isinstance(value, uuid.UUID):
-        return [value, value.hex, str(value), _UUID.get_db_prep_value(value, connection)]
+        return (_itself, _hex, str, _uuid_db)
     if isinstance(value, datetime):
-        return [value, _DATETIME.get_db_prep_value(value, connection)]
-    return [value, str(value), _DATE.get_db_prep_value(value, connection)]
+        return (_itself, _datetime_db)
+    return (_itself, str, _date_db)
+
+
+def _itself(value):
+    return value
+
+
+def _hex(value: uuid.UUID) -> str:
+    return value.hex
+
+
+def _uuid_db(value):
+    return _UUID.get_db_prep_value(value, connection)
+
+
+def _datetime_db(value):
+    return _DATETIME.get_db_prep_value(value, connection)
+
+
+def _date_db(value):
+    return _DATE.get_db_prep_value(value, connection)
+
+
+def _forms(value) -> list:
+    return [make(value) for make in _form_makers(value)]
+
+
+def _compile(shape_members: list, width: int) -> tuple[str, list, tuple]:
+    """The union's SQL, its parameters, and where the stand-ins are among them:
+    ((index, value name, form), ...)."""
+    sql, params = union_sql(shape_members, width)
+    slots = []
+    for name, sentinel in SENTINELS.items():
+        forms = _forms(sentinel)
+        if any(isinstance(form, str) and form in sql for form in forms):
+            raise RuntimeError("a stand-in value was written into the SQL text, not passed as a parameter")
+        for index, param in enumerate(params):
+            for form_index, form in enumerate(forms):
+                if type(param) is type(form) and param == form:
+                    slots.append((index, name, form_index))
+    return sql, params, tuple(slots)
 
 
 def compiled_rows(shape: tuple, build, values: dict, *, width: int) -> list[tuple]:
@@ -76,18 +117,18 @@ def compiled_rows(shape: tuple, build, values: dict, *, width: int) -> list[tupl
     key = (connection.vendor, shape)
     compiled = _compiled.get(key)
     if compiled is None:
-        sql, params = union_sql(build(SENTINELS), width)
-        for sentinel in SENTINELS.values():
-            if any(isinstance(form, str) and form in sql for form in _forms(sentinel)):
-                raise RuntimeError("a stand-in value was written into the SQL text, not passed as a parameter")
         if len(_compiled) >= _COMPILED_MAX:
             _compiled.clear()
-        compiled = _compiled[key] = (sql, params)
-    sql, template = compiled
-    swap = {}
-    for name, actual in values.items():  # a stand-in without a value stays itself
-        swap.update(zip(_forms(SENTINELS[name]), _forms(actual), strict=True))
-    params = [swap.get(param, param) for param in template]
+        compiled = _compiled[key] = _compile(build(SENTINELS), width)
+    sql, template, slots = compiled
+    params = list(template)
+    for index, name, form_index in slots:
+        actual = values.get(name)  # a stand-in without a value stays itself
+        if actual is not None:
+            makers = _form_makers(actual)
+            if len(makers) != len(_form_makers(SENTINELS[name])):
+                raise TypeError(f"{name}: {type(actual).__name__} in place of {type(SENTINELS[name]).__name__}")
+            params[index] = makers[form_index](actual)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -60,9 +60,11 @@ class EvaluateApi(RiskApi):
         ),
     )
     def post(self, request):
-        data = EvaluateInput(data=request.data or {})
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = {}
+        if request.data:  # an empty body has nothing to validate (the serializer would answer {})
+            data = EvaluateInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
         user_id = user_filter(request, values.get("user_id")) or request.user.pk
         result = evaluation_run(user_id=user_id, symbol=values.get("symbol"), exchange=values.get("exchange"))
         return bare(evaluation_out(result))

@@ -61,6 +61,15 @@ class LimitAssessment:
     statuses: list = field(default_factory=list)
     # Drawdown limits' new peaks: {limit_id: {account_id (str): peak}}; only rises.
     peak_updates: dict = field(default_factory=dict)
+    statuses_level: str | None = None  # the statuses' own level, once asked (an assessment may be reused)
+
+    def risk_level(self, *, breaker_exposed: bool) -> str:
+        """`risk_level_of` the statuses."""
+        if breaker_exposed:
+            return risk_level_of((), breaker_exposed=True)
+        if self.statuses_level is None:
+            self.statuses_level = risk_level_of(self.statuses, breaker_exposed=False)
+        return self.statuses_level
 
 
 def _limit_value(limit: LimitView, metrics: Metrics, book: Book, assessment: LimitAssessment):

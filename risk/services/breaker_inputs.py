@@ -58,6 +58,18 @@ def streak_cutoff_add(cutoffs: dict, breaker_id, latch_key: str, released_at) ->
 
 def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
     """Price ranges of the markets volatility breakers watch on the user's positions."""
+    by_window = watched_markets(book=book, config=config)
+    if not by_window:
+        return {}
+    try:
+        return prices.market_ranges_get(by_window, floors=config.volatility_floors(), now=now.timestamp())
+    except REDIS_ERRORS as error:  # volatility breakers cannot tell: they do not trip
+        degraded(logger, "Volatility ranges unavailable", error)
+        return {}
+
+
+def watched_markets(*, book: Book, config: ConfigView) -> dict:
+    """{window: {(exchange, symbol)}}: the markets of the book each volatility window watches."""
     breakers = [b for b in config.breakers if b.condition_type == ConditionType.VOLATILITY]
     if not breakers or not book.positions:
         return {}
@@ -70,11 +82,7 @@ def price_ranges_load(*, book: Book, config: ConfigView, now: datetime) -> dict:
         else:
             watched = {(exchange, symbol) for exchange, symbol in markets if breaker.applies(exchange, symbol)}
         by_window[window] = by_window[window] | watched if window in by_window else watched
-    try:
-        return prices.market_ranges_get(by_window, floors=config.volatility_floors(), now=now.timestamp())
-    except REDIS_ERRORS as error:  # volatility breakers cannot tell: they do not trip
-        degraded(logger, "Volatility ranges unavailable", error)
-        return {}
+    return by_window
 
 
 _recorded_marks: dict = {}

@@ -10,8 +10,9 @@ Every path runs the same three steps:
 3. `outcome_apply`: write it (alerts, drawdown peaks, trips and ladder steps latched
    and acted on, latches released) and report.
 
-`evaluation_run(user_id=...)` loads one user's book and state in two queries whatever
-its size (risk.services.request_loads) and runs them; the index keeps books and states
+`evaluation_run(user_id=...)` loads one user's book and state in two queries and one
+Redis round trip whatever its size (risk.services.request_loads), reusing what the same
+rows gave the call before (risk.services.request_memo), and runs them; the index keeps books and states
 in memory and runs the same steps on every tick. Calling it twice acts once.
 """
 
@@ -27,12 +28,13 @@ from risk.models import RiskLimit
 from risk.services import assess, assess_limits
 from risk.services.alert_specs import wanted_alerts
 from risk.services.alerts import alerts_apply
-from risk.services.breaker_inputs import breaker_inputs_load
+from risk.services.breaker_inputs import marks_record
 from risk.services.common import collector_held
 from risk.services.ladder import ladder_sync
 from risk.services.outcome import Decision, LatchState, OpenState, exposed_after, outcome_decide
-from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs
-from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_get
+from risk.services.request_loads import book_and_desk_load, state_load, streak_inputs, version_and_ranges
+from risk.services.request_memo import ASSESSED
+from risk.services.snapshots import Book, ConfigView, DeskTotals, config_view_cached, config_view_get
 from risk.services.trips import trips_sync
 
 logger = logging.getLogger(__name__)
@@ -97,15 +99,36 @@ def compute(
     desk: DeskTotals | None,
     now: datetime,
     inputs: assess.BreakerInputs | None,
+    assessed: tuple | None = None,
 ) -> Computed:
-    """Evaluate `book` against `limits`, the desk caps and (with `inputs`) the breakers."""
-    metrics = assess.metrics_compute(book)
-    limit_assessment = assess_limits.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
+    """Evaluate `book` against `limits`, the desk caps and (with `inputs`) the breakers.
+    `assessed`: (metrics, limit assessment) of these very views when the caller kept
+    them (`limits_evaluate`'s answer; nothing in it depends on `now`)."""
+    metrics, limit_assessment = assessed or limits_evaluate(book=book, limits=limits, config=config, desk=desk)
     breaker_assessment = None
     if inputs is not None:
         breaker_assessment = assess.breakers_assess(book=book, config=config, now=now, inputs=inputs)
     wanted = wanted_alerts(limit_assessment.statuses, breaker_assessment.stale if breaker_assessment else None)
     return Computed(book=book, metrics=metrics, limits=limit_assessment, breakers=breaker_assessment, wanted=wanted)
+
+
+def limits_evaluate(
+    *, book: Book, limits: list, config: ConfigView, desk: DeskTotals | None
+) -> tuple[assess.Metrics, assess_limits.LimitAssessment]:
+    """The metrics and the limit and cap statuses: a function of the views alone."""
+    metrics = assess.metrics_compute(book)
+    return metrics, assess_limits.limits_assess(book=book, metrics=metrics, limits=limits, config=config, desk=desk)
+
+
+def _limits_evaluated(*, user_id, book: Book, limits: list, config: ConfigView, desk: DeskTotals | None) -> tuple:
+    """`limits_evaluate`, kept while the views are the very objects it was computed from
+    (request_memo: the same rows give the same views)."""
+    views = (book, limits, config, desk)
+    assessed = ASSESSED.get(user_id, views)
+    if assessed is None:
+        assessed = limits_evaluate(book=book, limits=limits, config=config, desk=desk)
+        ASSESSED.put(user_id, views, assessed, weight=len(book.positions) + len(book.accounts) + len(limits))
+    return assessed
 
 
 # --- step 3: apply ------------------------------------------------------------------------
@@ -238,7 +261,7 @@ def outcome_apply(
         exposed = exposed_after(state, decision, latched_now)
     return EvaluationResult(
         user_id=user_id,
-        risk_level=assess_limits.risk_level_of(computed.limits.statuses, breaker_exposed=exposed),
+        risk_level=computed.limits.risk_level(breaker_exposed=exposed),
         metrics=computed.metrics,
         statuses=computed.limits.statuses,
         config=config,
@@ -264,22 +287,30 @@ def evaluation_run(
 
 def _evaluated(*, user_id, symbol, exchange, breakers: bool, now) -> EvaluationResult:
     now = now or timezone.now()
-    config = config_view_get()  # one Redis GET; the database only after a change
-    # Two queries whatever the book's size (risk.services.request_loads).
-    book, desk = book_and_desk_load(user_id=user_id, config=config, now=now)
-    loaded = state_load(user_id=user_id, config=config, now=now)
+    # The configuration cached in this process, checked against the index version in the
+    # Redis round trip that reads the price ranges; read again (and the rows with it) when it moved.
+    config = config_view_cached() or config_view_get()
+    for attempt in range(2):
+        # Two queries whatever the book's size, one Redis round trip (risk.services.request_loads).
+        book, desk = book_and_desk_load(user_id=user_id, config=config, now=now)
+        loaded = state_load(user_id=user_id, config=config, now=now)
+        floors = config.volatility_floors() if breakers else {}
+        if floors:
+            marks_record(book, floors=floors)  # the book's marks count in the ranges read next
+        version, price_ranges = version_and_ranges(book=book, config=config, now=now, breakers=breakers)
+        if version == config.version or attempt or (version is None and config.version < 0):
+            break  # current, or Redis is down and the configuration was read from the database already
+        config = config_view_get()  # moved since it was cached (or Redis is down: the database's)
     state = loaded.open_state
     inputs = None
     if breakers:
         latched_keys = [key for _, key in state.latched]
         closed_trades, cutoffs = streak_inputs(loaded, book=book, latched_keys=latched_keys)
-        inputs = breaker_inputs_load(
-            book=book,
-            config=config,
-            now=now,
-            streaks=assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs),
-        )
-    computed = compute(book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs)
+        inputs = assess.BreakerInputs(closed_trades=closed_trades, streak_cutoffs=cutoffs, price_ranges=price_ranges)
+    assessed = _limits_evaluated(user_id=user_id, book=book, limits=loaded.limits, config=config, desk=desk)
+    computed = compute(
+        book=book, limits=loaded.limits, config=config, desk=desk, now=now, inputs=inputs, assessed=assessed
+    )
     decision = outcome_decide(computed=computed, state=state, config=config, now=now)
     result = outcome_apply(computed, decision, state, config=config, now=now, latched_results=loaded.action_results)
     result.symbol, result.exchange = symbol, exchange

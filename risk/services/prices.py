@@ -299,17 +299,29 @@ def price_ranges_get(requests: set[tuple[str, str, int]], *, floors: dict, now: 
 def market_ranges_get(by_window: dict, *, floors: dict, now: float | None = None) -> dict:
     """`price_ranges_get` for {window: {(exchange, symbol)}}: the work is the candidate
     markets' (a few), not the requested ones' (a book's thousands)."""
-    windows = sorted(window for window, markets in by_window.items() if markets)
+    pipe = platform_redis().pipeline(transaction=False)
+    windows = market_ranges_queue(pipe, by_window, floors=floors)
     if not windows:
         return {}
-    now = time.time() if now is None else now
-    client = platform_redis()
-    pipe = client.pipeline(transaction=False)
+    return market_ranges_read(windows, pipe.execute(), by_window, floors=floors, now=now)
+
+
+def market_ranges_queue(pipe, by_window: dict, *, floors: dict) -> list:
+    """Queue on `pipe` the first reads of `market_ranges_get` (two replies a window, in
+    the order of the windows returned), so a caller may send them with its own."""
+    windows = sorted(window for window, markets in by_window.items() if markets)
     for window in windows:
         key = _candidates_key(window, floors[window])
         pipe.exists(f"{key}:ready")
         pipe.smembers(key)
-    replies = pipe.execute()
+    return windows
+
+
+def market_ranges_read(windows: list, replies: list, by_window: dict, *, floors: dict, now: float | None) -> dict:
+    """`market_ranges_get` from the replies to what `market_ranges_queue` queued: one more
+    call only when a candidate market is in the book (or a floor was never judged)."""
+    now = time.time() if now is None else now
+    client = platform_redis()
     wanted = []  # (market, window) whose summary to read
     for index, window in enumerate(windows):
         ready, members = replies[2 * index], replies[2 * index + 1]

@@ -1,4 +1,4 @@
-"""`evaluation_run`'s reads in two database round trips, whatever the book's size
+"""`evaluation_run`'s reads in two database round trips and one Redis round trip, whatever the book's size
 (`POST /risk/evaluate` pays them on every request; SPEC §11, issue 14).
 
 1. `book_and_desk_load`: the user's accounts with their balance and the UTC day's row,
@@ -7,7 +7,11 @@
 2. `state_load`: the user's enabled limits, open alerts and those cooling down, latched
    or recently acted breaker trips (with their action results, for the report), latched
    or recently acted ladder steps, officer re-arms of loss streaks, and the closed trades
-   that streak breakers read (accounts' part), as another.
+   that streak breakers read (accounts' part), as another;
+3. `version_and_ranges`: the configuration's version and the volatility breakers' price
+   ranges, in one Redis round trip.
+
+What parses the same rows as the call before is reused (risk.services.request_memo).
 
 The pre-trade check (`check_order`) reads its book and desk totals with the first
 (scoped to its order's symbol and exchange) and its resting orders on paper with
@@ -21,6 +25,7 @@ configuration shape (`etrms.text_rows`); the user, the UTC day of `now` and the 
 windows are each call's.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,12 +42,19 @@ from accounts.selectors.book_rows import (
     paper_orders_parse,
 )
 from accounts.selectors.books import NO_TRADES
+from etrms.outage import REDIS_ERRORS, degraded
+from etrms.redis_client import platform_redis
 from etrms.text_rows import compiled_rows, member, text_bool, text_datetime
 from risk.models import AlertStatus, BreakerTrip, ConditionType, LadderTrip, RiskAlert, RiskLimit
-from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs
+from risk.services.breaker_inputs import streak_cutoff_add, streak_pairs, watched_markets
+from risk.services.hooks import INDEX_VERSION_KEY
 from risk.services.open_state import step_add, trip_add
 from risk.services.outcome import OpenState
+from risk.services.prices import market_ranges_queue, market_ranges_read
+from risk.services.request_memo import BOOKS, LIMITS
 from risk.services.snapshots import LIMIT_TEXT, Book, ConfigView, DeskTotals, limit_view
+
+logger = logging.getLogger(__name__)
 
 BOOK_WIDTH = 18
 STATE_WIDTH = 10
@@ -78,8 +90,9 @@ def book_and_desk_load(
     capped_exchanges = tuple(sorted(e for e, cap in config.exchange_caps.items() if cap is not None))
     if not wants_desk:
         capped_symbols = capped_exchanges = ()
+    shape = ("book", wants_desk, capped_symbols, capped_exchanges)
     rows = compiled_rows(
-        ("book", wants_desk, capped_symbols, capped_exchanges),
+        shape,
         lambda stand_in: book_members(
             stand_in,
             width=BOOK_WIDTH,
@@ -90,6 +103,17 @@ def book_and_desk_load(
         {"user": owner, "day": now.astimezone(UTC).date()},
         width=BOOK_WIDTH,
     )
+    if desk_scope is not None:
+        return _book_and_desk(rows, user_id=user_id, owner=owner, wants_desk=wants_desk, desk_scope=desk_scope)
+    key = (user_id, shape)
+    kept = BOOKS.get(key, rows)  # the same rows parse to the same views (request_memo)
+    if kept is None:
+        kept = _book_and_desk(rows, user_id=user_id, owner=owner, wants_desk=wants_desk, desk_scope=None)
+        BOOKS.put(key, rows, kept)
+    return kept
+
+
+def _book_and_desk(rows: list, *, user_id, owner, wants_desk: bool, desk_scope) -> tuple[Book, DeskTotals | None]:
     parsed = book_rows_parse(rows, owner=owner, desk_sums=wants_desk)
     book = Book(user_id=user_id, positions=parsed.positions, accounts=parsed.accounts)
     if parsed.desk is None or not (book.positions or book.accounts):
@@ -192,7 +216,10 @@ def _state_parse(rows: list, *, user_id, live_since, streak_ids: set) -> Request
     # lowercase hex digits on SQLite, the dashed form on PostgreSQL) sorts as the UUID.
     limit_rows.sort(key=itemgetter(1))
     limit_rows.sort(key=lambda row: text_datetime(row[8]), reverse=True)
-    state.limits = [limit_view(uuid.UUID(row[1]), user_id, *row[2:8]) for row in limit_rows]
+    state.limits = LIMITS.get(user_id, limit_rows)  # the same rows parse to the same views (request_memo)
+    if state.limits is None:
+        state.limits = [limit_view(uuid.UUID(row[1]), user_id, *row[2:8]) for row in limit_rows]
+        LIMITS.put(user_id, limit_rows, state.limits)
     state.closed_trades = closed_trades_parse(trade_rows)
     return state
 
@@ -220,7 +247,30 @@ def streak_inputs(state: RequestState, *, book: Book, latched_keys) -> tuple[dic
     return {pair: state.closed_trades.get(pair, NO_TRADES) for pair in pairs}, state.streak_cutoffs
 
 
-# --- 3. the pre-trade check's resting orders on paper ----------------------------------------
+# --- 3. the configuration's version and the price ranges: one Redis round trip ---------------
+def version_and_ranges(*, book: Book, config: ConfigView, now: datetime, breakers: bool) -> tuple[int | None, dict]:
+    """The risk index version (`snapshots.config_view_get`'s check) and, with `breakers`,
+    the price ranges of the volatility breakers' markets in the book (`breaker_inputs.
+    price_ranges_load`'s answer), in one pipeline; one more call only when a market of
+    the book could trip. Ranges only when the version is `config`'s. The version is None
+    when Redis does not answer (the volatility breakers cannot tell: they do not trip)."""
+    by_window = watched_markets(book=book, config=config) if breakers else {}
+    floors = config.volatility_floors() if by_window else {}
+    try:
+        pipe = platform_redis().pipeline(transaction=False)
+        pipe.get(INDEX_VERSION_KEY)
+        windows = market_ranges_queue(pipe, by_window, floors=floors)
+        replies = pipe.execute()
+        version = int(replies[0] or 0)
+        if version != config.version or not windows:
+            return version, {}
+        return version, market_ranges_read(windows, replies[1:], by_window, floors=floors, now=now.timestamp())
+    except REDIS_ERRORS as error:
+        degraded(logger, "Risk index version and volatility ranges unavailable", error)
+        return None, {}
+
+
+# --- 4. the pre-trade check's resting orders on paper ----------------------------------------
 def paper_resting_load(*, user_id, account_id: int, symbol: str) -> list:
     """`paper_open_orders(account_id=, symbol=)`'s answer (OpenOrders, oldest first) in
     one query compiled once: the user's open paper orders, the account and symbol

@@ -258,6 +258,12 @@ def config_view_get(*, fresh: bool = False) -> ConfigView:
     return view
 
 
+def config_view_cached() -> ConfigView | None:
+    """The view `config_view_get` last cached, unchecked (the caller checks its version)."""
+    with _config_lock:
+        return _config_cache.get("view")
+
+
 def config_cache_clear() -> None:
     with _config_lock:
         _config_cache.clear()

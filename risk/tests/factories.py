@@ -1,11 +1,12 @@
 """factory_boy factories for risk rows (users come from the root conftest's make_user)."""
 
+import uuid
 from decimal import Decimal
 
 import factory
 
 from risk.constants import AlertSeverity
-from risk.models import CircuitBreaker, RiskAlert, RiskLimit
+from risk.models import BreakerTrip, CircuitBreaker, RiskAlert, RiskLimit
 from risk.services.snapshots import ConfigView
 
 
@@ -42,6 +43,23 @@ class CircuitBreakerFactory(factory.django.DjangoModelFactory):
     threshold = Decimal("50000")
     action = "close_position"
     additional_params = factory.LazyFunction(dict)
+
+
+def breaker_trip(breaker: CircuitBreaker, user, latch_key: str, **fields) -> BreakerTrip:
+    """A trip of `breaker` on the user's paper BTCUSDT, latched unless `fields` say otherwise."""
+    return BreakerTrip.objects.create(
+        breaker=breaker,
+        breaker_name=breaker.name,
+        user=user,
+        latch_key=latch_key,
+        exchange="paper",
+        symbol="BTCUSDT",
+        condition_type=breaker.condition_type,
+        threshold=breaker.threshold,
+        action=breaker.action,
+        client_order_id=uuid.uuid4().hex[:32],
+        **fields,
+    )
 
 
 def breakers_only_config(breakers: tuple, *, max_price_age_seconds: int = 10**9) -> ConfigView:

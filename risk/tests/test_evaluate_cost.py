@@ -2,7 +2,8 @@
 default breakers and desk caps in at most three queries, its reads
 (risk.services.request_loads) equal to the loaders the index and the sweep use, and
 what time alone changes (staleness, time_based, the alert and breaker cooldowns, the
-UTC midnight rollover) re-checked on every call although the compiled SQL is reused."""
+UTC midnight rollover) re-checked on every call although the compiled SQL, and with
+unchanged rows the parsed views and statuses, are reused."""
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
@@ -29,7 +30,7 @@ from risk.services.open_state import open_states_load
 from risk.services.snapshots import book_load, config_cache_clear, config_view_get, desk_totals_load, limits_load
 from risk.services.trips import trip_rearm
 from risk.tests import books
-from risk.tests.factories import CircuitBreakerFactory, RiskAlertFactory, RiskLimitFactory
+from risk.tests.factories import CircuitBreakerFactory, RiskAlertFactory, RiskLimitFactory, breaker_trip
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -66,6 +67,28 @@ def test_evaluate_100_positions_50_limits_in_at_most_three_queries(
     assert len(response.json()["circuit_breakers"]) == CircuitBreaker.objects.filter(enabled=True).count()
 
 
+def test_evaluation_of_100_positions_50_limits_makes_one_redis_round_trip(
+    trader, default_breakers, monkeypatch, django_assert_max_num_queries
+):
+    """The configuration's version check and the volatility ranges share one pipeline
+    (the steady state: marks already recorded, no market that could trip)."""
+    from redis.connection import AbstractConnection
+
+    _book_100_by_50(trader)
+    evaluation_run(user_id=trader.pk)  # samples recorded, configuration cached
+    sent = []
+    send = AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        AbstractConnection,
+        "send_packed_command",
+        lambda self, *args, **kwargs: sent.append(1) or send(self, *args, **kwargs),
+    )
+    with django_assert_max_num_queries(2):
+        result = evaluation_run(user_id=trader.pk)
+    assert len(sent) == 1
+    assert result.breakers_evaluated and len(result.statuses) >= 50
+
+
 def _mixed_desk(trader, make_user):
     """Accounts with and without a balance, hedged positions, a symbol and an exchange
     cap, another user's book, closed-trade streaks, limits with drawdown peaks, open,
@@ -96,19 +119,7 @@ def _mixed_desk(trader, make_user):
     stop = CircuitBreaker.objects.get(condition_type="pnl")
 
     def trip(breaker, key, **fields):
-        return BreakerTrip.objects.create(
-            breaker=breaker,
-            breaker_name=breaker.name,
-            user=trader,
-            latch_key=key,
-            exchange="paper",
-            symbol="BTCUSDT",
-            condition_type=breaker.condition_type,
-            threshold=breaker.threshold,
-            action=breaker.action,
-            client_order_id=uuid.uuid4().hex[:32],
-            **fields,
-        )
+        return breaker_trip(breaker, trader, key, **fields)
 
     exposure = RiskLimitFactory(
         user=trader,
@@ -215,7 +226,8 @@ def test_reused_sql_follows_the_clock(trader, make_user, default_breakers):
     assert next_day.accounts[paper.id].day_realized == 7
 
 
-# --- what time alone changes, through evaluation_run with its SQL compiled once ------------
+# --- what time alone changes, through evaluation_run with its SQL compiled once and, where
+# no row changed, the views and statuses of the call before reused ---------------------------
 @pytest.fixture
 def compiled_once():
     """Asserts, after the test, that its evaluations reused the SQL compiled by the first."""
@@ -231,6 +243,11 @@ def _configure(**fields) -> None:
     config_cache_clear()  # as the service's after-commit version bump would
 
 
+def _reused(first, second) -> bool:
+    """Did `second` reuse the views, metrics and statuses of `first` (risk.services.request_memo)?"""
+    return second.metrics is first.metrics and second.statuses is first.statuses
+
+
 def _alert_types(user) -> set:
     return set(user.risk_alerts.exclude(status=AlertStatus.RESOLVED).values_list("alert_type", flat=True))
 
@@ -240,9 +257,10 @@ def test_time_alone_turns_a_mark_stale(trader, compiled_once):
     t0 = books.position(books.account(trader), "BTCUSDT").mark_updated_at
     CircuitBreakerFactory(name="stop", condition_type="pnl", threshold=D(1000), action="cancel_all_orders")
     assert evaluation_run(user_id=trader.pk, now=t0).stale_positions == 0
-    assert evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=60)).stale_positions == 0
+    fresh = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=60))
     later = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=61))
-    assert later.stale_positions == 1
+    assert _reused(fresh, later)
+    assert (fresh.stale_positions, later.stale_positions) == (0, 1)
     assert _alert_types(trader) == {"data_stale"}
 
 
@@ -251,8 +269,10 @@ def test_time_alone_trips_a_time_based_breaker(trader, compiled_once):
     t0 = timezone.now()
     books.position(books.account(trader), "BTCUSDT", opened_at=t0 - timedelta(seconds=500))
     CircuitBreakerFactory(name="hold", condition_type="time_based", threshold=D(600), action="cancel_all_orders")
-    assert evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=99)).new_trips == 0
-    assert evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=100)).new_trips == 1
+    early = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=99))
+    due = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=100))
+    assert _reused(early, due)
+    assert (early.new_trips, due.new_trips) == (0, 1)
     assert BreakerTrip.objects.get().breaker_name == "hold"
 
 
@@ -270,9 +290,11 @@ def test_time_alone_ends_the_alert_cooldown(trader, compiled_once):
     evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=1))
     assert _alert_types(trader) == set()
     Position.objects.filter(pk=position.pk).update(notional=D(200))
-    assert evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=60)).alerts_raised == []
-    raised = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=61)).alerts_raised
-    assert [alert.alert_type for alert in raised] == ["position_size_exceeded"]
+    held = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=60))
+    raised = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=61))
+    assert _reused(held, raised)
+    assert held.alerts_raised == []
+    assert [alert.alert_type for alert in raised.alerts_raised] == ["position_size_exceeded"]
 
 
 def test_time_alone_ends_the_breaker_cooldown(trader, officer, compiled_once):
@@ -289,7 +311,9 @@ def test_time_alone_ends_the_breaker_cooldown(trader, officer, compiled_once):
     held = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=119))
     assert held.new_trips == 0
     assert [report.action_status for report in held.breakers] == ["cooldown"]
-    assert evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=120)).new_trips == 1
+    acted = evaluation_run(user_id=trader.pk, now=t0 + timedelta(seconds=120))
+    assert _reused(held, acted)
+    assert acted.new_trips == 1
     assert BreakerTrip.objects.filter(dry_run=False).count() == 2
 
 

@@ -116,7 +116,8 @@ def desks(draw):
         ceiling = {"margin_ratio": Decimal(1), "drawdown": HUNDRED}.get(lim["limit_type"])
         lim["threshold"] = _scaled(base, lim["ratio"], ceiling=ceiling)
         warning = lim["warning_ratio"]
-        lim["warning"] = lim["threshold"] * warning if warning is not None else None
+        # to 6 places: threshold x ratio could reach 16 significant digits, one more than SQLite keeps
+        lim["warning"] = (lim["threshold"] * warning).quantize(Decimal("0.000001")) if warning is not None else None
         if lim["warning"] is not None and not ZERO < lim["warning"] < lim["threshold"]:
             lim["warning"] = None
     desk_metrics = _desk_metrics(users)
