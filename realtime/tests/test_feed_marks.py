@@ -86,47 +86,48 @@ def test_a_market_is_never_split_and_one_heavier_than_the_budget_still_goes():
     assert batch.drain(budget=10, weight=weight_of({whale: 500})).latest == {minnow: (D(5), 1)}
 
 
+ORDINARY = [("paper", f"S{n}USDT") for n in range(10)]
+HOT = ("paper", "HOTUSDT")
+
+
+def drains_behind_a_flood(*, count: int, drain_seconds: float, ticking_again: bool = False) -> list:
+    """Ten ordinary markets of 20 positions have waited a second; HOT ticks urgently
+    before each of `count` drains, each taking `drain_seconds`. With `ticking_again`,
+    the ordinary markets a drain took tick again meanwhile, still waiting longest.
+    Returns the markets of each drain."""
+    batch = MarkBatch(ordinary_wait=0.05)
+    for market in ORDINARY:
+        batch.put(market, price=D(100), mark=D(100), at=1)
+        batch.waiting[market] -= 1  # a second ago
+    drains = []
+    for _ in range(count):
+        batch.put(HOT, price=D(130), mark=D(130), at=2, urgent=True)
+        drains.append(list(batch.drain(budget=40, weight=lambda market: 20 if market in ORDINARY else 1).latest))
+        batch.ordinary_at -= drain_seconds
+        for market in drains[-1] if ticking_again else ():
+            if market in ORDINARY:
+                batch.put(market, price=D(100), mark=D(100), at=3)
+                batch.waiting[market] -= 1
+    return drains
+
+
 def test_once_a_market_has_waited_ordinary_wait_it_gets_a_batch_every_tenth_of_it():
     """Scenario (a broad rally: urgent ticks on every batch): ten ordinary markets of 20
     positions have waited a second; one market ticks urgently before every drain, and a
     drain takes 2 ms. The ten go two a batch every 10 ms (`ordinary_wait` / 5, not one
     batch every 50 ms), the urgent market in every batch between, so it never waits
     behind more than one of theirs."""
-    batch = MarkBatch(ordinary_wait=0.05)
-    ordinary = [("paper", f"S{n}USDT") for n in range(10)]
-    for market in ordinary:
-        batch.put(market, price=D(100), mark=D(100), at=1)
-        batch.waiting[market] -= 1  # a second ago
-    hot = ("paper", "HOTUSDT")
-    drains = []
-    for _ in range(25):
-        batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
-        drains.append(list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest))
-        batch.ordinary_at -= 0.002  # the drain's 2 ms
-    assert drains[0::5] == [ordinary[n : n + 2] for n in range(0, 10, 2)]
-    assert all(drain == [hot] for n, drain in enumerate(drains) if n % 5)
+    drains = drains_behind_a_flood(count=25, drain_seconds=0.002)
+    assert drains[0::5] == [ORDINARY[n : n + 2] for n in range(0, 10, 2)]
+    assert all(drain == [HOT] for n, drain in enumerate(drains) if n % 5)
 
 
 def test_when_evaluation_falls_behind_a_crossing_still_waits_for_at_most_one_ordinary_batch():
     """Scenario (a machine too slow for the tick rate): every drain takes 20 ms, longer
-    than `ordinary_wait` / 5, and the ordinary markets have waited a second. A crossing
-    tick arrives before every drain: batches alternate between it and the markets
-    waiting longest (before, every drain was theirs once one had waited 10 ms since
-    their last, and the crossing waited behind all of them)."""
-    batch = MarkBatch(ordinary_wait=0.05)
-    ordinary = [("paper", f"S{n}USDT") for n in range(10)]
-    for market in ordinary:
-        batch.put(market, price=D(100), mark=D(100), at=1)
-        batch.waiting[market] -= 1
-    hot = ("paper", "HOTUSDT")
-    drains = []
-    for _ in range(10):
-        batch.put(hot, price=D(130), mark=D(130), at=2, urgent=True)
-        drains.append(list(batch.drain(budget=40, weight=lambda market: 20 if market in ordinary else 1).latest))
-        batch.ordinary_at -= 0.02  # the drain's 20 ms
-        for market in drains[-1]:
-            if market in ordinary:  # they tick again meanwhile, still waiting longest
-                batch.put(market, price=D(100), mark=D(100), at=3)
-                batch.waiting[market] -= 1
-    assert drains[1::2] == [[hot]] * 5
-    assert all(hot not in drain for drain in drains[0::2])
+    than `ordinary_wait` / 5, and the ordinary markets have waited a second and keep
+    ticking. A crossing tick arrives before every drain: batches alternate between it
+    and the markets waiting longest (before, every drain was theirs once one had waited
+    10 ms since their last, and the crossing waited behind all of them)."""
+    drains = drains_behind_a_flood(count=10, drain_seconds=0.02, ticking_again=True)
+    assert drains[1::2] == [[HOT]] * 5
+    assert all(HOT not in drain for drain in drains[0::2])
