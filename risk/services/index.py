@@ -43,8 +43,8 @@ from risk.services.evaluation import compute, outcome_apply
 from risk.services.index_bands import QuietPrices, band_after_peak, bands_of, due_of, past_peak
 from risk.services.index_desk import desk_compute, desk_levels
 from risk.services.index_writes import HeldWrites, peaks_merged
-from risk.services.open_state import open_states_load
 from risk.services.outcome import OpenState, outcome_decide
+from risk.services.request_loads import open_states_read
 from risk.services.snapshots import Book, DeskTotals, config_view_get, limits_load
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class RiskIndex:
         trade came with the write."""
         if not user_ids:
             return
-        states = open_states_load(user_ids=user_ids, config=self.config, now=timezone.now())
+        states = open_states_read(user_ids=user_ids, config=self.config, now=timezone.now())
         for user_id in user_ids:
             before = self.states.get(user_id)
             self.states[user_id] = state = states[user_id]
