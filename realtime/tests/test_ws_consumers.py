@@ -190,10 +190,11 @@ async def test_feed_streams_demanded_markets_with_the_monitored_ones():
 # --- auth ---------------------------------------------------------------------------------------
 async def test_socket_is_closed_with_4401_when_its_token_expires(trader):
     token = await sync_to_async(AccessToken.for_user)(trader)
-    token.set_exp(lifetime=__import__("datetime").timedelta(seconds=1))
+    # Long enough for the handshake on a slow, loaded machine (1 s expired during it once).
+    token.set_exp(lifetime=__import__("datetime").timedelta(seconds=3))
     ws = await connect(trader, token=str(token))
     assert (await send(ws, {"action": "ping"}))["type"] == "pong"
-    output = await ws.receive_output(timeout=3)
+    output = await ws.receive_output(timeout=8)
     assert output["type"] == "websocket.close" and output["code"] == 4401
 
 
